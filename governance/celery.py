@@ -1,0 +1,40 @@
+"""The Celery application: ``celery -A governance worker`` / ``celery -A governance beat``."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+
+app = Celery("governance")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _install_beat_schedule(sender: Celery, **_: object) -> None:
+    from django.conf import settings
+
+    sender.conf.beat_schedule = {
+        "incremental-sync-all-sources": {
+            "task": "registry_app.tasks.sync_all_sources",
+            "schedule": float(settings.SYNC_INTERVAL_SECONDS),
+            "kwargs": {"full": False},
+        },
+        "nightly-full-reconciliation": {
+            "task": "registry_app.tasks.sync_all_sources",
+            "schedule": crontab(minute=17, hour=settings.FULL_SYNC_HOUR_UTC),
+            "kwargs": {"full": True},
+        },
+        "endpoint-sync": {
+            "task": "registry_app.tasks.sync_all_endpoints",
+            "schedule": float(settings.ENDPOINT_SYNC_INTERVAL_SECONDS),
+        },
+        "poll-registry-events": {
+            "task": "registry_app.tasks.poll_all_event_queues",
+            "schedule": float(settings.EVENTS_POLL_INTERVAL_SECONDS),
+        },
+    }

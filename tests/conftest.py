@@ -1,0 +1,56 @@
+"""Shared fixtures: fake AWS credentials, moto, a registry source, and users."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a test reach real AWS: fake keys, no profile, no endpoint override."""
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    from registry_app.aws import session as aws_session
+
+    aws_session.clear_cache()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """In-process moto for every AWS service."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def source(db):  # type: ignore[no-untyped-def]
+    from registry_app.models import RegistrySource
+
+    return RegistrySource.objects.create(name="prod", region="eu-west-1")
+
+
+@pytest.fixture
+def staff_user(django_user_model):  # type: ignore[no-untyped-def]
+    return django_user_model.objects.create_user("sam", "sam@example.com", "pw-sam-123!", is_staff=True)
+
+
+@pytest.fixture
+def plain_user(django_user_model):  # type: ignore[no-untyped-def]
+    return django_user_model.objects.create_user("olive", "olive@example.com", "pw-olive-123!")
