@@ -80,7 +80,7 @@ class CallStats:
 
 def client_config(max_pool_connections: int | None = None) -> Config:
     return Config(
-        retries={"mode": settings.AWS_RETRY_MODE, "max_attempts": settings.AWS_MAX_ATTEMPTS},
+        retries={"mode": settings.AWS_RETRY_MODE, "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
         connect_timeout=settings.AWS_CONNECT_TIMEOUT,
         read_timeout=settings.AWS_READ_TIMEOUT,
         max_pool_connections=max_pool_connections or max(10, settings.SYNC_THREADS * 2),
