@@ -1,0 +1,365 @@
+"""Presentational helpers for the registry pages: badges, principals, numbers, times, charts.
+
+Everything that reaches HTML goes through ``format_html``/``format_html_join`` (which escape their
+arguments) or is returned as plain text for the template's autoescaping. Nothing here marks
+registry-supplied text as safe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any
+
+from django import template
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+register = template.Library()
+
+EMPTY = "—"
+
+_BADGE_BY_STATUS: dict[str, str] = {
+    # Approval (SageMaker ModelApprovalStatus)
+    "pendingmanualapproval": "pending",
+    "approved": "approved",
+    "rejected": "rejected",
+    # Package status, endpoints
+    "completed": "approved",
+    "inservice": "approved",
+    "pending": "pending",
+    "inprogress": "running",
+    "updating": "running",
+    "creating": "running",
+    "failed": "rejected",
+    "deleting": "deleted",
+    "deleted": "deleted",
+    # Model cards
+    "pendingreview": "pending",
+    "draft": "muted",
+    "archived": "deleted",
+    # Sync runs
+    "queued": "muted",
+    "running": "running",
+    "succeeded": "approved",
+    "partial": "pending",
+    "skipped": "muted",
+    # Evaluation reports
+    "ok": "approved",
+    "fetch_error": "rejected",
+    "parse_error": "rejected",
+    "digest_mismatch": "rejected",
+    "too_large": "rejected",
+    # Observations
+    "created": "approved",
+    "updated": "running",
+    "restored": "running",
+    # Reproducibility
+    "missing": "rejected",
+    "shared": "info",
+}
+
+_LABEL_BY_STATUS: dict[str, str] = {
+    "pendingmanualapproval": "Pending",
+    "pendingreview": "Pending review",
+    "inprogress": "In progress",
+    "inservice": "In service",
+    "fetch_error": "Fetch error",
+    "parse_error": "Parse error",
+    "digest_mismatch": "Digest mismatch",
+    "too_large": "Too large",
+    "ok": "OK",
+}
+
+
+@register.filter
+def badge_class(status: Any) -> str:
+    """CSS class for a status badge: pending amber, approved green, rejected red, deleted grey."""
+    key = str(status or "").strip().lower()
+    return f"badge badge-{_BADGE_BY_STATUS.get(key, 'neutral')}"
+
+
+@register.filter
+def status_label(status: Any) -> str:
+    text = str(status or "").strip()
+    if not text:
+        return EMPTY
+    return _LABEL_BY_STATUS.get(text.lower(), text[:1].upper() + text[1:])
+
+
+@register.simple_tag
+def status_badge(status: Any, label: Any = None) -> SafeString:
+    """``<span class="badge badge-approved">Approved</span>``; an empty status renders a dash."""
+    if not status:
+        return format_html('<span class="muted">{}</span>', EMPTY)
+    return format_html('<span class="{}">{}</span>', badge_class(status), label or status_label(status))
+
+
+@register.filter
+def principal(user_context: Any) -> str:
+    """A SageMaker ``UserContext`` as one name: IamIdentity.SourceIdentity or .Arn, else UserProfileName."""
+    if not isinstance(user_context, dict):
+        return EMPTY
+    identity = user_context.get("IamIdentity")
+    if isinstance(identity, dict):
+        for key in ("SourceIdentity", "Arn"):
+            if identity.get(key):
+                return str(identity[key])
+    for key in ("UserProfileName", "UserProfileArn"):
+        if user_context.get(key):
+            return str(user_context[key])
+    if isinstance(identity, dict) and identity.get("PrincipalId"):
+        return str(identity["PrincipalId"])
+    return EMPTY
+
+
+@register.filter
+def num(value: Any, digits: int = 4) -> str:
+    """Floats for people: ``0.91200`` -> ``0.912``; tiny or huge values in scientific notation."""
+    if value is None or isinstance(value, bool):
+        return EMPTY
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number):
+        return EMPTY
+    if number.is_integer() and abs(number) < 1e15:
+        return f"{int(number):,}"
+    if abs(number) >= 1e9 or abs(number) < 10 ** -(digits - 1):
+        return f"{number:.{max(digits - 1, 1)}e}"
+    return f"{number:.{digits}f}".rstrip("0").rstrip(".")
+
+
+@register.filter
+def headline(metric: Any) -> str:
+    """A headline metric as ``auc 0.912``."""
+    if metric is None:
+        return EMPTY
+    return f"{metric.name} {num(metric.value)}"
+
+
+@register.filter
+def duration(seconds: Any) -> str:
+    if seconds is None:
+        return EMPTY
+    try:
+        total = float(seconds)
+    except (TypeError, ValueError):
+        return EMPTY
+    if total < 60:
+        return f"{total:.1f} s"
+    minutes, secs = divmod(int(round(total)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@register.filter
+def when(value: Any) -> SafeString | str:
+    """A timestamp as ``<time>`` in the site's time zone, the exact ISO value in its tooltip."""
+    if not isinstance(value, dt.datetime):
+        return EMPTY
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        local.isoformat(),
+        local.isoformat(),
+        date_format(local, "Y-m-d H:i"),
+    )
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """Indented JSON as plain text (the template escapes it)."""
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@register.filter
+def calls_by_operation(aws_calls: Any) -> list[tuple[str, int]]:
+    """``SyncRun.aws_calls`` as (operation, count), busiest first."""
+    if not isinstance(aws_calls, dict):
+        return []
+    pairs = []
+    for name, count in aws_calls.items():
+        try:
+            pairs.append((str(name), int(count)))
+        except (TypeError, ValueError):
+            continue
+    return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
+
+
+@register.filter
+def run_error(error: Any) -> dict[str, str]:
+    """One ``SyncRun.errors`` item (``{"subject", "message"}`` or a bare string) as subject/message."""
+    if isinstance(error, dict):
+        return {"subject": str(error.get("subject") or ""), "message": str(error.get("message") or "")}
+    return {"subject": "", "message": str(error)}
+
+
+@register.filter
+def humanise(key: Any) -> str:
+    """``packages_created`` -> ``Packages created``."""
+    text = str(key or "").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+_CURVE_TITLES = {"roc": "ROC curve", "precision_recall": "Precision–recall curve"}
+
+
+@register.filter
+def curve_title(key: Any) -> str:
+    """Title of an evaluation-report curve (``roc``, ``precision_recall``, ``roc_2``...)."""
+    text = str(key or "")
+    base, _, suffix = text.rpartition("_")
+    if base and suffix.isdigit() and base in _CURVE_TITLES:
+        return f"{_CURVE_TITLES[base]} ({suffix})"
+    return _CURVE_TITLES.get(text) or humanise(text)
+
+
+@register.filter
+def dict_items(mapping: Any) -> list[tuple[str, Any]]:
+    """A JSON object's items sorted by key (``.items`` in a template would look up a key called "items")."""
+    if not isinstance(mapping, dict):
+        return []
+    return sorted(((str(key), value) for key, value in mapping.items()), key=lambda pair: pair[0])
+
+
+@register.filter
+def tag_pairs(tags: Any) -> list[tuple[str, str]]:
+    """Resource tags as (key, value), from a ``{key: value}`` map or AWS's ``[{"Key", "Value"}]`` list."""
+    if isinstance(tags, dict):
+        return [(str(k), "" if v is None else str(v)) for k, v in sorted(tags.items(), key=lambda kv: str(kv[0]))]
+    if isinstance(tags, list):
+        return [(str(tag.get("Key", "")), str(tag.get("Value") or "")) for tag in tags if isinstance(tag, dict)]
+    return []
+
+
+# --------------------------------------------------------------------------------------------- charts
+
+
+def _matrix_parts(matrix: Any) -> tuple[list[str], list[str], list[list[Any]]] | None:
+    """Row labels, column labels and cells from either producer's shape.
+
+    ``registry_app.cards``: ``{"labels_x" (rows), "labels_y" (columns), "matrix"}``;
+    ``registry_app.reports``: ``{"labels", "column_labels"?, "matrix"}``.
+    """
+    if not isinstance(matrix, dict):
+        return None
+    cells = matrix.get("matrix")
+    if not isinstance(cells, list) or not all(isinstance(row, list) for row in cells):
+        return None
+    rows = matrix.get("labels_x") or matrix.get("labels") or []
+    columns = matrix.get("labels_y") or matrix.get("column_labels") or matrix.get("labels") or []
+    width = max((len(row) for row in cells), default=0)
+    rows = [str(label) for label in rows] if len(rows) == len(cells) else [str(i) for i in range(len(cells))]
+    columns = [str(label) for label in columns] if len(columns) == width else [str(i) for i in range(width)]
+    return rows, columns, cells
+
+
+@register.inclusion_tag("registry_app/partials/matrix.html")
+def matrix_table(matrix: Any, caption: str = "") -> dict[str, Any]:
+    parts = _matrix_parts(matrix)
+    if parts is None:
+        return {"matrix_rows": None, "caption": caption}
+    rows, columns, cells = parts
+    return {
+        "caption": caption,
+        "columns": columns,
+        "matrix_rows": [
+            (label, [num(row[j]) if j < len(row) else EMPTY for j in range(len(columns))])
+            for label, row in zip(rows, cells, strict=False)
+        ],
+    }
+
+
+_W, _H, _PAD = 320, 220, 40
+
+
+def _finite_points(curve: dict) -> list[tuple[float, float]]:
+    xs, ys = curve.get("x"), curve.get("y")
+    if not isinstance(xs, list) or not isinstance(ys, list):
+        return []
+    return [
+        (float(x), float(y))
+        for x, y in zip(xs, ys, strict=False)
+        if _is_number(x) and _is_number(y) and math.isfinite(x) and math.isfinite(y)
+    ]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _span(values: list[float]) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    if low >= 0 and high <= 1:  # rates and probabilities: keep the unit square
+        return 0.0, 1.0
+    if low == high:
+        return low - 1, high + 1
+    return low, high
+
+
+@register.simple_tag
+def curve_chart(curve: Any, title: str = "") -> SafeString:
+    """A small inline SVG line chart of ``{"x", "y", "x_label", "y_label"}``; only numbers reach the path."""
+    if not isinstance(curve, dict):
+        return format_html('<span class="muted">{}</span>', EMPTY)
+    points = _finite_points(curve)
+    if not points:
+        return format_html('<span class="muted">{}</span>', "No plottable points")
+    x0, x1 = _span([p[0] for p in points])
+    y0, y1 = _span([p[1] for p in points])
+    inner_w, inner_h = _W - 2 * _PAD, _H - 2 * _PAD
+
+    def sx(x: float) -> float:
+        return _PAD + (x - x0) / (x1 - x0) * inner_w
+
+    def sy(y: float) -> float:
+        return _H - _PAD - (y - y0) / (y1 - y0) * inner_h
+
+    path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+    dots = format_html_join(
+        "", '<circle cx="{}" cy="{}" r="2.5"></circle>', ((f"{sx(x):.1f}", f"{sy(y):.1f}") for x, y in points[:200])
+    )
+    x_label, y_label = str(curve.get("x_label") or "x"), str(curve.get("y_label") or "y")
+    return format_html(
+        '<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{label}">'
+        "<title>{label}</title>"
+        '<rect class="chart-frame" x="{pad}" y="{pad}" width="{iw}" height="{ih}"></rect>'
+        '<polyline class="chart-line" points="{path}"></polyline>'
+        '<g class="chart-dots">{dots}</g>'
+        '<text class="chart-tick" x="{pad}" y="{xt}" text-anchor="start">{x0}</text>'
+        '<text class="chart-tick" x="{xr}" y="{xt}" text-anchor="end">{x1}</text>'
+        '<text class="chart-tick" x="{yl}" y="{yb}" text-anchor="end">{y0}</text>'
+        '<text class="chart-tick" x="{yl}" y="{yt}" text-anchor="end">{y1}</text>'
+        '<text class="chart-axis" x="{xc}" y="{xa}" text-anchor="middle">{x_label}</text>'
+        '<text class="chart-axis" x="12" y="{yc}" text-anchor="middle" transform="rotate(-90 12 {yc})">{y_label}</text>'
+        "</svg>",
+        w=_W,
+        h=_H,
+        pad=_PAD,
+        iw=inner_w,
+        ih=inner_h,
+        path=path,
+        dots=dots,
+        label=title or f"{y_label} against {x_label}",
+        x0=num(x0, 3),
+        x1=num(x1, 3),
+        y0=num(y0, 3),
+        y1=num(y1, 3),
+        xt=_H - _PAD + 14,
+        xr=_W - _PAD,
+        yl=_PAD - 4,
+        yb=_H - _PAD,
+        yt=_PAD + 8,
+        xc=_W / 2,
+        xa=_H - 6,
+        yc=_H / 2,
+        x_label=x_label,
+        y_label=y_label,
+    )

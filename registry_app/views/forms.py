@@ -1,0 +1,36 @@
+"""Forms that validate the dashboard's query strings and POST bodies (kept with the views that use them)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from registry_app.models import SyncRun
+from registry_app.selectors import STATUS_FILTERS, GroupFilters
+
+
+class GroupFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, strip=True, label="Search")
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), *((key, label) for key, (_, label) in STATUS_FILTERS.items())],
+    )
+    source = forms.SlugField(required=False, max_length=64)
+    deleted = forms.BooleanField(required=False, label="Show deleted")
+    page = forms.CharField(required=False, max_length=12)
+
+    def filters(self) -> GroupFilters:
+        """The validated filters; invalid input falls back to "no filter" rather than an error page."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return GroupFilters(
+            query=data.get("q") or "",
+            status=data.get("status") or "",
+            source=data.get("source") or "",
+            show_deleted=bool(data.get("deleted")),
+            page=data.get("page") or 1,
+        )
+
+
+class SyncRequestForm(forms.Form):
+    mode = forms.ChoiceField(
+        choices=[(SyncRun.Mode.INCREMENTAL, "Sync now"), (SyncRun.Mode.FULL, "Full reconciliation")],
+    )

@@ -1,0 +1,40 @@
+"""Model package groups: the list (with htmx live search) and one group's versions."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from registry_app import selectors
+from registry_app.views.forms import GroupFilterForm
+
+
+def wants_partial(request: HttpRequest) -> bool:
+    """htmx asked for a fragment: not a boosted navigation and not a history-cache miss (which needs the page)."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+
+
+@require_GET
+@login_required
+def group_list(request: HttpRequest) -> HttpResponse:
+    form = GroupFilterForm(request.GET)
+    listing = selectors.group_listing(form.filters())
+    template = "registry_app/group_list.html"
+    if wants_partial(request):
+        template += "#group_table"
+    response = render(request, template, {"form": form, "listing": listing})
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_GET
+@login_required
+def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
+    detail = selectors.group_detail(name=group_name, source_name=request.GET.get("source") or None)
+    if detail is None:
+        raise Http404("No such model package group")
+    return render(request, "registry_app/group_detail.html", {"detail": detail, "group": detail.group})

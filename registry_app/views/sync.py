@@ -1,0 +1,71 @@
+"""Sync status per source, "Sync now" (staff only) and the progress poll."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from registry_app import selectors
+from registry_app.models import SyncRun
+from registry_app.services import sync_runs
+from registry_app.views.forms import SyncRequestForm
+
+PROGRESS_PARTIAL = "registry_app/sync_status.html#run_progress"
+
+
+def can_request_sync(user: object) -> bool:
+    # Syncs cost AWS API quota (CloudTrail allows 2 calls/s per account), so only staff may start one.
+    return bool(getattr(user, "is_staff", False))
+
+
+@require_GET
+@login_required
+def sync_status(request: HttpRequest) -> HttpResponse:
+    overview = selectors.sync_overview()
+    return render(
+        request,
+        "registry_app/sync_status.html",
+        {"overview": overview, "can_sync": can_request_sync(request.user)},
+    )
+
+
+@login_required
+@require_POST
+def sync_run(request: HttpRequest, source_name: str) -> HttpResponse:
+    if not can_request_sync(request.user):
+        raise PermissionDenied("Only staff can start a sync")
+    form = SyncRequestForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("mode must be incremental or full")
+    source = selectors.source_by_name(source_name)
+    if source is None:
+        raise Http404("No such registry source")
+    if not source.enabled:
+        refusal = f"{source.name} is disabled; enable it in the admin before syncing it."
+        if request.htmx:
+            return render(request, PROGRESS_PARTIAL, {"run": None, "refusal": refusal})
+        messages.error(request, refusal)
+        return redirect("registry:sync_status")
+    run = sync_runs.request_sync(source, mode=form.cleaned_data["mode"], trigger=SyncRun.Trigger.MANUAL)
+    if request.htmx:
+        return render(request, PROGRESS_PARTIAL, {"run": run})
+    messages.success(request, f"{run.get_mode_display()} of {source.name} queued (run #{run.pk}).")
+    return redirect("registry:sync_status")
+
+
+@require_GET
+@login_required
+def sync_run_status(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.sync_run_for_status(run_id)
+    if run is None:
+        raise Http404("No such sync run")
+    response = render(request, PROGRESS_PARTIAL, {"run": run})
+    if run.is_active:
+        return response
+    # 286 tells htmx to stop the "every 2s" poll; the final counts in the body are still swapped in.
+    return HttpResponseStopPolling(response.content)
