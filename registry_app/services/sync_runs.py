@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from registry_app.models import RegistrySource, SyncRun
 
-# A queued/running run older than this is presumed dead (worker killed) and does not block a new request.
-STALE_AFTER = dt.timedelta(hours=2)
+log = logging.getLogger(__name__)
+
+# A run still queued after this was never picked up (worker down, message lost); a running one
+# past the lock lease was abandoned by a dead worker. Neither blocks a new request.
+QUEUED_STALE_AFTER = dt.timedelta(minutes=15)
 
 
 def request_sync(
@@ -29,12 +35,15 @@ def request_sync(
     from registry_app.tasks import sync_registry_task
 
     with transaction.atomic():
+        now = timezone.now()
         active = (
-            SyncRun.objects.filter(
-                source=source,
-                mode=mode,
-                status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
-                queued_at__gte=timezone.now() - STALE_AFTER,
+            SyncRun.objects.filter(source=source, mode=mode)
+            .filter(
+                Q(status=SyncRun.Status.QUEUED, queued_at__gte=now - QUEUED_STALE_AFTER)
+                | Q(
+                    status=SyncRun.Status.RUNNING,
+                    started_at__gte=now - dt.timedelta(seconds=settings.SYNC_LOCK_SECONDS),
+                )
             )
             .order_by("-queued_at")
             .first()
@@ -42,8 +51,21 @@ def request_sync(
         if active is not None:
             return active
         run = SyncRun.objects.create(source=source, mode=mode, trigger=trigger)
-        transaction.on_commit(lambda: sync_registry_task.delay(run.pk))
+        transaction.on_commit(lambda: _enqueue(sync_registry_task, run.pk))
     return run
+
+
+def _enqueue(task: Any, run_id: int) -> None:
+    """Send the task; if the broker is down, the run says so instead of sitting queued forever."""
+    try:
+        task.delay(run_id)
+    except Exception as exc:  # noqa: BLE001 - any broker/transport failure
+        log.error("could not enqueue sync run %s: %s", run_id, exc)
+        SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.QUEUED).update(
+            status=SyncRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"Could not reach the task broker: {exc}"[:4000],
+        )
 
 
 def latest_runs_by_source() -> dict[int, SyncRun]:
