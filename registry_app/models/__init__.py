@@ -11,9 +11,27 @@ from .registry import (
     PackageObservation,
 )
 from .runs import SyncRun
+from .signoffs import (
+    ApprovalPolicy,
+    Decision,
+    GroupWatcher,
+    Notification,
+    NotificationKind,
+    NotificationPreference,
+    PushOutbox,
+    SignOff,
+)
 from .sources import RegistrySource
 
 __all__ = [
+    "ApprovalPolicy",
+    "Decision",
+    "GroupWatcher",
+    "Notification",
+    "NotificationKind",
+    "NotificationPreference",
+    "PushOutbox",
+    "SignOff",
     "Endpoint",
     "EndpointVariant",
     "EvaluationReport",

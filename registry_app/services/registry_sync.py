@@ -222,7 +222,9 @@ def _document(body: bytes) -> Any:
 # The sync itself
 # ---------------------------------------------------------------------------------------
 class RegistrySync:
-    def __init__(self, source: RegistrySource, run: SyncRun, client: RegistryClient, *, lock_token: str = "") -> None:
+    def __init__(
+        self, source: RegistrySource, run: SyncRun | None, client: RegistryClient, *, lock_token: str = ""
+    ) -> None:
         self.source = source
         self.run = run
         self.client = client
@@ -245,7 +247,7 @@ class RegistrySync:
 
     def progress(self, text: str, *, force: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self._last_progress > 2.0:
+        if self.run is not None and (force or now - self._last_progress > 2.0):
             self._last_progress = now
             SyncRun.objects.filter(pk=self.run.pk).update(progress=text[:200], aws_calls=self.client.stats.as_dict())
             if self.lock_token:
@@ -832,6 +834,19 @@ class RegistrySync:
             self.count("events_ignored")
         # Retryable AWS errors propagate before this line, leaving the message for redelivery.
         self.client.delete_message(queue, receipt)
+
+
+def apply_package_record(source: RegistrySource, record: dict[str, Any]) -> ModelPackage:
+    """Apply one fresh DescribeModelPackage result to the mirror now (e.g. right after a push).
+
+    Same mapping, change detection and observation log as the sync; no AWS call. Reports
+    are left to the next sync (a push never changes ModelMetrics).
+    """
+    syncer = RegistrySync(source, None, RegistryClient(SourceConfig.from_source(source)))  # makes no call
+    syncer.load_groups()
+    with transaction.atomic():
+        existing = ModelPackage.objects.select_for_update().filter(arn=record.get("ModelPackageArn")).first()
+        return syncer._apply_record(record, existing)
 
 
 def _group_of(package_arn: str) -> str:
