@@ -535,10 +535,11 @@ class RegistrySync:
                 continue
             self.count("described")
             try:
+                prior = existing.get(bundle.arn)
                 with transaction.atomic():
-                    package = self._apply_record(bundle.record, existing.get(bundle.arn))
+                    package = self._apply_record(bundle.record, prior)
                     if bundle.reports:
-                        self._store_reports(package, bundle.reports)
+                        self._store_reports(package, bundle.reports, is_new=prior is None)
             except (sync.RecordError, ValueError, TypeError, KeyError) as exc:
                 self.error(bundle.arn, f"malformed registry record: {exc}")
 
@@ -586,39 +587,38 @@ class RegistrySync:
             self.count("packages_raw_updated")
         return existing
 
-    def _store_reports(self, package: ModelPackage, fetched: list[FetchedReport]) -> None:
+    def _store_reports(self, package: ModelPackage, fetched: list[FetchedReport], *, is_new: bool) -> None:
+        """Upsert fetched reports and their metrics; a new package costs one INSERT per report."""
         now = timezone.now()
+        existing = {} if is_new else {r.slot: r for r in package.reports.all()}
         for item in fetched:
             parsed = item.parsed
-            report, created = EvaluationReport.objects.get_or_create(
-                package=package,
-                slot=item.ref.slot,
-                defaults={"s3_uri": item.ref.s3_uri, "status": item.status},
-            )
-            same = (
-                not created
-                and report.s3_uri == item.ref.s3_uri
-                and report.content_digest == item.ref.content_digest
-                and report.status == item.status
-                and report.sha256 == item.sha256
-                and report.error == item.error
-            )
-            if same:
-                continue
-            report.s3_uri = item.ref.s3_uri
-            report.content_type = item.ref.content_type
-            report.content_digest = item.ref.content_digest
-            report.sha256 = item.sha256
-            report.size_bytes = item.size
-            report.status = item.status
-            report.error = item.error
-            report.kind = parsed.kind if parsed is not None else ""
-            report.document = item.document if parsed is not None else None
-            report.curves = parsed.curves if parsed is not None else {}
-            report.confusion_matrix = parsed.confusion_matrix if parsed is not None else None
-            report.fetched_at = now
-            report.save()
-            report.metrics.all().delete()
+            report = existing.get(item.ref.slot)
+            values = {
+                "s3_uri": item.ref.s3_uri,
+                "content_type": item.ref.content_type,
+                "content_digest": item.ref.content_digest,
+                "sha256": item.sha256,
+                "size_bytes": item.size,
+                "status": item.status,
+                "error": item.error,
+                "kind": parsed.kind if parsed is not None else "",
+                "document": item.document if parsed is not None else None,
+                "curves": parsed.curves if parsed is not None else {},
+                "confusion_matrix": parsed.confusion_matrix if parsed is not None else None,
+                "fetched_at": now,
+            }
+            if report is None:
+                report = EvaluationReport.objects.create(package=package, slot=item.ref.slot, **values)
+            elif all(
+                getattr(report, k) == values[k] for k in ("s3_uri", "content_digest", "status", "sha256", "error")
+            ):
+                continue  # refetched (e.g. a retried fetch error) and nothing changed
+            else:
+                for key, value in values.items():
+                    setattr(report, key, value)
+                report.save()
+                report.metrics.all().delete()
             if parsed is not None:
                 Metric.objects.bulk_create(
                     Metric(
@@ -637,11 +637,12 @@ class RegistrySync:
             else:
                 self.count("report_errors")
                 self.error(f"{package.arn} {item.ref.slot}", f"{item.status}: {item.error}")
-        # Slots that disappeared from ModelMetrics are removed from the mirror of the current state.
-        current = {item.ref.slot for item in fetched} | {
-            ref.slot for ref in sync.metrics_sources(package.model_metrics)
-        }
-        EvaluationReport.objects.filter(package=package).exclude(slot__in=current).delete()
+        if not is_new:
+            # Slots that disappeared from ModelMetrics leave the mirror of the current state.
+            current = {ref.slot for ref in sync.metrics_sources(package.model_metrics)}
+            gone = [r.pk for slot, r in existing.items() if slot not in current]
+            if gone:
+                EvaluationReport.objects.filter(pk__in=gone).delete()
 
     def _mark_vanished_packages(self, mirror: dict[str, dict[str, Any]], seen: set[str]) -> None:
         """Packages the complete listing no longer returns: marked deleted, never removed."""

@@ -1,0 +1,277 @@
+"""Sync benchmark: 200 groups × 50 versions (10,000 packages, one metrics report each) on a
+loopback moto server.
+
+Prints, for the full sync and for a no-change incremental sync: packages, AWS calls by
+operation, wall time, time inside AWS calls (summed over threads) vs ours, peak RSS of the
+syncing process, SQL queries; and the floor: the same AWS calls made by a bare boto3 loop
+with no database, measured in the same run.
+
+    .venv/bin/python benchmarks/sync_bench.py [--groups 200] [--versions 50] [--threads 8]
+
+Every phase runs in its own process so that peak RSS is the phase's own. Uses DATABASE_URL
+when set (e.g. PostgreSQL), else a fresh SQLite file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "eu-west-1"
+BUCKET = "bench-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def boto(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, region_name=REGION, config=Config(retries={"mode": "standard"}))
+
+
+# --- phases (each in its own process) ----------------------------------------------------
+def phase_seed(groups: int, versions: int) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sm, s3 = boto("sagemaker"), boto("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    report = json.dumps(
+        {
+            "binary_classification_metrics": {
+                "auc": {"value": 0.9, "standard_deviation": 0.01},
+                "accuracy": {"value": 0.85, "standard_deviation": "NaN"},
+                "confusion_matrix": {"0": {"0": 90, "1": 10}, "1": {"0": 5, "1": 45}},
+            }
+        }
+    )
+
+    def seed_group(g: int) -> None:
+        name = f"bench-group-{g:03d}"
+        sm.create_model_package_group(ModelPackageGroupName=name, ModelPackageGroupDescription="benchmark")
+        for v in range(1, versions + 1):
+            key = f"{name}/{v}/evaluation.json"
+            s3.put_object(Bucket=BUCKET, Key=key, Body=report)
+            sm.create_model_package(
+                ModelPackageGroupName=name,
+                ModelApprovalStatus=("PendingManualApproval", "Approved", "Rejected")[v % 3],
+                InferenceSpecification={
+                    "Containers": [{"Image": "1.dkr.ecr.eu-west-1.amazonaws.com/x:1", "ModelDataUrl": f"s3://b/{key}"}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+                ModelMetrics={
+                    "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{key}"}}
+                },
+                CustomerMetadataProperties={"GitCommitSha": f"{g:03d}{v:03d}"},
+            )
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(seed_group, range(groups)))
+    return {"seconds": round(time.perf_counter() - start, 1)}
+
+
+def phase_floor(kind: str) -> dict[str, Any]:
+    """The same AWS calls as a sync, made sequentially by a bare boto3 loop, no database."""
+    sm, s3 = boto("sagemaker"), boto("s3")
+    calls: dict[str, int] = {}
+
+    def call(op: str, fn: Any, **kw: Any) -> Any:
+        calls[op] = calls.get(op, 0) + 1
+        return fn(**kw)
+
+    start = time.perf_counter()
+    summaries: list[dict[str, Any]] = []
+    token = None
+    while True:
+        kw: dict[str, Any] = {"ModelPackageType": "Versioned", "MaxResults": 100}
+        if token:
+            kw["NextToken"] = token
+        page = call("ListModelPackages", sm.list_model_packages, **kw)
+        summaries.extend(page["ModelPackageSummaryList"])
+        token = page.get("NextToken")
+        if not token:
+            break
+    if kind == "listing":
+        return {"seconds": round(time.perf_counter() - start, 2), "calls": calls, "rss_mb": round(peak_rss_mb(), 1)}
+    if kind == "search":
+        records = [
+            r["ModelPackage"] for r in call("Search", sm.search, Resource="ModelPackage", MaxResults=100)["Results"]
+        ]
+    else:
+        records = [
+            call("DescribeModelPackage", sm.describe_model_package, ModelPackageName=s["ModelPackageArn"])
+            for s in summaries
+        ]
+    for record in records:
+        uri = record["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+        bucket, key = uri[5:].split("/", 1)
+        call("GetObject", s3.get_object, Bucket=bucket, Key=key)["Body"].read()
+    return {"seconds": round(time.perf_counter() - start, 2), "calls": calls, "rss_mb": round(peak_rss_mb(), 1)}
+
+
+def phase_sync(mode: str, threads: int) -> dict[str, Any]:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+    os.environ["SYNC_THREADS"] = str(threads)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from registry_app.models import ModelPackage, RegistrySource
+    from registry_app.services.registry_sync import sync_source
+
+    if mode == "full":
+        call_command("migrate", verbosity=0)
+    source, _ = RegistrySource.objects.get_or_create(name="bench", defaults={"region": REGION})
+    queries = 0
+
+    def counter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal queries
+        queries += 1
+        return execute(sql, params, many, context)
+
+    start = time.perf_counter()
+    with connection.execute_wrapper(counter):
+        run = sync_source(source, mode=mode)
+    wall = time.perf_counter() - start
+    return {
+        "status": run.status,
+        "error": run.error,
+        "packages": ModelPackage.objects.filter(source=source).count(),
+        "wall_s": round(wall, 2),
+        "aws_s_summed": round(run.aws_seconds or 0, 2),
+        "calls": run.aws_calls,
+        "total_calls": run.total_calls,
+        "sql_queries": queries,
+        "rss_mb": round(peak_rss_mb(), 1),
+        "counts": run.counts,
+        "errors": len(run.errors),
+    }
+
+
+# --- driver ------------------------------------------------------------------------------
+def run_phase(env: dict[str, str], *args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"phase {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--groups", type=int, default=200)
+    parser.add_argument("--versions", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--phase", nargs="+")
+    args = parser.parse_args()
+
+    if args.phase:
+        name, *rest = args.phase
+        if name == "seed":
+            result = phase_seed(int(rest[0]), int(rest[1]))
+        elif name == "floor":
+            result = phase_floor(rest[0])
+        else:
+            result = phase_sync(rest[0], int(rest[1]))
+        print(json.dumps(result))
+        return
+
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="sync-bench-")
+    env = dict(os.environ)
+    env.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION=REGION,
+        DEBUG="true",
+        VAR_DIR=tmp,
+        LOG_LEVEL="ERROR",
+    )
+    moto = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        n = args.groups * args.versions
+        print(
+            f"# sync benchmark: {args.groups} groups x {args.versions} versions = {n} packages, "
+            f"threads={args.threads}, db={'DATABASE_URL' if os.environ.get('DATABASE_URL') else 'sqlite'}"
+        )
+        seed = run_phase(env, "seed", str(args.groups), str(args.versions))
+        print(f"seeded in {seed['seconds']} s")
+        floor_ld = run_phase(env, "floor", "describe")
+        floor_search = run_phase(env, "floor", "search")
+        floor_list = run_phase(env, "floor", "listing")
+        full = run_phase(env, "sync", "full", str(args.threads))
+        incr = run_phase(env, "sync", "incremental", str(args.threads))
+        pages = -(-n // 100)
+        # Strategy lower bound: its listing pages (Search: 100 records a page on AWS; moto returns
+        # everything in one) + one S3 GET per report + the group listing pages.
+        search_pages = full["calls"].get("Search") or pages
+        bound_search = search_pages + n + -(-args.groups // 100)
+        result = {
+            "packages": n,
+            "floor_list_describe_get_s": floor_ld["seconds"],
+            "floor_same_calls_as_sync_s": floor_search["seconds"],
+            "floor_listing_only_s": floor_list["seconds"],
+            "full": full,
+            "incremental_no_change": incr,
+            "full_calls_vs_lower_bound": round(full["total_calls"] / bound_search, 3),
+            "full_wall_vs_floor_list_describe_get": round(full["wall_s"] / floor_ld["seconds"], 3),
+            "full_wall_vs_floor_same_calls": round(full["wall_s"] / floor_search["seconds"], 3),
+            "incremental_listing_calls_expected": pages,
+        }
+        print(json.dumps(result, indent=2))
+        print("\n| figure | value |\n|---|---|")
+        print(f"| packages | {n} |")
+        print(f"| full sync wall | {full['wall_s']} s |")
+        print(f"| full sync AWS time (summed over {args.threads} threads) | {full['aws_s_summed']} s |")
+        print(f"| full sync AWS calls | {full['total_calls']} ({full['calls']}) |")
+        print(f"| lower bound (listing pages + 1 GET per report + group pages) | {bound_search} |")
+        print(f"| full sync SQL queries | {full['sql_queries']} |")
+        print(f"| full sync peak RSS | {full['rss_mb']} MB |")
+        print(f"| floor: bare sequential list + describe + GET | {floor_ld['seconds']} s |")
+        print(f"| floor: bare sequential Search + GET + list | {floor_search['seconds']} s |")
+        print(f"| no-change incremental wall | {incr['wall_s']} s |")
+        print(f"| no-change incremental AWS calls | {incr['total_calls']} ({incr['calls']}), expected {pages} |")
+        print(f"| no-change incremental SQL queries | {incr['sql_queries']} |")
+        print(f"| no-change incremental peak RSS | {incr['rss_mb']} MB |")
+        print(f"| floor: bare listing only | {floor_list['seconds']} s |")
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
