@@ -48,3 +48,63 @@ def sync_all_endpoints() -> int:
 def poll_all_event_queues() -> int:
     """Beat: drain each source's EventBridge → SQS queue, refreshing the packages named."""
     return _request_for_all(SyncRun.Mode.EVENT, only_with_queue=True)
+
+
+# --- notifications ---------------------------------------------------------------------------
+# Email notifications (registry_app.services.notifications). SMTP/network errors retry with
+# backoff; the Notification log makes every rerun skip what was already sent.
+
+import smtplib  # noqa: E402  (kept inside this section so the sections stay independent)
+from typing import Any  # noqa: E402
+
+_NOTIFY_RETRY: dict[str, Any] = {
+    "autoretry_for": (smtplib.SMTPException, OSError),
+    "retry_backoff": 30,
+    "retry_backoff_max": 1800,
+    "retry_jitter": True,
+    "max_retries": 6,
+    "ignore_result": True,
+}
+
+
+@shared_task(name="registry_app.tasks.notify_review_requested", **_NOTIFY_RETRY)
+def notify_review_requested_task(package_id: int) -> int:
+    """Email the required-role holders that a package awaits review."""
+    from registry_app.services.notifications import notify_review_requested
+
+    report = notify_review_requested(package_id)
+    report.raise_first_error()
+    return report.sent
+
+
+@shared_task(name="registry_app.tasks.notify_decided", **_NOTIFY_RETRY)
+def notify_decided_task(decision_id: int) -> int:
+    """Email signers and watchers about a Decision."""
+    from registry_app.services.notifications import notify_decided
+
+    report = notify_decided(decision_id)
+    report.raise_first_error()
+    return report.sent
+
+
+@shared_task(name="registry_app.tasks.notify_conflict", **_NOTIFY_RETRY)
+def notify_conflict_task(push_id: str) -> int:
+    """Email signers and watchers that a push conflicted and was not applied."""
+    from registry_app.services.notifications import notify_conflict
+
+    report = notify_conflict(push_id)
+    report.raise_first_error()
+    return report.sent
+
+
+@shared_task(name="registry_app.tasks.send_sla_reminders", **_NOTIFY_RETRY)
+def send_sla_reminders_task() -> int:
+    """Beat (hourly): remind reviewers of packages past their review SLA (one per day at most)."""
+    from registry_app.services.notifications import send_sla_reminders
+
+    report = send_sla_reminders()
+    report.raise_first_error()
+    return report.sent
+
+
+# --- end notifications -----------------------------------------------------------------------
