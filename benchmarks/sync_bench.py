@@ -141,6 +141,16 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
     from registry_app.models import ModelPackage, RegistrySource
     from registry_app.services.registry_sync import sync_source
 
+    if mode == "full-fallback":
+        # As where IAM denies sagemaker:Search: the sync falls back to List + Describe.
+        from registry_app.aws.errors import AccessDeniedError
+        from registry_app.aws.sagemaker import RegistryClient
+
+        def denied(self: Any, **_: Any) -> Any:
+            raise AccessDeniedError("Search: AccessDeniedException (benchmark)", operation="Search")
+
+        RegistryClient.iter_search_package_pages = denied  # type: ignore[method-assign]
+        mode = "full"
     if mode == "full":
         call_command("migrate", verbosity=0)
     source, _ = RegistrySource.objects.get_or_create(name="bench", defaults={"region": REGION})
@@ -185,6 +195,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--versions", type=int, default=50)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--fallback", action="store_true", help="Also time a first full sync without Search")
     parser.add_argument("--phase", nargs="+")
     args = parser.parse_args()
 
@@ -235,6 +246,12 @@ def main() -> None:
         floor_list = run_phase(env, "floor", "listing")
         full = run_phase(env, "sync", "full", str(args.threads))
         incr = run_phase(env, "sync", "incremental", str(args.threads))
+        fallback = None
+        if args.fallback:
+            fb_env = dict(env, VAR_DIR=tempfile.mkdtemp(prefix="sync-bench-fb-"))
+            if os.environ.get("DATABASE_URL"):
+                fb_env.pop("DATABASE_URL")  # a fresh SQLite file: this must be a first sync too
+            fallback = run_phase(fb_env, "sync", "full-fallback", str(args.threads))
         pages = -(-n // 100)
         # Strategy lower bound: its listing pages (Search: 100 records a page on AWS; moto returns
         # everything in one) + one S3 GET per report + the group listing pages.
@@ -268,6 +285,17 @@ def main() -> None:
         print(f"| no-change incremental SQL queries | {incr['sql_queries']} |")
         print(f"| no-change incremental peak RSS | {incr['rss_mb']} MB |")
         print(f"| floor: bare listing only | {floor_list['seconds']} s |")
+        if fallback:
+            bound_ld = pages + n + n + -(-args.groups // 100)
+            print(
+                f"| full sync without Search (List + Describe) wall | {fallback['wall_s']} s "
+                f"({round(fallback['wall_s'] / floor_ld['seconds'], 3)} x the list+describe+GET floor) |"
+            )
+            print(
+                f"| full sync without Search AWS calls | {fallback['total_calls']} ({fallback['calls']}); "
+                f"lower bound {bound_ld} |"
+            )
+            print(f"| full sync without Search peak RSS | {fallback['rss_mb']} MB |")
     finally:
         moto.terminate()
         moto.wait(timeout=10)
