@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.conf import settings
@@ -34,6 +35,7 @@ from registry_app.models import (
     Decision,
     GroupWatcher,
     ModelPackage,
+    ModelPackageGroup,
     Notification,
     NotificationKind,
     NotificationPreference,
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
     from django.core.mail.backends.base import BaseEmailBackend
 
-    from registry_app.models import ModelPackageGroup
     from registry_app.policy import PolicySpec
 
 __all__ = [
@@ -57,8 +58,11 @@ __all__ = [
     "notify_conflict",
     "notify_decided",
     "notify_review_requested",
+    "notification_preferences_set",
     "package_url",
+    "profile_overview",
     "send_sla_reminders",
+    "watch_group",
 ]
 
 log = logging.getLogger(__name__)
@@ -138,8 +142,15 @@ def policy_for(group: ModelPackageGroup) -> PolicySpec:
 
 
 def package_url(package: ModelPackage) -> str:
-    """Absolute link to the package page (``login_required`` sends anonymous users through login)."""
-    path = reverse("registry:package_detail", args=[package.group.name, package.version])
+    """Absolute link to the package page (``login_required`` sends anonymous users through login).
+
+    ``?source=`` is added only when a group of the same name exists in another source.
+    """
+    group = package.group
+    path = reverse("registry:package_detail", args=[group.name, package.version])
+    namesakes = ModelPackageGroup.objects.filter(name=group.name).exclude(pk=group.pk)
+    if namesakes.exists():
+        path += "?" + urlencode({"source": group.source.name})
     return f"{settings.SITE_URL}{path}"
 
 
@@ -262,22 +273,12 @@ def _base_context(package: ModelPackage) -> dict[str, Any]:
         "version": package.version,
         "package_url": package_url(package),
         "site_url": settings.SITE_URL,
-        "profile_url": f"{settings.SITE_URL}{reverse('registry:profile')}" if _has_profile_url() else "",
+        "profile_url": f"{settings.SITE_URL}{reverse('registry:profile')}",
     }
 
 
-def _has_profile_url() -> bool:
-    from django.urls import NoReverseMatch
-
-    try:
-        reverse("registry:profile")
-    except NoReverseMatch:
-        return False
-    return True
-
-
 def _package(package_id: int) -> ModelPackage | None:
-    return ModelPackage.objects.select_related("group").filter(pk=package_id).first()
+    return ModelPackage.objects.select_related("group__source").filter(pk=package_id).first()
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,7 +331,7 @@ def send_sla_reminders(now: dt.datetime | None = None) -> DeliveryReport:
     now = now or timezone.now()
     total = DeliveryReport()
     pending = (
-        ModelPackage.objects.select_related("group")
+        ModelPackage.objects.select_related("group__source")
         .filter(approval_status=PENDING_MANUAL_APPROVAL, deleted_at__isnull=True, group__deleted_at__isnull=True)
         .order_by("pk")
     )
@@ -368,7 +369,7 @@ def send_sla_reminders(now: dt.datetime | None = None) -> DeliveryReport:
 
 def notify_decided(decision_id: int) -> DeliveryReport:
     """Tell the package's signers and the group's watchers what was decided and by whom."""
-    decision = Decision.objects.select_related("package__group", "decided_by").filter(pk=decision_id).first()
+    decision = Decision.objects.select_related("package__group__source", "decided_by").filter(pk=decision_id).first()
     if decision is None:
         return DeliveryReport()
     package = decision.package
@@ -404,7 +405,7 @@ def _conflict_found(push: PushOutbox) -> str:
 
 def notify_conflict(push_id: UUID | str) -> DeliveryReport:
     """Tell signers and watchers that the registry changed outside the dashboard and the push was not applied."""
-    push = PushOutbox.objects.select_related("package__group", "decision").filter(pk=str(push_id)).first()
+    push = PushOutbox.objects.select_related("package__group__source", "decision").filter(pk=str(push_id)).first()
     if push is None or push.state != PushOutbox.State.CONFLICT:
         return DeliveryReport()
     package = push.package
@@ -426,3 +427,53 @@ def notify_conflict(push_id: UUID | str) -> DeliveryReport:
         subject=f"Push NOT applied: {package.group.name} v{package.version} was changed outside the dashboard",
         context=context,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Profile: preferences and watched groups
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KindChoice:
+    value: str
+    label: str
+    wanted: bool
+
+
+@dataclass(frozen=True)
+class ProfileOverview:
+    kinds: list[KindChoice]
+    watched: list[ModelPackageGroup]
+    roles: list[str]
+    has_email: bool
+
+
+def profile_overview(user: AbstractBaseUser) -> ProfileOverview:
+    """What the profile page shows: each kind with whether it is wanted, watched groups, roles."""
+    pref = NotificationPreference.objects.filter(user=user).first()
+    kinds = [
+        KindChoice(value, str(label), pref is None or pref.wants(value)) for value, label in NotificationKind.choices
+    ]
+    watched = list(
+        ModelPackageGroup.objects.filter(watchers__user=user).select_related("source").order_by("name", "source__name")
+    )
+    roles = sorted(user.groups.values_list("name", flat=True)) if hasattr(user, "groups") else []
+    return ProfileOverview(kinds=kinds, watched=watched, roles=roles, has_email=bool((user.email or "").strip()))
+
+
+def notification_preferences_set(user: AbstractBaseUser, *, opted_out: Iterable[str]) -> NotificationPreference:
+    """Store the kinds ``user`` does not want (unknown values are dropped). One UPDATE or INSERT."""
+    valid = set(NotificationKind.values)
+    wanted_out = sorted({kind for kind in opted_out if kind in valid})
+    pref, _ = NotificationPreference.objects.update_or_create(user=user, defaults={"opted_out": wanted_out})
+    return pref
+
+
+def watch_group(user: AbstractBaseUser, group: ModelPackageGroup, *, watch: bool) -> bool:
+    """Start or stop watching ``group``; True when something changed. Safe to repeat (unique row)."""
+    if watch:
+        _, created = GroupWatcher.objects.get_or_create(user=user, group=group)
+        return created
+    deleted, _ = GroupWatcher.objects.filter(user=user, group=group).delete()
+    return deleted > 0
