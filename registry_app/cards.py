@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from registry_app.reports import json_type_name
+
 MAX_CONTENT_CHARS = 100_000  # ModelCardContent limit in the SageMaker API.
 RISK_RATINGS: tuple[str, ...] = ("High", "Medium", "Low", "Unknown")
 SECTION_ORDER: tuple[tuple[str, str], ...] = (
@@ -62,20 +64,6 @@ def _parse_int(literal: str) -> int | float:
     return int(literal) if len(literal) <= _MAX_INT_DIGITS else float(literal)
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
 def parse_card_content(content: str | dict | None) -> dict | None:
     """Return card content as a dict: None/blank -> None, dict -> itself, JSON text -> parsed object.
 
@@ -110,7 +98,7 @@ def parse_card_content(content: str | dict | None) -> dict | None:
     except ValueError as exc:
         raise CardContentError(f"model card content is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
-        raise CardContentError(f"model card content is {_json_type(parsed)}, expected a JSON object")
+        raise CardContentError(f"model card content is {json_type_name(parsed)}, expected a JSON object")
     return parsed
 
 

@@ -107,7 +107,7 @@ def _count(value: float) -> int | float:
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
-def _json_type(value: Any) -> str:
+def json_type_name(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -254,7 +254,7 @@ def _curve_from_pairs(pairs: Iterable[Any], x_label: str, y_label: str, where: s
 def _confusion_from_nested(raw: Any, where: str, out: _Collector) -> dict | None:
     """Model Monitor form: ``{actual: {predicted: count}}``."""
     if not isinstance(raw, dict):
-        out.warn(f"{where}: is {_json_type(raw)}, expected an object; skipped")
+        out.warn(f"{where}: is {json_type_name(raw)}, expected an object; skipped")
         return None
     labels: list[str] = []
     for actual, row in raw.items():
@@ -262,7 +262,7 @@ def _confusion_from_nested(raw: Any, where: str, out: _Collector) -> dict | None
         if isinstance(row, dict):
             labels.extend(_clean(predicted) for predicted in row)
         else:
-            out.warn(f'{where}: row "{_shown(actual)}" is {_json_type(row)}, expected an object; row ignored')
+            out.warn(f'{where}: row "{_shown(actual)}" is {json_type_name(row)}, expected an object; row ignored')
     ordered = _sort_labels(labels)
     if not ordered:
         out.warn(f"{where}: empty; skipped")
@@ -340,7 +340,7 @@ _CURVE_ALIASES = {_ROC_KEY: "roc", "roc": "roc", _PR_KEY: "precision_recall", "p
 def _quality_section(section_key: str, kind: str) -> Callable[[Any, _Collector], bool]:
     def parse(section: Any, out: _Collector) -> bool:
         if not isinstance(section, dict):
-            out.warn(f"{section_key}: is {_json_type(section)}, expected an object; skipped")
+            out.warn(f"{section_key}: is {json_type_name(section)}, expected an object; skipped")
             return False
         for raw_name, entry in section.items():
             name = _clean(raw_name)
@@ -383,13 +383,13 @@ def _quality_metric(name: str, entry: Any, kind: str, where: str, out: _Collecto
         raw_value, raw_std = entry, None
     ok, value = _number(raw_value)
     if not ok:
-        out.warn(f"{where}: value is {_json_type(raw_value)}, not a number; skipped")
+        out.warn(f"{where}: value is {json_type_name(raw_value)}, not a number; skipped")
         return
     if value is None:
         out.warn(f"{where}: value is missing or not finite")
     std_ok, std = _number(raw_std)
     if not std_ok:
-        out.warn(f"{where}: standard deviation is {_json_type(raw_std)}, not a number; ignored")
+        out.warn(f"{where}: standard deviation is {json_type_name(raw_std)}, not a number; ignored")
     out.metrics.append(MetricValue(name=name, value=value, standard_deviation=std, kind=kind))
 
 
@@ -402,7 +402,7 @@ def _bias_section(section_key: str, stage: str) -> Callable[[Any, _Collector], b
         for facet_name, groups in facets.items():
             where = f"{section_key}.facets.{_shown(_clean(facet_name))}"
             if not isinstance(groups, list):
-                out.warn(f"{where}: is {_json_type(groups)}, expected a list; skipped")
+                out.warn(f"{where}: is {json_type_name(groups)}, expected a list; skipped")
                 continue
             for group in groups:
                 _bias_group(_clean(facet_name), group, stage, where, out)
@@ -413,13 +413,13 @@ def _bias_section(section_key: str, stage: str) -> Callable[[Any, _Collector], b
 
 def _bias_group(facet_name: str, group: Any, stage: str, where: str, out: _Collector) -> None:
     if not isinstance(group, dict):
-        out.warn(f"{where}: entry is {_json_type(group)}, expected an object; skipped")
+        out.warn(f"{where}: entry is {json_type_name(group)}, expected an object; skipped")
         return
     threshold = group.get("value_or_threshold")
     facet = facet_name if threshold is None else f"{facet_name}={_label(threshold)}"
     metrics = group.get("metrics")
     if not isinstance(metrics, list):
-        out.warn(f"{where}: metrics for {_shown(facet)} is {_json_type(metrics)}, expected a list; skipped")
+        out.warn(f"{where}: metrics for {_shown(facet)} is {json_type_name(metrics)}, expected a list; skipped")
         return
     for metric in metrics:
         name = _name(metric.get("name")) if isinstance(metric, dict) else None
@@ -429,7 +429,9 @@ def _bias_group(facet_name: str, group: Any, stage: str, where: str, out: _Colle
         raw_value = metric.get("value")
         ok, value = _number(raw_value)
         if not ok:
-            out.warn(f"{where}: {_shown(name)} for {_shown(facet)} is {_json_type(raw_value)}, not a number; skipped")
+            out.warn(
+                f"{where}: {_shown(name)} for {_shown(facet)} is {json_type_name(raw_value)}, not a number; skipped"
+            )
             continue
         if value is None:
             out.warn(f"{where}: {_shown(name)} for {_shown(facet)} has no finite value")
@@ -449,7 +451,7 @@ def _bias_group(facet_name: str, group: Any, stage: str, where: str, out: _Colle
 
 def _explanations_section(section: Any, out: _Collector) -> bool:
     if not isinstance(section, dict):
-        out.warn(f"explanations: is {_json_type(section)}, expected an object; skipped")
+        out.warn(f"explanations: is {json_type_name(section)}, expected an object; skipped")
         return False
     for raw_method, per_label in section.items():
         method = _clean(raw_method)
@@ -457,7 +459,7 @@ def _explanations_section(section: Any, out: _Collector) -> bool:
             _pdp(per_label, out)
             continue
         if not isinstance(per_label, dict):
-            out.warn(f"explanations.{_shown(method)}: is {_json_type(per_label)}, expected an object; skipped")
+            out.warn(f"explanations.{_shown(method)}: is {json_type_name(per_label)}, expected an object; skipped")
             continue
         for raw_label, data in per_label.items():
             shap = data.get("global_shap_values") if isinstance(data, dict) else None
@@ -465,13 +467,13 @@ def _explanations_section(section: Any, out: _Collector) -> bool:
                 continue
             where = f"explanations.{_shown(method)}.{_shown(_clean(raw_label))}"
             if not isinstance(shap, dict):
-                out.warn(f"{where}: global_shap_values is {_json_type(shap)}, expected an object; skipped")
+                out.warn(f"{where}: global_shap_values is {json_type_name(shap)}, expected an object; skipped")
                 continue
             for raw_feature, raw_value in shap.items():
                 ok, value = _number(raw_value)
                 feature = _clean(raw_feature)
                 if not ok:
-                    out.warn(f"{where}: SHAP value of {_shown(feature)} is {_json_type(raw_value)}; skipped")
+                    out.warn(f"{where}: SHAP value of {_shown(feature)} is {json_type_name(raw_value)}; skipped")
                     continue
                 out.metrics.append(
                     MetricValue(
@@ -489,7 +491,7 @@ def _explanations_section(section: Any, out: _Collector) -> bool:
 def _pdp(entries: Any, out: _Collector) -> None:
     """Partial dependence plots: one curve per (numerical feature, label header)."""
     if not isinstance(entries, list):
-        out.warn(f"explanations.pdp: is {_json_type(entries)}, expected a list; skipped")
+        out.warn(f"explanations.pdp: is {json_type_name(entries)}, expected a list; skipped")
         return
     for entry in entries:
         if not isinstance(entry, dict):
@@ -513,16 +515,18 @@ def _pdp(entries: Any, out: _Collector) -> None:
 
 def _metric_groups_section(groups: Any, out: _Collector) -> bool:
     if not isinstance(groups, list):
-        out.warn(f"metric_groups: is {_json_type(groups)}, expected a list; skipped")
+        out.warn(f"metric_groups: is {json_type_name(groups)}, expected a list; skipped")
         return False
     for i, group in enumerate(groups, start=1):
         if not isinstance(group, dict):
-            out.warn(f"metric_groups[{i}]: is {_json_type(group)}, expected an object; skipped")
+            out.warn(f"metric_groups[{i}]: is {json_type_name(group)}, expected an object; skipped")
             continue
         group_name = _name(group.get("name")) or f"group {i}"
         data = group.get("metric_data")
         if not isinstance(data, list):
-            out.warn(f"metric_groups.{_shown(group_name)}: metric_data is {_json_type(data)}, expected a list; skipped")
+            out.warn(
+                f"metric_groups.{_shown(group_name)}: metric_data is {json_type_name(data)}, expected a list; skipped"
+            )
             continue
         for item in data:
             _card_metric(group_name, item, out)
@@ -559,7 +563,7 @@ def _card_metric(group_name: str, item: Any, out: _Collector) -> None:
     elif metric_type in (None, "number"):
         ok, number = _number(value)
         if not ok:
-            out.warn(f"{where}: value is {_json_type(value)}, not a number; skipped")
+            out.warn(f"{where}: value is {json_type_name(value)}, not a number; skipped")
             return
         if number is None:
             out.warn(f"{where}: value is missing or not finite")
@@ -575,13 +579,13 @@ def _card_metric(group_name: str, item: Any, out: _Collector) -> None:
 def _bar_chart(name: str, values: Any, x_axis: Any, description: str, where: str, out: _Collector) -> None:
     """A bar chart becomes one metric per bar, the bar's label in ``facet``."""
     if not isinstance(values, list):
-        out.warn(f"{where}: bar chart value is {_json_type(values)}, expected a list; skipped")
+        out.warn(f"{where}: bar chart value is {json_type_name(values)}, expected a list; skipped")
         return
     labels = _axis_labels(x_axis, len(values))
     for label, raw in zip(labels, values, strict=True):
         ok, number = _number(raw)
         if not ok:
-            out.warn(f"{where}: bar {_shown(label)} is {_json_type(raw)}, not a number; skipped")
+            out.warn(f"{where}: bar {_shown(label)} is {json_type_name(raw)}, not a number; skipped")
             continue
         out.metrics.append(
             MetricValue(
@@ -666,7 +670,7 @@ def parse_report(body: bytes | str) -> ParsedReport:
     """
     document = _load_json(body)
     if not isinstance(document, dict):
-        raise ReportParseError(f"top-level JSON is {_json_type(document)}, expected an object")
+        raise ReportParseError(f"top-level JSON is {json_type_name(document)}, expected an object")
     out = _Collector()
     recognised = _parse_sections(document, out)
     if not recognised:

@@ -21,6 +21,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest, Lower
 
+from registry_app.cards import CardSection, card_sections
 from registry_app.models import (
     EndpointVariant,
     EvaluationReport,
@@ -256,7 +257,7 @@ class CardView:
     """The model card shown on a package page: the standalone card if linked, else the embedded one."""
 
     origin: str  # "standalone" | "embedded" | ""
-    sections: list[Any]  # registry_app.cards.CardSection (or the local fallback of the same shape)
+    sections: list[CardSection]
     error: str = ""
 
 
@@ -297,46 +298,8 @@ def _observation_rows(observations: Iterable[PackageObservation]) -> list[Observ
     return rows
 
 
-@dataclass
-class _FallbackField:
-    label: str
-    value: str | None
-    items: list[str] | None = None
-    table: list[tuple[str, str]] | None = None
-    matrix: dict | None = None
-    curve: dict | None = None
-
-
-@dataclass
-class _FallbackSection:
-    key: str
-    title: str
-    fields: list[_FallbackField]
-
-
-def _fallback_sections(content: dict) -> list[_FallbackSection]:
-    """A plain key/value rendering, used only while ``registry_app.cards`` is unavailable or failing."""
-
-    def title(key: Any) -> str:
-        return str(key).replace("_", " ").strip().capitalize()
-
-    sections = []
-    for key, value in content.items():
-        fields: list[_FallbackField] = []
-        if isinstance(value, dict):
-            for sub_key, sub_value in value.items():
-                if isinstance(sub_value, list) and all(not isinstance(v, dict | list) for v in sub_value):
-                    fields.append(_FallbackField(title(sub_key), None, items=[_as_text(v) for v in sub_value]))
-                else:
-                    fields.append(_FallbackField(title(sub_key), _as_text(sub_value)))
-        else:
-            fields.append(_FallbackField(title(key), _as_text(value)))
-        sections.append(_FallbackSection(str(key), title(key), fields))
-    return sections
-
-
 def card_view(package: ModelPackage) -> CardView:
-    """Card sections via ``registry_app.cards.card_sections`` (imported lazily; it may not exist yet)."""
+    """The standalone card (if linked and readable) else the embedded one, section by section."""
     if package.model_card is not None and package.model_card.content is not None:
         origin, content, error = "standalone", package.model_card.content, package.model_card.content_error
     elif package.embedded_card_content is not None:
@@ -353,14 +316,10 @@ def card_view(package: ModelPackage) -> CardView:
     if not isinstance(content, dict):
         return CardView(origin, [], error or "The card content is not a JSON object.")
     try:
-        from registry_app.cards import card_sections
-    except ImportError:
-        return CardView(origin, _fallback_sections(content), error)
-    try:
         return CardView(origin, list(card_sections(content)), error)
     except Exception:  # A card we cannot lay out must not take the whole package page down.
         log.exception("card_sections failed for package %s", package.pk)
-        return CardView(origin, _fallback_sections(content), error)
+        return CardView(origin, [], error or "The card content could not be laid out; see the raw JSON.")
 
 
 def _text_pairs(mapping: Any) -> list[tuple[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from unittest import mock
 
@@ -11,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from registry_app.models import RegistrySource, SyncRun
+from registry_app.tasks import sync_registry_task
 from tests.factories import RegistrySourceFactory, SyncRunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,19 +25,8 @@ def _run_url(source: RegistrySource) -> str:
 @pytest.fixture
 def task_delay() -> Iterator[mock.MagicMock]:
     """Stand in for the Celery task ``request_sync`` sends on commit (no broker in view tests)."""
-    try:
-        tasks = importlib.import_module("registry_app.tasks")
-    except ImportError:
-        tasks = None
-    if tasks is not None and hasattr(tasks, "sync_registry_task"):
-        with mock.patch.object(tasks.sync_registry_task, "delay") as delay:
-            yield delay
-    else:  # the tasks module has not landed yet: stub the service instead
-        with mock.patch("registry_app.services.sync_runs.request_sync") as request_sync:
-            request_sync.side_effect = lambda source, *, mode, trigger: SyncRun.objects.create(
-                source=source, mode=mode, trigger=trigger
-            )
-            yield request_sync
+    with mock.patch.object(sync_registry_task, "delay") as delay:
+        yield delay
 
 
 def test_sync_page_lists_sources_last_run_and_recent_runs(reviewer_client: Client, registry_source) -> None:  # type: ignore[no-untyped-def]
