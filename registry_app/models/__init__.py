@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
 from .registry import (
     Endpoint,
     EndpointVariant,
@@ -24,6 +25,11 @@ from .signoffs import (
 from .sources import RegistrySource
 
 __all__ = [
+    "AuditCursor",
+    "AuditLogEntry",
+    "CloudTrailEvent",
+    "EndpointDeployment",
+    "OutsideDecision",
     "ApprovalPolicy",
     "Decision",
     "GroupWatcher",

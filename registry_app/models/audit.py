@@ -1,0 +1,167 @@
+"""Audit: CloudTrail events kept forever, the dashboard's own tamper-evident log, deployments,
+and decisions made outside the dashboard."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class CloudTrailEvent(models.Model):
+    """One CloudTrail record (from LookupEvents or the trail's S3 files), de-duplicated by eventID."""
+
+    class Via(models.TextChoices):
+        LOOKUP = "lookup", "LookupEvents"
+        S3 = "s3", "Trail S3 files"
+        EVENTBRIDGE = "eventbridge", "EventBridge"
+
+    class ResourceType(models.TextChoices):
+        PACKAGE = "package", "Model package"
+        GROUP = "group", "Model package group"
+        CARD = "card", "Model card"
+        MODEL = "model", "Model"
+        ENDPOINT_CONFIG = "endpoint_config", "Endpoint config"
+        ENDPOINT = "endpoint", "Endpoint"
+        ROLE = "role", "IAM role (AssumeRole)"
+        UNKNOWN = "", "Unlinked"
+
+    event_id = models.CharField(max_length=128, unique=True)
+    source = models.ForeignKey(
+        "registry_app.RegistrySource", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=16, choices=Via.choices)
+    event_time = models.DateTimeField()
+    event_name = models.CharField(max_length=128)
+    event_source = models.CharField(max_length=128, blank=True)
+    aws_region = models.CharField(max_length=32, blank=True)
+    account_id = models.CharField(max_length=12, blank=True)
+    read_only = models.BooleanField(null=True)
+    error_code = models.CharField(max_length=256, blank=True)
+    actor_type = models.CharField(max_length=32, blank=True)
+    actor_arn = models.CharField(max_length=2048, blank=True)
+    actor_name = models.CharField(max_length=256, blank=True, help_text="Human-readable: sourceIdentity, session...")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    resource_type = models.CharField(max_length=16, choices=ResourceType.choices, blank=True)
+    resource_name = models.CharField(max_length=2048, blank=True)
+    package = models.ForeignKey(
+        "registry_app.ModelPackage", null=True, blank=True, on_delete=models.SET_NULL, related_name="cloudtrail_events"
+    )
+    group = models.ForeignKey(
+        "registry_app.ModelPackageGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    endpoint_name = models.CharField(max_length=63, blank=True, db_index=True)
+    raw = models.JSONField()
+    ingested_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-event_time", "-id"]
+        indexes = [
+            models.Index(fields=["-event_time", "-id"], name="ct_time_keyset"),
+            models.Index(fields=["actor_name", "-event_time"], name="ct_actor_time"),
+            models.Index(fields=["event_name", "-event_time"], name="ct_name_time"),
+            models.Index(fields=["resource_name", "-event_time"], name="ct_resource_time"),
+            models.Index(fields=["package", "-event_time"], name="ct_package_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} {self.event_id}"
+
+
+class AuditCursor(models.Model):
+    """Where an incremental CloudTrail ingest resumes (per source and kind), advanced after commit."""
+
+    class Kind(models.TextChoices):
+        LOOKUP = "lookup", "LookupEvents"
+        S3 = "s3", "Trail S3 files"
+
+    source = models.ForeignKey("registry_app.RegistrySource", on_delete=models.CASCADE, related_name="audit_cursors")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    position = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "kind"], name="uniq_audit_cursor")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.kind}"
+
+
+class AuditLogEntry(models.Model):
+    """The dashboard's own append-only, hash-chained log (never updated or deleted by the app)."""
+
+    class Via(models.TextChoices):
+        WEB = "web", "Web"
+        TASK = "task", "Task"
+        SYNC = "sync", "Sync"
+        COMMAND = "command", "Command"
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_name = models.CharField(max_length=150, blank=True)
+    via = models.CharField(max_length=16, choices=Via.choices)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    subject_type = models.CharField(max_length=64, blank=True)
+    subject_id = models.CharField(max_length=64, blank=True)
+    subject_repr = models.CharField(max_length=300, blank=True)
+    package = models.ForeignKey(
+        "registry_app.ModelPackage", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        verbose_name_plural = "audit log entries"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action}"
+
+
+class EndpointDeployment(models.Model):
+    """Which package version an endpoint variant served, from when to when, with its evidence."""
+
+    source = models.ForeignKey("registry_app.RegistrySource", null=True, blank=True, on_delete=models.SET_NULL)
+    endpoint_name = models.CharField(max_length=63, db_index=True)
+    variant_name = models.CharField(max_length=63, blank=True)
+    config_name = models.CharField(max_length=63, blank=True)
+    model_name = models.CharField(max_length=63, blank=True)
+    package_arn = models.CharField(max_length=2048, blank=True)
+    package = models.ForeignKey(
+        "registry_app.ModelPackage", null=True, blank=True, on_delete=models.SET_NULL, related_name="deployment_history"
+    )
+    weight = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    evidence = models.JSONField(default=dict, blank=True, help_text="CloudTrail event ids / observation times")
+
+    class Meta:
+        ordering = ["endpoint_name", "-started_at"]
+        indexes = [models.Index(fields=["endpoint_name", "started_at", "ended_at"], name="deploy_window")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_name}:{self.variant_name} {self.package_arn}"
+
+
+class OutsideDecision(models.Model):
+    """A status change the mirror saw that no dashboard push explains (Studio, CLI, pipelines)."""
+
+    package = models.ForeignKey("registry_app.ModelPackage", on_delete=models.PROTECT, related_name="outside_decisions")
+    observed_at = models.DateTimeField()
+    from_status = models.CharField(max_length=32, blank=True)
+    to_status = models.CharField(max_length=32)
+    actor_name = models.CharField(max_length=256, blank=True)
+    actor_arn = models.CharField(max_length=2048, blank=True)
+    event = models.ForeignKey(CloudTrailEvent, null=True, blank=True, on_delete=models.SET_NULL)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-observed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.package_id}: {self.from_status}→{self.to_status}"
