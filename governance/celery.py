@@ -37,6 +37,10 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.poll_all_event_queues",
             "schedule": float(settings.EVENTS_POLL_INTERVAL_SECONDS),
         },
+        "resend-stuck-pushes": {
+            "task": "registry_app.tasks.resend_stuck_pushes",
+            "schedule": 120.0,  # pushes lost with a worker or the broker; see services/push.py
+        },
         "sla-reminders": {
             "task": "registry_app.tasks.send_sla_reminders",
             "schedule": crontab(minute=7),  # hourly; the Notification key limits it to one per day

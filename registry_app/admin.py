@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 
 from registry_app import models
+from registry_app.policy import PolicyError, PolicySpec
 
 
 @admin.register(models.RegistrySource)
@@ -60,3 +64,72 @@ admin.site.register(models.ModelCard, ReadOnlyAdmin)
 admin.site.register(models.EvaluationReport, ReadOnlyAdmin)
 admin.site.register(models.Endpoint, ReadOnlyAdmin)
 admin.site.register(models.PackageObservation, ReadOnlyAdmin)
+
+
+# --- governance: policies, sign-offs, decisions, pushes --------------------------------------
+
+
+class ApprovalPolicyForm(forms.ModelForm):
+    """Validates ``spec`` through ``PolicySpec.from_dict`` and stores its normalised form."""
+
+    class Meta:
+        model = models.ApprovalPolicy
+        fields = ("name", "spec", "is_default", "group_name", "tag_key", "tag_value", "priority")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        spec = cleaned.get("spec")
+        if spec is not None:
+            data = dict(spec) if isinstance(spec, dict) else spec
+            if isinstance(data, dict):
+                data.setdefault("name", cleaned.get("name") or "")
+            try:
+                cleaned["spec"] = PolicySpec.from_dict(data).to_dict()
+            except PolicyError as exc:
+                self.add_error("spec", str(exc))
+        is_default = bool(cleaned.get("is_default"))
+        group_name = (cleaned.get("group_name") or "").strip()
+        tag_key = (cleaned.get("tag_key") or "").strip()
+        if is_default and (group_name or tag_key):
+            self.add_error("is_default", "The default policy applies everywhere; leave group name and tag empty.")
+        elif not is_default and not (group_name or tag_key):
+            self.add_error(
+                "group_name", "Say where this policy applies: a group name or a tag (or make it the default)."
+            )
+        elif group_name and tag_key:
+            self.add_error("tag_key", "Use either a group name or a tag, not both.")
+        if (cleaned.get("tag_value") or "").strip() and not tag_key:
+            self.add_error("tag_value", "A tag value needs a tag key.")
+        return cleaned
+
+
+@admin.register(models.ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    form = ApprovalPolicyForm
+    list_display = ("name", "is_default", "group_name", "tag_key", "tag_value", "priority", "updated_at")
+    list_filter = ("is_default",)
+    search_fields = ("name", "group_name", "tag_key", "tag_value")
+
+
+@admin.register(models.SignOff)
+class SignOffAdmin(ReadOnlyAdmin):
+    list_display = ("package", "user", "role", "decision", "created_at", "stale_at")
+    list_filter = ("role", "decision")
+    search_fields = ("package__arn", "user__username")
+    list_select_related = ("package__group", "user")
+
+
+@admin.register(models.Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ("package", "kind", "status", "decided_by", "created_at")
+    list_filter = ("kind", "status")
+    search_fields = ("package__arn", "description")
+    list_select_related = ("package__group", "decided_by")
+
+
+@admin.register(models.PushOutbox)
+class PushOutboxAdmin(ReadOnlyAdmin):
+    list_display = ("id", "package", "kind", "state", "target_status", "attempts", "created_at", "sent_at")
+    list_filter = ("state", "kind")
+    search_fields = ("package__arn", "acting_username", "last_error")
+    list_select_related = ("package__group",)

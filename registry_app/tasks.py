@@ -108,3 +108,48 @@ def send_sla_reminders_task() -> int:
 
 
 # --- end notifications -----------------------------------------------------------------------
+
+
+# --- push outbox -----------------------------------------------------------------------------
+# UpdateModelPackage pushes (registry_app.services.push). A delivery claims its row with a
+# conditional UPDATE, so duplicates and redeliveries are harmless. Only retryable AWS errors
+# (and "an earlier push of this package is still on its way") are retried, with exponential
+# backoff and jitter: 5 s, 10 s, ... capped at 10 min, 8 times (about half an hour in all, far
+# under Redis's 4 h visibility timeout). After that the row stays pending and the beat below
+# sends it again.
+
+from celery import Task  # noqa: E402  (section-local imports, like the section above)
+
+from registry_app.aws.errors import RetryableAwsError  # noqa: E402
+
+
+@shared_task(
+    name="registry_app.tasks.push",
+    bind=True,
+    autoretry_for=(RetryableAwsError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+    ignore_result=True,
+)
+def push_task(self: Task, push_id: str) -> str:
+    """Deliver one PushOutbox row; returns its final state."""
+    from registry_app.services.push import PushBlocked, push_execute
+
+    try:
+        return str(push_execute(push_id).state)
+    except PushBlocked as exc:
+        # Not an AWS failure: wait for the earlier push of the same package (it re-kicks us when sent).
+        raise self.retry(exc=exc, countdown=min(600, 5 * 2 ** min(self.request.retries, 7))) from exc
+
+
+@shared_task(name="registry_app.tasks.resend_stuck_pushes", ignore_result=True)
+def resend_stuck_pushes_task() -> int:
+    """Beat (every 2 minutes): re-send pushes whose task was lost or whose worker died mid-push."""
+    from registry_app.services.push import pushes_resend_stuck
+
+    return pushes_resend_stuck()
+
+
+# --- end push outbox -------------------------------------------------------------------------

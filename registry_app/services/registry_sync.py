@@ -40,6 +40,7 @@ from registry_app.models import (
     RegistrySource,
     SyncRun,
 )
+from registry_app.services.hooks import package_observed  # governance: stale sign-offs, review requests
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_KEPT = 200
@@ -562,6 +563,7 @@ class RegistrySync:
                 changes={"approval_status": [None, package.approval_status]},
             )
             self.count("packages_created")
+            package_observed(package, created=True, changes={})
             return package
         restored = existing.deleted_at is not None
         if existing.content_hash == fields["content_hash"] and not restored:
@@ -585,6 +587,7 @@ class RegistrySync:
             self.count("packages_restored" if restored else "packages_updated")
         else:
             self.count("packages_raw_updated")
+        package_observed(existing, created=False, changes=changes)
         return existing
 
     def _store_reports(self, package: ModelPackage, fetched: list[FetchedReport], *, is_new: bool) -> None:
