@@ -1,0 +1,358 @@
+"""Review queues: what waits for my sign-off, everything pending, and what was recently decided.
+
+Constant query counts, whatever the number of pending packages or sign-offs. The "mine" and
+"all" tabs read: the user's roles (``permissions.user_roles``, cached on the user for the request),
+the stored policies, the pending packages (with group, source and card), then their sign-offs,
+report digests and undelivered decision pushes as prefetches: 6 queries (5 once the roles are
+cached; just the roles when "mine" is asked by someone holding no sign-off role). "decided" reads
+the decisions (with package, group, source and user) and their pushes: 2 queries.
+``queue_counts`` is the "mine" tab tallied per role.
+
+A sign-off counts while it is current, by the same rules as the review page and the sign-off
+service: not marked stale, and made on the package's current fingerprint
+(``services.policies.package_fingerprint``, computed here from the prefetched rows). A package
+the dashboard already decided (its decision push has not reached the registry yet) waits for nobody.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import F, Prefetch, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.utils import timezone
+
+from registry_app.models import (
+    ApprovalPolicy,
+    Decision,
+    EvaluationReport,
+    ModelPackage,
+    ModelPackageGroup,
+    PushOutbox,
+    SignOff,
+)
+from registry_app.models.registry import ApprovalStatus
+from registry_app.permissions import SIGNOFF_ROLES, VIEWER_ROLE, principal_names, user_roles
+from registry_app.policy import REJECTED, PolicySpec, evaluate, sla_state
+from registry_app.services.policies import package_fingerprint, resolve_policy
+from registry_app.services.push import UNDELIVERED_STATES, effective_status
+from registry_app.services.signoffs import signoff_views
+
+__all__ = [
+    "DECIDED_DAYS",
+    "SLA_LABELS",
+    "TABS",
+    "QueueItem",
+    "TagFilter",
+    "queue_counts",
+    "archive_preview",
+    "package_by_version",
+    "push_with_package",
+    "queue_cache_clear",
+    "queue_for_user",
+]
+
+TABS: dict[str, str] = {"mine": "My queue", "all": "All pending", "decided": "Recently decided"}
+SLA_LABELS: dict[str, str] = {"ok": "OK", "due_soon": "Due soon", "overdue": "Overdue"}
+DECIDED_DAYS = 30
+DEFAULT_LIMIT = 200
+_MEMO_ATTR = "_governance_queue"
+
+# Pending rows are fingerprinted, which reads the reviewed JSON columns; these it does not need.
+_PENDING_DEFERRED = ("raw", "last_modified_by", "model_card__content", "model_card__content_error")
+# The decided list needs none of the large JSON columns of a package.
+_DEFERRED = (
+    "raw",
+    "inference_specification",
+    "model_metrics",
+    "embedded_card_content",
+    "metadata_properties",
+    "customer_metadata",
+    "last_modified_by",
+)
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One row of a queue tab. Pending tabs fill the policy/SLA fields; "decided" fills decision/push."""
+
+    package: ModelPackage
+    policy_name: str = ""
+    sla_hours: int = 0
+    sla: str = ""  # "ok" | "due_soon" | "overdue"
+    age_hours: float = 0.0
+    missing_roles: list[str] = field(default_factory=list)
+    signable_roles: list[str] = field(default_factory=list)  # roles I hold that still need a sign-off
+    signed_by_me: bool = False
+    outcome: str = "Pending"  # what the current sign-offs already decide: Pending | Approved | Rejected
+    decision: Decision | None = None
+    push: PushOutbox | None = None
+
+    @property
+    def age_label(self) -> str:
+        """``5 h`` under two days, ``3.5 d`` after."""
+        if self.age_hours < 48:
+            return f"{int(self.age_hours)} h"
+        return f"{self.age_hours / 24.0:.1f} d"
+
+    @property
+    def sla_label(self) -> str:
+        return SLA_LABELS.get(self.sla, self.sla)
+
+    @property
+    def needs_me(self) -> bool:
+        return bool(self.signable_roles)
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    key: str
+    value: str | None  # None: the group has the key, whatever its value
+
+    @classmethod
+    def parse(cls, text: str) -> TagFilter | None:
+        """``RiskTier:High`` (key and exact value) or ``RiskTier`` (key present); blank means no filter."""
+        text = (text or "").strip()
+        if not text:
+            return None
+        key, sep, value = text.partition(":")
+        key = key.strip()
+        if not key:
+            return None
+        return cls(key=key, value=value.strip() if sep else None)
+
+
+# --------------------------------------------------------------------------------------------- pending
+
+
+def _pending_packages(group: str, tag: TagFilter | None) -> QuerySet[ModelPackage]:
+    """Pending, live packages with what fingerprinting and the policy need, prefetched (4 queries)."""
+    packages = (
+        ModelPackage.objects.filter(
+            approval_status=ApprovalStatus.PENDING, deleted_at__isnull=True, group__deleted_at__isnull=True
+        )
+        .select_related("group__source", "model_card")
+        .defer(*_PENDING_DEFERRED)
+        .prefetch_related(
+            Prefetch(
+                "signoffs",
+                queryset=SignOff.objects.select_related("user")
+                .defer("fingerprint_detail")
+                .order_by("created_at", "pk"),
+                to_attr="all_signoffs",
+            ),
+            Prefetch(
+                "reports",
+                queryset=EvaluationReport.objects.only(
+                    "pk", "package_id", "slot", "sha256", "content_digest", "s3_uri"
+                ),
+            ),
+            Prefetch(
+                "pushes",
+                queryset=PushOutbox.objects.filter(kind=PushOutbox.Kind.DECISION, state__in=UNDELIVERED_STATES)
+                .exclude(target_status="")
+                .only("pk", "package_id", "kind", "state", "target_status", "created_at"),
+                to_attr="undelivered_decisions",
+            ),
+        )
+    )
+    if group:
+        packages = packages.filter(group__name=group)
+    if tag is not None:
+        packages = packages.alias(_tag_value=KeyTextTransform(tag.key, "group__tags")).filter(_tag_value__isnull=False)
+        if tag.value is not None:
+            packages = packages.filter(_tag_value=tag.value)
+    # Oldest first: created_at is SageMaker's CreationTime; the mirror's first_seen_at fills gaps.
+    return packages.order_by(F("created_at").asc(nulls_last=True), "first_seen_at", "pk")
+
+
+def _registered_by(package: ModelPackage, username: str) -> bool:
+    """Whether ``CreatedBy`` names this user (as ``permissions.registrant_user_ids``, without its query)."""
+    wanted = username.casefold()
+    return any(name.casefold() == wanted for name in principal_names(package.created_by))
+
+
+def _pending_item(
+    package: ModelPackage, policy: PolicySpec, *, user: Any, roles: set[str], now: dt.datetime
+) -> QueueItem:
+    signoffs: list[SignOff] = package.all_signoffs  # type: ignore[attr-defined]
+    fingerprint, _ = package_fingerprint(package, policy=policy)
+    views = signoff_views(signoffs)
+    # Only the role bookkeeping matters here (no metrics, no card): gates never stop anyone signing.
+    result = evaluate(policy, signoffs=views, metrics=[], card_status=None, current_fingerprint=fingerprint)
+    status = effective_status(package, package.undelivered_decisions)  # type: ignore[attr-defined]
+    if status != ApprovalStatus.PENDING:
+        outcome = status  # decided by the dashboard, the push is on its way
+    elif result.decision == REJECTED:
+        outcome = REJECTED
+    else:
+        outcome = "Pending"
+    missing = [r.role for r in result.roles if r.remaining > 0] if outcome == "Pending" else []
+    mine = {v.user_id for v in views if v.fingerprint == fingerprint}
+    signed_by_me = user.pk in mine
+    may_sign = outcome == "Pending" and not signed_by_me and not _registered_by(package, user.get_username())
+    created = package.created_at or package.first_seen_at
+    sla, age_hours = sla_state(created, now, policy.sla_hours)
+    return QueueItem(
+        package=package,
+        policy_name=policy.name,
+        sla_hours=policy.sla_hours,
+        sla=sla,
+        age_hours=age_hours,
+        missing_roles=missing,
+        signable_roles=[role for role in missing if role in roles] if may_sign else [],
+        signed_by_me=signed_by_me,
+        outcome=outcome,
+    )
+
+
+def _signing_roles(user: Any) -> set[str]:
+    """The roles the user may sign in (a policy may require roles beyond ``SIGNOFF_ROLES``; viewers sign nothing)."""
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    return {role for role in user_roles(user) if role != VIEWER_ROLE}
+
+
+def _pending_items(user: Any, *, group: str, tag: TagFilter | None) -> list[QueueItem]:
+    """Every pending, live package (filtered) as seen by ``user``; memoised on the user object.
+
+    The user object lives for one request (like the roles ``permissions.user_roles`` caches on
+    it), so the nav counts and the queue tab of one page share one computation. A view that
+    changes sign-offs and then renders counts calls ``queue_cache_clear`` in between.
+    """
+    memo: dict[tuple[str, TagFilter | None], list[QueueItem]] | None = getattr(user, _MEMO_ATTR, None)
+    if memo is None:
+        memo = {}
+        setattr(user, _MEMO_ATTR, memo)
+    key = (group, tag)
+    if key not in memo:
+        roles = _signing_roles(user)
+        policy_rows = list(ApprovalPolicy.objects.all())
+        now = timezone.now()
+        memo[key] = [
+            _pending_item(package, resolve_policy(policy_rows, package.group), user=user, roles=roles, now=now)
+            for package in _pending_packages(group, tag)
+        ]
+    return memo[key]
+
+
+def queue_cache_clear(user: Any) -> None:
+    """Forget the memoised queue of ``user`` (after a sign-off, before rendering fresh counts)."""
+    if hasattr(user, _MEMO_ATTR):
+        delattr(user, _MEMO_ATTR)
+
+
+# --------------------------------------------------------------------------------------------- decided
+
+
+def _decided_items(*, group: str, tag: TagFilter | None, limit: int) -> list[QueueItem]:
+    since = timezone.now() - dt.timedelta(days=DECIDED_DAYS)
+    decisions = (
+        Decision.objects.filter(created_at__gte=since)
+        .select_related("package__group__source", "decided_by")
+        .defer(*(f"package__{name}" for name in _DEFERRED))
+        .prefetch_related(Prefetch("pushes", queryset=PushOutbox.objects.order_by("-created_at"), to_attr="push_rows"))
+        .order_by("-created_at", "-pk")
+    )
+    if group:
+        decisions = decisions.filter(package__group__name=group)
+    if tag is not None:
+        decisions = decisions.alias(_tag_value=KeyTextTransform(tag.key, "package__group__tags")).filter(
+            _tag_value__isnull=False
+        )
+        if tag.value is not None:
+            decisions = decisions.filter(_tag_value=tag.value)
+    items = []
+    for decision in decisions[:limit]:
+        pushes: list[PushOutbox] = decision.push_rows  # type: ignore[attr-defined]
+        items.append(QueueItem(package=decision.package, decision=decision, push=pushes[0] if pushes else None))
+    return items
+
+
+# --------------------------------------------------------------------------------------------- public
+
+
+def queue_for_user(
+    user: Any, *, tab: str = "mine", group: str = "", tag: str = "", limit: int = DEFAULT_LIMIT
+) -> list[QueueItem]:
+    """The rows of one queue tab, for ``user``.
+
+    * ``mine``: pending, live packages with a role the user holds still needing approvals, on which
+      the user holds no current sign-off (in any role), which they did not register, and which no
+      current rejection or undelivered decision has decided; oldest first.
+    * ``all``: every pending, live package, oldest first (``signable_roles`` still says what the user could sign).
+    * ``decided``: the decisions of the last ``DECIDED_DAYS`` days, newest first, with their newest push.
+
+    ``group`` filters by exact group name, ``tag`` by ``Key:Value`` (or ``Key``) on the group's tags.
+    Queries: see the module docstring (constant in the number of packages and sign-offs).
+    """
+    tag_filter = TagFilter.parse(tag)
+    limit = max(1, min(int(limit), 1000))
+    if tab == "decided":
+        return _decided_items(group=group, tag=tag_filter, limit=limit)
+    if tab != "all":
+        if not _signing_roles(user):
+            return []
+        return [item for item in _pending_items(user, group=group, tag=tag_filter) if item.needs_me][:limit]
+    return _pending_items(user, group=group, tag=tag_filter)[:limit]
+
+
+def queue_counts(user: Any) -> dict[str, int]:
+    """``{role: packages waiting for me in that role}`` for every sign-off role the user holds (zeros kept).
+
+    Roles are in ``SIGNOFF_ROLES`` order. Anonymous users get ``{}`` without a query.
+    """
+    roles = _signing_roles(user)
+    if not roles:
+        return {}
+    order = list(SIGNOFF_ROLES)
+    counts = {role: 0 for role in sorted(roles, key=lambda r: (order.index(r) if r in order else len(order), r))}
+    for item in _pending_items(user, group="", tag=None):
+        for role in item.signable_roles:
+            if role in counts:
+                counts[role] += 1
+    return counts
+
+
+# --------------------------------------------------------------------------------------------- lookups
+
+
+def package_by_version(*, group_name: str, version: int, source_name: str | None = None) -> ModelPackage | None:
+    """The package the review URLs name (same choice as the package page: live group first, then source name)."""
+    packages = ModelPackage.objects.filter(group__name=group_name, version=version).select_related(
+        "group__source", "source", "model_card"
+    )
+    if source_name:
+        packages = packages.filter(group__source__name=source_name)
+    return packages.order_by(F("group__deleted_at").asc(nulls_first=True), "group__source__name", "pk").first()
+
+
+def push_with_package(push_id: Any) -> PushOutbox | None:
+    return PushOutbox.objects.select_related("package__group__source").filter(pk=push_id).first()
+
+
+def archive_preview(group: ModelPackageGroup) -> list[ModelPackage]:
+    """The live versions an archive of ``group`` would reject, newest first (2 queries).
+
+    As ``services.decisions.group_archive`` decides: every live version whose effective status (a
+    decision still on its way counts) is not already Rejected.
+    """
+    packages = (
+        ModelPackage.objects.filter(group=group, deleted_at__isnull=True)
+        .defer(*_DEFERRED)
+        .prefetch_related(
+            Prefetch(
+                "pushes",
+                queryset=PushOutbox.objects.filter(kind=PushOutbox.Kind.DECISION, state__in=UNDELIVERED_STATES),
+                to_attr="undelivered_decisions",
+            )
+        )
+        .order_by("-version")
+    )
+    return [
+        package
+        for package in packages
+        if effective_status(package, package.undelivered_decisions) != ApprovalStatus.REJECTED  # type: ignore[attr-defined]
+    ]
