@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,8 @@ from registry_app.models import (
     PushOutbox,
     SignOff,
 )
+from registry_app.permissions import registrant_user_ids
+from registry_app.services.policies import policy_for_group
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -131,14 +134,8 @@ class DeliveryReport:
 
 
 def policy_for(group: ModelPackageGroup) -> PolicySpec:
-    """The group's policy; ``DEFAULT_POLICY`` until ``services.policies`` is available."""
-    try:
-        from registry_app.services.policies import policy_for_group  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from registry_app.policy import DEFAULT_POLICY
-
-        return DEFAULT_POLICY
-    return policy_for_group(group)  # type: ignore[no-any-return,unused-ignore]
+    """The approval policy of ``group`` (a seam the tests can replace)."""
+    return policy_for_group(group)
 
 
 def package_url(package: ModelPackage) -> str:
@@ -232,38 +229,62 @@ def _deliver(
     """Send one email per recipient unless the (package, kind, recipient, key) row is already sent.
 
     No transaction is held across the SMTP call; each row is claimed and finished on its own.
+    One SMTP connection is opened lazily (only if something is to be sent) and reused.
     """
     report = DeliveryReport()
     subject = one_line(f"{SUBJECT_PREFIX} {subject}")
     connection = connection or get_connection(fail_silently=False)
-    for user in recipients:
-        note, _ = Notification.objects.get_or_create(package=package, kind=kind, recipient=user, key=key)
-        if note.state == Notification.State.SENT or not _claim(note, timezone.now()):
-            report.skipped += 1
-            continue
-        text, html = _render(kind, {**context, "recipient": user, "recipient_name": display_name(user)})
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=text,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[user.email],
-            connection=connection,
-        )
-        message.attach_alternative(html, "text/html")
-        try:
-            message.send(fail_silently=False)
-        except OSError as exc:  # smtplib.SMTPException is an OSError
-            Notification.objects.filter(pk=note.pk).update(
-                state=Notification.State.FAILED, sent_at=None, last_error=f"{type(exc).__name__}: {exc}"[:2000]
-            )
-            log.warning("notification %s to %s failed: %s", kind, user.pk, exc)
-            report.add_error(exc)
-            continue
+    opened_here = False
+    try:
+        for user in recipients:
+            note, _ = Notification.objects.get_or_create(package=package, kind=kind, recipient=user, key=key)
+            if note.state == Notification.State.SENT or not _claim(note, timezone.now()):
+                report.skipped += 1
+                continue
+            try:
+                opened_here = bool(connection.open()) or opened_here
+                _send(connection, subject, kind, user, context)
+            except OSError as exc:  # smtplib.SMTPException is an OSError: recorded, retried by the task
+                _finish(note, error=exc)
+                log.warning("notification %s to user %s about %s failed: %s", kind, user.pk, package.pk, exc)
+                report.add_error(exc)
+                _close_quietly(connection)  # a broken connection must not fail the remaining recipients
+                opened_here = False
+                continue
+            except Exception as exc:
+                _finish(note, error=exc)
+                raise
+            _finish(note)
+            report.sent += 1
+    finally:
+        if opened_here:
+            _close_quietly(connection)
+    return report
+
+
+def _send(connection: BaseEmailBackend, subject: str, kind: str, user: Any, context: Mapping[str, Any]) -> None:
+    text, html = _render(kind, {**context, "recipient": user, "recipient_name": display_name(user)})
+    message = EmailMultiAlternatives(
+        subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[user.email], connection=connection
+    )
+    message.attach_alternative(html, "text/html")
+    message.send(fail_silently=False)
+
+
+def _finish(note: Notification, *, error: BaseException | None = None) -> None:
+    if error is None:
         Notification.objects.filter(pk=note.pk).update(
             state=Notification.State.SENT, sent_at=timezone.now(), last_error=""
         )
-        report.sent += 1
-    return report
+    else:
+        Notification.objects.filter(pk=note.pk).update(
+            state=Notification.State.FAILED, sent_at=None, last_error=f"{type(error).__name__}: {error}"[:2000]
+        )
+
+
+def _close_quietly(connection: BaseEmailBackend) -> None:
+    with contextlib.suppress(OSError):
+        connection.close()
 
 
 def _base_context(package: ModelPackage) -> dict[str, Any]:
@@ -296,7 +317,9 @@ def notify_review_requested(package_id: int) -> DeliveryReport:
     if package is None or package.deleted_at is not None or package.approval_status != PENDING_MANUAL_APPROVAL:
         return DeliveryReport()
     policy = policy_for(package.group)
-    recipients = _wanting(_role_holders(policy.required_roles), NotificationKind.REVIEW_REQUESTED)
+    registrants = set(registrant_user_ids(package))  # separation of duties: they cannot sign it
+    holders = [u for u in _role_holders(policy.required_roles) if u.pk not in registrants]
+    recipients = _wanting(holders, NotificationKind.REVIEW_REQUESTED)
     context = {**_base_context(package), "roles": list(policy.required_roles), "policy_name": policy.name}
     subject = f"Review requested: {package.group.name} v{package.version}"
     return _deliver(
@@ -310,9 +333,12 @@ def notify_review_requested(package_id: int) -> DeliveryReport:
 
 
 def _reminder_recipients(package: ModelPackage, policy: PolicySpec) -> list[Any]:
-    """Holders of a required role still missing approvals who hold no current sign-off here."""
+    """Holders of a required role still missing approvals who hold no current sign-off here.
+
+    The registrant is left out: separation of duties stops them from signing.
+    """
     current = SignOff.objects.filter(package=package, stale_at__isnull=True)
-    signed_users = set(current.values_list("user_id", flat=True))
+    signed_users = set(current.values_list("user_id", flat=True)) | set(registrant_user_ids(package))
     approvals: dict[str, int] = {}
     for role in current.filter(decision=SignOff.Decision.APPROVE).values_list("role", flat=True):
         approvals[role] = approvals.get(role, 0) + 1
