@@ -133,3 +133,77 @@ class PushOutboxAdmin(ReadOnlyAdmin):
     list_filter = ("state", "kind")
     search_fields = ("package__arn", "acting_username", "last_error")
     list_select_related = ("package__group",)
+
+
+# --- audit: the log and CloudTrail are read-only evidence; admin edits of roles and policies are audited ---
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.http import HttpRequest, HttpResponse  # noqa: E402
+
+from registry_app.services import audit as audit_service  # noqa: E402  (also connects the audit signal receivers)
+
+
+@admin.register(models.AuditLogEntry)
+class AuditLogEntryAdmin(ReadOnlyAdmin):
+    """Append-only: no add, change or delete, whatever the user's permissions."""
+
+    list_display = ("seq", "created_at", "actor_name", "via", "action", "subject_repr", "package")
+    list_filter = ("via", "action")
+    search_fields = ("actor_name", "action", "subject_repr", "correlation_id", "hash")
+    list_select_related = ("package__group",)
+    show_full_result_count = False
+
+    def get_actions(self, request: HttpRequest) -> dict:  # type: ignore[override]
+        return {}
+
+
+@admin.register(models.CloudTrailEvent)
+class CloudTrailEventAdmin(ReadOnlyAdmin):
+    list_display = ("event_time", "event_name", "actor_name", "resource_name", "package", "via")
+    list_filter = ("via", "event_name")
+    search_fields = ("=event_id", "=actor_name", "=resource_name")
+    list_select_related = ("package__group",)
+    show_full_result_count = False  # no COUNT(*) over a million events
+
+    def get_actions(self, request: HttpRequest) -> dict:  # type: ignore[override]
+        return {}
+
+
+@admin.register(models.OutsideDecision)
+class OutsideDecisionAdmin(ReadOnlyAdmin):
+    list_display = ("package", "from_status", "to_status", "observed_at", "actor_name", "changed_at", "notified_at")
+    list_filter = ("to_status",)
+    list_select_related = ("package__group",)
+
+
+@admin.register(models.EndpointDeployment)
+class EndpointDeploymentAdmin(ReadOnlyAdmin):
+    list_display = ("endpoint_name", "variant_name", "package_arn", "weight", "started_at", "ended_at")
+    search_fields = ("=endpoint_name", "package_arn")
+
+
+class AuditedAdminMixin:
+    """Entries written by signals during an admin request name the staff user and ``via=web``."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with audit_service.audit_context(actor=request.user, via=models.AuditLogEntry.Via.WEB):
+            return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with audit_service.audit_context(actor=request.user, via=models.AuditLogEntry.Via.WEB):
+            return super().delete_view(request, *args, **kwargs)  # type: ignore[misc]
+
+    def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with audit_service.audit_context(actor=request.user, via=models.AuditLogEntry.Via.WEB):
+            return super().changelist_view(request, *args, **kwargs)  # type: ignore[misc]
+
+
+def _audit_admin_of(model: Any) -> None:
+    """Re-register ``model``'s admin with ``AuditedAdminMixin`` in front of its current class."""
+    current = type(admin.site.get_model_admin(model))
+    admin.site.unregister(model)
+    admin.site.register(model, type(f"Audited{current.__name__}", (AuditedAdminMixin, current), {}))
+
+
+_audit_admin_of(get_user_model())
+_audit_admin_of(models.ApprovalPolicy)
