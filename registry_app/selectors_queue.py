@@ -20,8 +20,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, Prefetch, QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.contrib.auth import get_user_model
+from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from registry_app.models import (
@@ -62,6 +64,19 @@ _MEMO_ATTR = "_governance_queue"
 
 # Pending rows are fingerprinted, which reads the reviewed JSON columns; these it does not need.
 _PENDING_DEFERRED = ("raw", "last_modified_by", "model_card__content", "model_card__content_error")
+_SIGNOFF_FIELDS = (
+    "pk",
+    "package_id",
+    "user_id",
+    "role",
+    "decision",
+    "comment",
+    "fingerprint",
+    "created_at",
+    "stale_at",
+    "user__id",
+    f"user__{get_user_model().USERNAME_FIELD}",
+)
 # The decided list needs none of the large JSON columns of a package.
 _DEFERRED = (
     "raw",
@@ -123,6 +138,16 @@ class TagFilter:
             return None
         return cls(key=key, value=value.strip() if sep else None)
 
+    def q(self, field_path: str) -> Q:
+        """The condition on a tags JSON object (``{key: value}``), on SQLite and PostgreSQL alike.
+
+        The key is a parameter, never part of a lookup path, so any tag key is safe.
+        """
+        condition = Q(**{f"{field_path}__has_key": self.key})
+        if self.value is not None:
+            condition &= Q(Exact(KeyTransform(self.key, field_path), self.value))
+        return condition
+
 
 # --------------------------------------------------------------------------------------------- pending
 
@@ -138,9 +163,7 @@ def _pending_packages(group: str, tag: TagFilter | None) -> QuerySet[ModelPackag
         .prefetch_related(
             Prefetch(
                 "signoffs",
-                queryset=SignOff.objects.select_related("user")
-                .defer("fingerprint_detail")
-                .order_by("created_at", "pk"),
+                queryset=SignOff.objects.select_related("user").only(*_SIGNOFF_FIELDS).order_by("created_at", "pk"),
                 to_attr="all_signoffs",
             ),
             Prefetch(
@@ -161,9 +184,7 @@ def _pending_packages(group: str, tag: TagFilter | None) -> QuerySet[ModelPackag
     if group:
         packages = packages.filter(group__name=group)
     if tag is not None:
-        packages = packages.alias(_tag_value=KeyTextTransform(tag.key, "group__tags")).filter(_tag_value__isnull=False)
-        if tag.value is not None:
-            packages = packages.filter(_tag_value=tag.value)
+        packages = packages.filter(tag.q("group__tags"))
     # Oldest first: created_at is SageMaker's CreationTime; the mirror's first_seen_at fills gaps.
     return packages.order_by(F("created_at").asc(nulls_last=True), "first_seen_at", "pk")
 
@@ -222,20 +243,22 @@ def _pending_items(user: Any, *, group: str, tag: TagFilter | None) -> list[Queu
     it), so the nav counts and the queue tab of one page share one computation. A view that
     changes sign-offs and then renders counts calls ``queue_cache_clear`` in between.
     """
-    memo: dict[tuple[str, TagFilter | None], list[QueueItem]] | None = getattr(user, _MEMO_ATTR, None)
+    memo: dict[Any, Any] | None = getattr(user, _MEMO_ATTR, None)
     if memo is None:
         memo = {}
         setattr(user, _MEMO_ATTR, memo)
     key = (group, tag)
     if key not in memo:
+        if "policies" not in memo:
+            memo["policies"] = list(ApprovalPolicy.objects.all())
         roles = _signing_roles(user)
-        policy_rows = list(ApprovalPolicy.objects.all())
         now = timezone.now()
         memo[key] = [
-            _pending_item(package, resolve_policy(policy_rows, package.group), user=user, roles=roles, now=now)
+            _pending_item(package, resolve_policy(memo["policies"], package.group), user=user, roles=roles, now=now)
             for package in _pending_packages(group, tag)
         ]
-    return memo[key]
+    items: list[QueueItem] = memo[key]
+    return items
 
 
 def queue_cache_clear(user: Any) -> None:
@@ -259,11 +282,7 @@ def _decided_items(*, group: str, tag: TagFilter | None, limit: int) -> list[Que
     if group:
         decisions = decisions.filter(package__group__name=group)
     if tag is not None:
-        decisions = decisions.alias(_tag_value=KeyTextTransform(tag.key, "package__group__tags")).filter(
-            _tag_value__isnull=False
-        )
-        if tag.value is not None:
-            decisions = decisions.filter(_tag_value=tag.value)
+        decisions = decisions.filter(tag.q("package__group__tags"))
     items = []
     for decision in decisions[:limit]:
         pushes: list[PushOutbox] = decision.push_rows  # type: ignore[attr-defined]
