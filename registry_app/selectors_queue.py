@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 from django.db.models.fields.json import KeyTransform
-from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from registry_app.models import (
@@ -138,15 +137,15 @@ class TagFilter:
             return None
         return cls(key=key, value=value.strip() if sep else None)
 
-    def q(self, field_path: str) -> Q:
-        """The condition on a tags JSON object (``{key: value}``), on SQLite and PostgreSQL alike.
+    def apply(self, queryset: QuerySet[Any], field_path: str) -> QuerySet[Any]:
+        """Keep rows whose tags JSON object (``{key: value}``) matches, on SQLite and PostgreSQL alike.
 
         The key is a parameter, never part of a lookup path, so any tag key is safe.
         """
-        condition = Q(**{f"{field_path}__has_key": self.key})
-        if self.value is not None:
-            condition &= Q(Exact(KeyTransform(self.key, field_path), self.value))
-        return condition
+        queryset = queryset.filter(**{f"{field_path}__has_key": self.key})
+        if self.value is None:
+            return queryset
+        return queryset.alias(_tag_value=KeyTransform(self.key, field_path)).filter(_tag_value=self.value)
 
 
 # --------------------------------------------------------------------------------------------- pending
@@ -184,7 +183,7 @@ def _pending_packages(group: str, tag: TagFilter | None) -> QuerySet[ModelPackag
     if group:
         packages = packages.filter(group__name=group)
     if tag is not None:
-        packages = packages.filter(tag.q("group__tags"))
+        packages = tag.apply(packages, "group__tags")
     # Oldest first: created_at is SageMaker's CreationTime; the mirror's first_seen_at fills gaps.
     return packages.order_by(F("created_at").asc(nulls_last=True), "first_seen_at", "pk")
 
@@ -282,7 +281,7 @@ def _decided_items(*, group: str, tag: TagFilter | None, limit: int) -> list[Que
     if group:
         decisions = decisions.filter(package__group__name=group)
     if tag is not None:
-        decisions = decisions.filter(tag.q("package__group__tags"))
+        decisions = tag.apply(decisions, "package__group__tags")
     items = []
     for decision in decisions[:limit]:
         pushes: list[PushOutbox] = decision.push_rows  # type: ignore[attr-defined]

@@ -52,7 +52,7 @@ def expected(persona: str, action: str, state: str) -> tuple[int | str, str]:
             return 403, "Only compliance officers can revoke an approval"
         if state == "deleted":
             return 400, "has been deleted from the registry"
-        return ("ok", "") if state == "approved" else (400, "Only an Approved model package")
+        return ("ok", "") if state == "approved" else (400, "can have its approval revoked")
     if action == "archive":
         if persona != "comp":
             return 403, "Only compliance officers can archive a model package group"
