@@ -127,7 +127,8 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         cannot_sign_reason=reason,
         pushes=pushes,
         latest_push=pushes[0] if pushes else None,
-        can_revoke=can_revoke(user, package) and status == ApprovalStatus.APPROVED,
+        can_revoke=can_revoke(user, package)
+        and effective_status(package, pushes, include_failed=False) == ApprovalStatus.APPROVED,
         can_retry_push=any(p.can_retry for p in pushes),  # type: ignore[attr-defined]
         metrics_vs_approved=_compare_metrics(package.metrics.all(), baseline.metrics.all() if baseline else []),
         baseline_package=baseline,

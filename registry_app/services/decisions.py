@@ -17,7 +17,7 @@ from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PushO
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
 from registry_app.policy import SignOffNotAllowed
-from registry_app.services.push import MAX_DESCRIPTION, UNDELIVERED_STATES, effective_status, push_enqueue
+from registry_app.services.push import ACTIVE_STATES, MAX_DESCRIPTION, effective_status, push_enqueue
 
 __all__ = ["MAX_JUSTIFICATION", "group_archive", "package_revoke"]
 
@@ -86,11 +86,15 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
                 "This model package has been deleted from the registry; its approval cannot be revoked.",
                 code="deleted",
             )
-        status = effective_status(package)
-        if status != ApprovalStatus.APPROVED:
+        if package.approval_status != ApprovalStatus.APPROVED:
             raise SignOffNotAllowed(
-                f"Only an Approved model package can have its approval revoked; this one is {status or 'unknown'}.",
+                "Only a model package the registry shows as Approved can have its approval revoked; "
+                f"this one is {package.approval_status or 'unknown'}.",
                 code="not_approved",
+            )
+        if effective_status(package, include_failed=False) != ApprovalStatus.APPROVED:
+            raise SignOffNotAllowed(
+                "A decision rejecting this model package is already on its way to SageMaker.", code="not_approved"
             )
         decision = Decision.objects.create(
             package=package,
@@ -133,17 +137,17 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
             .order_by("version")
             .only("pk", "approval_status", "group_id")
         )
-        undelivered: dict[int, list[PushOutbox]] = {}
+        on_their_way: dict[int, list[PushOutbox]] = {}
         for push in PushOutbox.objects.filter(
-            package__in=packages, kind=PushOutbox.Kind.DECISION, state__in=UNDELIVERED_STATES
+            package__in=packages, kind=PushOutbox.Kind.DECISION, state__in=ACTIVE_STATES
         ):
-            undelivered.setdefault(push.package_id, []).append(push)
+            on_their_way.setdefault(push.package_id, []).append(push)
         description = _description(f"Archived via governance dashboard by {user.get_username()}: {reason}")
         decisions: list[Decision] = []
         from registry_app.services.notifications import enqueue_decided
 
         for package in packages:
-            status = effective_status(package, undelivered.get(package.pk, []))
+            status = effective_status(package, on_their_way.get(package.pk, []), include_failed=False)
             if status == ApprovalStatus.REJECTED:
                 continue
             decision = Decision.objects.create(

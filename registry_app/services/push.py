@@ -103,17 +103,25 @@ def push_enqueue(push_id: UUID | str) -> None:
     transaction.on_commit(lambda: push_task.apply_async(args=[pid]), robust=True)
 
 
-def effective_status(package: ModelPackage, pushes: list[PushOutbox] | None = None) -> str:
-    """The status the package has, or is about to have once the dashboard's own pending
-    decision reaches the registry: the target of the newest undelivered decision push (pending,
-    sending or failed), else the mirror's status. ``pushes`` (any order) saves the query."""
+def effective_status(
+    package: ModelPackage, pushes: list[PushOutbox] | None = None, *, include_failed: bool = True
+) -> str:
+    """The status the package has, or will have once the dashboard's own decision reaches the
+    registry: the target of the newest undelivered decision push, else the mirror's status.
+
+    ``include_failed``: a failed decision push still decides the package for sign-offs (staff
+    retries it; nobody signs on). For the expected status of a *new* push only pushes still on
+    their way (pending/sending) count, because only those are sent before it.
+    ``pushes`` (any order, any kind) saves the query.
+    """
+    states = UNDELIVERED_STATES if include_failed else ACTIVE_STATES
     if pushes is None:
         pushes = list(
-            PushOutbox.objects.filter(package=package, kind=Kind.DECISION, state__in=UNDELIVERED_STATES)
+            PushOutbox.objects.filter(package=package, kind=Kind.DECISION, state__in=states)
             .exclude(target_status="")
             .order_by("-created_at")[:1]
         )
-    undelivered = [p for p in pushes if p.kind == Kind.DECISION and p.state in UNDELIVERED_STATES and p.target_status]
+    undelivered = [p for p in pushes if p.kind == Kind.DECISION and p.state in states and p.target_status]
     if undelivered:
         return max(undelivered, key=lambda p: p.created_at).target_status
     return package.approval_status
@@ -166,6 +174,21 @@ def _superseded_by(push: PushOutbox) -> PushOutbox | None:
         )
         .order_by("created_at")
         .first()
+    )
+
+
+def _set_by_later_decision(push: PushOutbox, found: str) -> bool:
+    """Whether ``found`` is the target of a later decision push of the dashboard itself (on its
+    way or sent), e.g. after a recovery re-sent a whole series: not a change made elsewhere."""
+    return (
+        bool(found)
+        and PushOutbox.objects.filter(
+            package_id=push.package_id,
+            kind=Kind.DECISION,
+            target_status=found,
+            created_at__gt=push.created_at,
+            state__in=(State.PENDING, State.SENDING, State.SENT),
+        ).exists()
     )
 
 
@@ -306,7 +329,8 @@ def _deliver(push: PushOutbox, claim: _Claim, client: RegistryClient | None) -> 
     client = client or registry_client_for(push)
     record = client.describe_package(push.package.arn)
     found = str(record.get("ModelApprovalStatus") or "")
-    if found != push.expected_status and not (push.target_status and found == push.target_status):
+    outside = found != push.expected_status and not (push.target_status and found == push.target_status)
+    if outside and not _set_by_later_decision(push, found):
         _mark_conflict(push, claim, record)
         return
     params = _intended(push, record)
