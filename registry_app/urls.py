@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from django.views.generic import RedirectView
 
+from registry_app.views import audit as audit_views
 from registry_app.views import groups, packages, profile, sync
 from registry_app.views import queue as queue_views
 from registry_app.views import review as review_views
@@ -26,4 +27,17 @@ urlpatterns = [
     path("sync/", sync.sync_status, name="sync_status"),
     path("sync/<slug:source_name>/run/", sync.sync_run, name="sync_run"),
     path("sync/runs/<int:run_id>/", sync.sync_run_status, name="sync_run_status"),
+    # Audit: timelines, search, as-of answers, decisions made outside the dashboard, exports and packs.
+    path("packages/<str:group_name>/<int:version>/audit/", audit_views.package_audit, name="package_audit"),
+    path(
+        "packages/<str:group_name>/<int:version>/audit/pack.zip",
+        audit_views.package_audit_pack,
+        name="package_audit_pack",
+    ),
+    path("groups/<str:group_name>/audit/", audit_views.group_audit, name="group_audit"),
+    path("endpoints/<str:name>/", audit_views.endpoint_detail, name="endpoint_detail"),
+    path("audit/", audit_views.audit_search, name="audit_search"),
+    path("audit/bypasses/", audit_views.bypasses, name="audit_bypasses"),
+    path("audit/pack.zip", audit_views.audit_period_pack, name="audit_period_pack"),
+    path("as-of/", audit_views.as_of, name="as_of"),
 ]

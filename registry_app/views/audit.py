@@ -1,0 +1,374 @@
+"""Audit pages: timelines (package, group, endpoint), the audit search, the as-of answer, decisions
+made outside the dashboard, and their exports and auditor packs.
+
+All pages need a login and only read. ``?format=csv|json|print`` and the ``pack.zip`` downloads are
+for staff and the compliance role (403 otherwise). Each view validates a small form, checks the
+permission, calls one selector or export, and renders the page or, for htmx, one partial.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from registry_app import exports
+from registry_app import selectors_audit as sa
+from registry_app.models import EndpointDeployment
+from registry_app.models.registry import ApprovalStatus, Endpoint
+from registry_app.views.groups import wants_partial
+
+TIMELINE_TEMPLATE = "registry_app/audit/partials/timeline.html"
+PERIOD_PACK_DEFAULT_DAYS = 30
+PERIOD_PACK_MAX_DAYS = 400
+ENDPOINT_CHOICES_SHOWN = 500
+
+
+# --------------------------------------------------------------------------------------------- forms
+
+
+class CursorField(forms.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, max_length=400, **kwargs)
+
+    def clean(self, value: Any) -> sa.Cursor | None:  # type: ignore[override]
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            return sa.Cursor.decode(text)
+        except ValueError as exc:
+            raise forms.ValidationError("This page link is malformed; start again from the newest entries.") from exc
+
+
+class WhenField(forms.CharField):
+    """An ISO-8601 date or datetime (naive means UTC)."""
+
+    def __init__(self, *, end: bool = False, **kwargs: Any) -> None:
+        self.end = end
+        kwargs.setdefault("required", False)
+        super().__init__(max_length=64, **kwargs)
+
+    def clean(self, value: Any) -> dt.datetime | None:  # type: ignore[override]
+        text = super().clean(value)
+        try:
+            return sa.parse_when(text, end=self.end)
+        except ValueError as exc:
+            raise forms.ValidationError("Use an ISO-8601 date or time, e.g. 2025-03-14 or 2025-03-14T09:30Z.") from exc
+
+
+FORMAT_CHOICES = [("", "page"), *((f, f) for f in exports.FORMATS)]
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False)
+
+
+class TimelineForm(ExportForm):
+    kind = forms.MultipleChoiceField(choices=list(sa.KINDS.items()), required=False)
+    actor = forms.CharField(required=False, max_length=256, strip=True)
+    before = CursorField()
+    after = CursorField()
+
+    def filters(self) -> sa.TimelineFilters:
+        data = self.cleaned_data
+        return sa.TimelineFilters(
+            kinds=tuple(data["kind"]), actor=data["actor"], before=data["before"], after=data["after"]
+        )
+
+
+class SearchForm(ExportForm):
+    actor = forms.CharField(required=False, max_length=256, strip=True)
+    event = forms.CharField(required=False, max_length=128, strip=True, label="Event or action")
+    resource = forms.CharField(required=False, max_length=2048, strip=True)
+    since = WhenField()
+    until = WhenField(end=True)
+    kind = forms.MultipleChoiceField(choices=[("cloudtrail", "CloudTrail"), ("audit", "Audit log")], required=False)
+    before = CursorField()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end of the range is before its start.")
+        return data
+
+    def filters(self) -> sa.SearchFilters:
+        data = self.cleaned_data
+        return sa.SearchFilters(
+            actor=data["actor"],
+            event=data["event"],
+            resource=data["resource"],
+            since=data["since"],
+            until=data["until"],
+            kinds=tuple(data["kind"]),
+            before=data["before"],
+        )
+
+
+class AsOfForm(ExportForm):
+    endpoint = forms.CharField(max_length=63, strip=True)
+    at = WhenField(required=True, label="At (ISO-8601, UTC unless an offset is given)")
+
+
+class BypassForm(ExportForm):
+    status = forms.ChoiceField(choices=[("", "Any status"), *ApprovalStatus.choices], required=False)
+    before = CursorField()
+
+
+class PeriodForm(forms.Form):
+    since = WhenField()
+    until = WhenField(end=True)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        until = data.get("until") or timezone.now()
+        since = data.get("since") or until - dt.timedelta(days=PERIOD_PACK_DEFAULT_DAYS)
+        if since > until:
+            self.add_error("until", "The end of the period is before its start.")
+        elif until - since > dt.timedelta(days=PERIOD_PACK_MAX_DAYS):
+            self.add_error("since", f"A pack covers at most {PERIOD_PACK_MAX_DAYS} days; split the period.")
+        data["since"], data["until"] = since, until
+        return data
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _require_export(request: HttpRequest) -> None:
+    if not exports.can_export(request.user):
+        raise PermissionDenied("Exports and auditor packs are for compliance officers and staff.")
+
+
+def _bad_request(request: HttpRequest, form: forms.Form, title: str) -> HttpResponse:
+    return render(request, "registry_app/audit/bad_request.html", {"form": form, "title": title}, status=400)
+
+
+def _timeline(
+    request: HttpRequest, scope: sa.Scope, *, template: str, context: dict[str, Any], stem: str
+) -> HttpResponseBase:
+    form = TimelineForm(request.GET)
+    if not form.is_valid():
+        return _bad_request(request, form, f"Timeline of {scope.title}")
+    filters = form.filters()
+    fmt = form.cleaned_data["format"]
+    if fmt:
+        _require_export(request)
+        return exports.export_response(
+            request,
+            fmt,
+            title=f"Audit timeline: {scope.title}",
+            stem=f"timeline-{stem}",
+            meta={"scope": scope.title, "kinds": ",".join(filters.kinds) or "all", "actor": filters.actor or "any"},
+            columns=exports.TIMELINE_COLUMNS,
+            print_columns=exports.PRINT_COLUMNS,
+            rows=lambda: exports.timeline_rows(sa.timeline_stream(scope, filters)),
+            json_items=lambda: (item.export_row() for item in sa.timeline_stream(scope, filters)),
+        )
+    page = sa.timeline_page(scope, filters)
+    context = {**context, "page": page, "form": form, "can_export": exports.can_export(request.user)}
+    if wants_partial(request):
+        template = TIMELINE_TEMPLATE + ("#newer_rows" if filters.after else "#rows")
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+# --------------------------------------------------------------------------------------------- timelines
+
+
+@require_GET
+@login_required
+def package_audit(request: HttpRequest, group_name: str, version: int) -> HttpResponseBase:
+    package = sa.find_package(group_name, version, request.GET.get("source") or None)
+    if package is None:
+        raise Http404("No such model package version")
+    return _timeline(
+        request,
+        sa.package_scope(package),
+        template="registry_app/audit/package_timeline.html",
+        context={"package": package, "group": package.group},
+        stem=f"{group_name}-v{version}",
+    )
+
+
+@require_GET
+@login_required
+def group_audit(request: HttpRequest, group_name: str) -> HttpResponseBase:
+    group = sa.find_group(group_name, request.GET.get("source") or None)
+    if group is None:
+        raise Http404("No such model package group")
+    return _timeline(
+        request,
+        sa.group_scope(group),
+        template="registry_app/audit/group_timeline.html",
+        context={"group": group},
+        stem=group_name,
+    )
+
+
+@require_GET
+@login_required
+def endpoint_detail(request: HttpRequest, name: str) -> HttpResponseBase:
+    overview = sa.endpoint_overview(name)
+    if overview is None:
+        raise Http404("No such endpoint")
+    return _timeline(
+        request,
+        sa.endpoint_scope(name),
+        template="registry_app/audit/endpoint_detail.html",
+        context={"overview": overview},
+        stem=f"endpoint-{name}",
+    )
+
+
+# --------------------------------------------------------------------------------------------- search, as of, bypasses
+
+
+@require_GET
+@login_required
+def audit_search(request: HttpRequest) -> HttpResponseBase:
+    form = SearchForm(request.GET)
+    if not form.is_valid():
+        return _bad_request(request, form, "Audit search")
+    filters = form.filters()
+    fmt = form.cleaned_data["format"]
+    if fmt:
+        _require_export(request)
+        return exports.export_response(
+            request,
+            fmt,
+            title="Audit search",
+            stem="audit-search",
+            meta=filters.as_query(),
+            columns=exports.TIMELINE_COLUMNS,
+            print_columns=exports.PRINT_COLUMNS,
+            rows=lambda: exports.timeline_rows(sa.audit_search_stream(filters)),
+            json_items=lambda: (item.export_row() for item in sa.audit_search_stream(filters)),
+        )
+    result = sa.audit_search(filters)
+    template = "registry_app/audit/search.html" + ("#results" if wants_partial(request) else "")
+    response = render(
+        request, template, {"form": form, "result": result, "can_export": exports.can_export(request.user)}
+    )
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+AS_OF_COLUMNS = ("endpoint", "at", "variant", "package_arn", "fact", "value", "evidence_ids", "missing")
+
+
+def _endpoint_names() -> list[str]:
+    names = set(Endpoint.objects.order_by("name").values_list("name", flat=True)[:ENDPOINT_CHOICES_SHOWN])
+    names |= set(
+        EndpointDeployment.objects.order_by("endpoint_name")
+        .values_list("endpoint_name", flat=True)
+        .distinct()[:ENDPOINT_CHOICES_SHOWN]
+    )
+    return sorted(names)
+
+
+@require_GET
+@login_required
+def as_of(request: HttpRequest) -> HttpResponseBase:
+    form = AsOfForm(request.GET) if request.GET else AsOfForm()
+    answer = None
+    if form.is_bound:
+        if not form.is_valid():
+            return render(
+                request, "registry_app/audit/as_of.html", {"form": form, "endpoints": _endpoint_names()}, status=400
+            )
+        answer = sa.as_of(form.cleaned_data["endpoint"], form.cleaned_data["at"])
+        fmt = form.cleaned_data["format"]
+        if fmt:
+            _require_export(request)
+            return exports.export_response(
+                request,
+                fmt,
+                title=f"As of {answer.at.isoformat()}: {answer.endpoint_name}",
+                stem=f"as-of-{answer.endpoint_name}-{answer.at:%Y%m%dT%H%M%SZ}",
+                meta={"endpoint": answer.endpoint_name, "at": answer.at.isoformat()},
+                columns=AS_OF_COLUMNS,
+                rows=answer.fact_rows,
+                json_items=lambda: [answer.as_dict()],
+            )
+    context = {
+        "form": form,
+        "answer": answer,
+        "endpoints": _endpoint_names(),
+        "can_export": exports.can_export(request.user),
+    }
+    return render(request, "registry_app/audit/as_of.html", context)
+
+
+BYPASS_COLUMNS = (
+    "group",
+    "version",
+    "package_arn",
+    "from_status",
+    "to_status",
+    "observed_at",
+    "changed_at",
+    "actor_name",
+    "actor_arn",
+    "cloudtrail_event_id",
+    "notified_at",
+    "evidence_id",
+)
+
+
+@require_GET
+@login_required
+def bypasses(request: HttpRequest) -> HttpResponseBase:
+    form = BypassForm(request.GET)
+    if not form.is_valid():
+        return _bad_request(request, form, "Decided outside the dashboard")
+    status = form.cleaned_data["status"]
+    fmt = form.cleaned_data["format"]
+    if fmt:
+        _require_export(request)
+        return exports.export_response(
+            request,
+            fmt,
+            title="Model packages decided outside the dashboard",
+            stem="outside-decisions",
+            meta={"to_status": status or "any"},
+            columns=BYPASS_COLUMNS,
+            rows=lambda: (sa.outside_decision_row(row) for row in sa.outside_decisions_stream(to_status=status)),
+        )
+    page = sa.outside_decisions_page(to_status=status, before=form.cleaned_data["before"])
+    context = {"form": form, "page": page, "can_export": exports.can_export(request.user)}
+    return render(request, "registry_app/audit/bypasses.html", context)
+
+
+# --------------------------------------------------------------------------------------------- packs
+
+
+@require_GET
+@login_required
+def package_audit_pack(request: HttpRequest, group_name: str, version: int) -> HttpResponseBase:
+    _require_export(request)
+    package = sa.find_package(group_name, version, request.GET.get("source") or None)
+    if package is None:
+        raise Http404("No such model package version")
+    file, filename = exports.package_pack(package, user=request.user)
+    return exports.pack_response(file, filename)
+
+
+@require_GET
+@login_required
+def audit_period_pack(request: HttpRequest) -> HttpResponseBase:
+    _require_export(request)
+    form = PeriodForm(request.GET)
+    if not form.is_valid():
+        return _bad_request(request, form, "Auditor pack for a period")
+    file, filename = exports.period_pack(form.cleaned_data["since"], form.cleaned_data["until"], user=request.user)
+    return exports.pack_response(file, filename)
