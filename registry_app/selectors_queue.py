@@ -2,11 +2,12 @@
 
 Constant query counts, whatever the number of pending packages or sign-offs. The "mine" and
 "all" tabs read: the user's roles (``permissions.user_roles``, cached on the user for the request),
-the stored policies, the pending packages (with group, source and card), then their sign-offs,
-report digests and undelivered decision pushes as prefetches: 6 queries (5 once the roles are
-cached; just the roles when "mine" is asked by someone holding no sign-off role). "decided" reads
-the decisions (with package, group, source and user) and their pushes: 2 queries.
-``queue_counts`` is the "mine" tab tallied per role.
+the stored policies, the pending packages (with card), their groups (with source), then their
+sign-offs, report digests and undelivered decision pushes as plain rows: 7 queries (3 when nothing
+is pending; just the roles when "mine" is asked by someone holding no sign-off role). "decided"
+reads the decisions (with package, group, source and user) and their pushes: 2 queries.
+``queue_counts`` is the "mine" tab tallied per role; the nav counts and an unfiltered tab of the
+same request share one computation (memoised on the user object, like the roles).
 
 A sign-off counts while it is current, by the same rules as the review page and the sign-off
 service: not marked stale, and made on the package's current fingerprint
@@ -17,6 +18,7 @@ the dashboard already decided (its decision push has not reached the registry ye
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +38,9 @@ from registry_app.models import (
 )
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import SIGNOFF_ROLES, VIEWER_ROLE, principal_names, user_roles
-from registry_app.policy import REJECTED, PolicySpec, evaluate, sla_state
+from registry_app.policy import REJECTED, PolicySpec, SignOffView, evaluate, sla_state
 from registry_app.services.policies import package_fingerprint, resolve_policy
 from registry_app.services.push import UNDELIVERED_STATES, effective_status
-from registry_app.services.signoffs import signoff_views
 
 __all__ = [
     "DECIDED_DAYS",
@@ -63,19 +64,6 @@ _MEMO_ATTR = "_governance_queue"
 
 # Pending rows are fingerprinted, which reads the reviewed JSON columns; these it does not need.
 _PENDING_DEFERRED = ("raw", "last_modified_by", "model_card__content", "model_card__content_error")
-_SIGNOFF_FIELDS = (
-    "pk",
-    "package_id",
-    "user_id",
-    "role",
-    "decision",
-    "comment",
-    "fingerprint",
-    "created_at",
-    "stale_at",
-    "user__id",
-    f"user__{get_user_model().USERNAME_FIELD}",
-)
 # The decided list needs none of the large JSON columns of a package.
 _DEFERRED = (
     "raw",
@@ -151,55 +139,113 @@ class TagFilter:
 # --------------------------------------------------------------------------------------------- pending
 
 
-def _pending_packages(group: str, tag: TagFilter | None) -> QuerySet[ModelPackage]:
-    """Pending, live packages with what fingerprinting and the policy need, prefetched (4 queries)."""
-    packages = (
-        ModelPackage.objects.filter(
-            approval_status=ApprovalStatus.PENDING, deleted_at__isnull=True, group__deleted_at__isnull=True
-        )
-        .select_related("group__source", "model_card")
-        .defer(*_PENDING_DEFERRED)
-        .prefetch_related(
-            Prefetch(
-                "signoffs",
-                queryset=SignOff.objects.select_related("user").only(*_SIGNOFF_FIELDS).order_by("created_at", "pk"),
-                to_attr="all_signoffs",
-            ),
-            Prefetch(
-                "reports",
-                queryset=EvaluationReport.objects.only(
-                    "pk", "package_id", "slot", "sha256", "content_digest", "s3_uri"
-                ),
-            ),
-            Prefetch(
-                "pushes",
-                queryset=PushOutbox.objects.filter(kind=PushOutbox.Kind.DECISION, state__in=UNDELIVERED_STATES)
-                .exclude(target_status="")
-                .only("pk", "package_id", "kind", "state", "target_status", "created_at"),
-                to_attr="undelivered_decisions",
-            ),
-        )
+@dataclass(frozen=True)
+class _ReportDigest:
+    """What ``package_fingerprint`` reads of a report (``values_list`` rows: no model instances)."""
+
+    slot: str
+    sha256: str
+    content_digest: str
+    s3_uri: str
+
+
+@dataclass(frozen=True)
+class _DecisionPush:
+    """What ``effective_status`` reads of an undelivered decision push."""
+
+    kind: str
+    state: str
+    target_status: str
+    created_at: dt.datetime
+
+
+def _signoff_view(
+    user_id: int, username: str, role: str, decision: str, fingerprint: str, stale_at: Any, signed_at: Any, comment: str
+) -> SignOffView:
+    """``services.signoffs.signoff_views`` for a ``values_list`` row: a row marked stale never counts again."""
+    return SignOffView(
+        user_id=user_id,
+        username=username,
+        role=role,
+        decision=decision,
+        fingerprint=fingerprint if stale_at is None else f"stale:{fingerprint}",
+        signed_at=signed_at,
+        comment=comment,
+    )
+
+
+def _pending_packages(group: str, tag: TagFilter | None) -> list[ModelPackage]:
+    """Pending, live packages with what the policy, the fingerprint and the effective status need.
+
+    5 queries (1 when nothing is pending): the packages (with card), their groups (with source,
+    one instance per group), then sign-offs, report digests and undelivered decision pushes as
+    plain rows; a page of 2,000 pending packages builds no model instance for those.
+    """
+    pending = ModelPackage.objects.filter(
+        approval_status=ApprovalStatus.PENDING, deleted_at__isnull=True, group__deleted_at__isnull=True
     )
     if group:
-        packages = packages.filter(group__name=group)
+        pending = pending.filter(group__name=group)
     if tag is not None:
-        packages = tag.apply(packages, "group__tags")
-    # Oldest first: created_at is SageMaker's CreationTime; the mirror's first_seen_at fills gaps.
-    return packages.order_by(F("created_at").asc(nulls_last=True), "first_seen_at", "pk")
+        pending = tag.apply(pending, "group__tags")
+    packages = list(
+        pending.select_related("model_card")
+        .defer(*_PENDING_DEFERRED)
+        .prefetch_related(Prefetch("group", queryset=ModelPackageGroup.objects.select_related("source")))
+        # Oldest first: created_at is SageMaker's CreationTime; the mirror's first_seen_at fills gaps.
+        .order_by(F("created_at").asc(nulls_last=True), "first_seen_at", "pk")
+    )
+    if not packages:
+        return []
+    ids = pending.values("pk")
+    views: dict[int, list[SignOffView]] = defaultdict(list)
+    username = f"user__{get_user_model().USERNAME_FIELD}"
+    for package_id, *row in (
+        SignOff.objects.filter(package__in=ids)
+        .order_by("created_at", "pk")
+        .values_list(
+            "package_id", "user_id", username, "role", "decision", "fingerprint", "stale_at", "created_at", "comment"
+        )
+    ):
+        views[package_id].append(_signoff_view(*row))
+    reports: dict[int, list[_ReportDigest]] = defaultdict(list)
+    for package_id, *digest in (
+        EvaluationReport.objects.filter(package__in=ids)
+        .order_by("slot")
+        .values_list("package_id", "slot", "sha256", "content_digest", "s3_uri")
+    ):
+        reports[package_id].append(_ReportDigest(*digest))
+    pushes: dict[int, list[_DecisionPush]] = defaultdict(list)
+    for package_id, *push in (
+        PushOutbox.objects.filter(package__in=ids, kind=PushOutbox.Kind.DECISION, state__in=UNDELIVERED_STATES)
+        .exclude(target_status="")
+        .values_list("package_id", "kind", "state", "target_status", "created_at")
+    ):
+        pushes[package_id].append(_DecisionPush(*push))
+    for package in packages:
+        package.signoff_views = views[package.pk]  # type: ignore[attr-defined]
+        package.undelivered_decisions = pushes[package.pk]  # type: ignore[attr-defined]
+        # package_fingerprint reads ``package.reports.all()``, which serves a filled prefetch cache.
+        cache = package.__dict__.setdefault("_prefetched_objects_cache", {})
+        cache["reports"] = reports[package.pk]
+    return packages
 
 
 def _registered_by(package: ModelPackage, username: str) -> bool:
-    """Whether ``CreatedBy`` names this user (as ``permissions.registrant_user_ids``, without its query)."""
-    wanted = username.casefold()
-    return any(name.casefold() == wanted for name in principal_names(package.created_by))
+    """Whether ``CreatedBy`` names this user (as ``permissions.registrant_user_ids``, without its query).
+
+    ``username`` is already case-folded.
+    """
+    return any(name.casefold() == username for name in principal_names(package.created_by))
 
 
 def _pending_item(
-    package: ModelPackage, policy: PolicySpec, *, user: Any, roles: set[str], now: dt.datetime
+    package: ModelPackage, policy: PolicySpec, *, user_id: int, username: str, roles: set[str], now: dt.datetime
 ) -> QueueItem:
-    signoffs: list[SignOff] = package.all_signoffs  # type: ignore[attr-defined]
-    fingerprint, _ = package_fingerprint(package, policy=policy)
-    views = signoff_views(signoffs)
+    views: list[SignOffView] = package.signoff_views  # type: ignore[attr-defined]
+    # Marked-stale rows never count, so without an unmarked one the fingerprint cannot matter.
+    unmarked = any(not v.fingerprint.startswith("stale:") for v in views)
+    fingerprint = package_fingerprint(package, policy=policy)[0] if unmarked else "-"
     # Only the role bookkeeping matters here (no metrics, no card): gates never stop anyone signing.
     result = evaluate(policy, signoffs=views, metrics=[], card_status=None, current_fingerprint=fingerprint)
     status = effective_status(package, package.undelivered_decisions)  # type: ignore[attr-defined]
@@ -210,9 +256,9 @@ def _pending_item(
     else:
         outcome = "Pending"
     missing = [r.role for r in result.roles if r.remaining > 0] if outcome == "Pending" else []
-    mine = {v.user_id for v in views if v.fingerprint == fingerprint}
-    signed_by_me = user.pk in mine
-    may_sign = outcome == "Pending" and not signed_by_me and not _registered_by(package, user.get_username())
+    signed_by_me = any(v.user_id == user_id and v.fingerprint == fingerprint for v in views)
+    wanted = [role for role in missing if role in roles] if not signed_by_me else []
+    signable = wanted if wanted and not _registered_by(package, username) else []
     created = package.created_at or package.first_seen_at
     sla, age_hours = sla_state(created, now, policy.sla_hours)
     return QueueItem(
@@ -222,7 +268,7 @@ def _pending_item(
         sla=sla,
         age_hours=age_hours,
         missing_roles=missing,
-        signable_roles=[role for role in missing if role in roles] if may_sign else [],
+        signable_roles=signable,
         signed_by_me=signed_by_me,
         outcome=outcome,
     )
@@ -252,8 +298,16 @@ def _pending_items(user: Any, *, group: str, tag: TagFilter | None) -> list[Queu
             memo["policies"] = list(ApprovalPolicy.objects.all())
         roles = _signing_roles(user)
         now = timezone.now()
+        user_id, username = user.pk, user.get_username().casefold()
         memo[key] = [
-            _pending_item(package, resolve_policy(memo["policies"], package.group), user=user, roles=roles, now=now)
+            _pending_item(
+                package,
+                resolve_policy(memo["policies"], package.group),
+                user_id=user_id,
+                username=username,
+                roles=roles,
+                now=now,
+            )
             for package in _pending_packages(group, tag)
         ]
     items: list[QueueItem] = memo[key]
