@@ -41,6 +41,10 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.resend_stuck_pushes",
             "schedule": 120.0,  # pushes lost with a worker or the broker; see services/push.py
         },
+        "audit-ingest": {
+            "task": "registry_app.tasks.ingest_audit_all",
+            "schedule": 300.0,  # CloudTrail: LookupEvents + trail S3 files; see services/cloudtrail_ingest.py
+        },
         "sla-reminders": {
             "task": "registry_app.tasks.send_sla_reminders",
             "schedule": crontab(minute=7),  # hourly; the Notification key limits it to one per day

@@ -153,3 +153,44 @@ def resend_stuck_pushes_task() -> int:
 
 
 # --- end push outbox -------------------------------------------------------------------------
+
+
+# --- audit ingest ----------------------------------------------------------------------------
+# CloudTrail ingest (registry_app.services.cloudtrail_ingest): every 5 minutes one task per enabled
+# source. Each holds the source's *audit* lock (not the registry-sync lock, so a long LookupEvents
+# backfill at 2 TPS never delays the minute-by-minute registry sync) and stops cleanly after a time
+# budget: its cursor is committed page by page, so the next run resumes where it stopped. No task
+# retries: throttling is waited out inside, and the next beat picks up whatever is left.
+
+
+@shared_task(name="registry_app.tasks.ingest_audit", ignore_result=True)
+def ingest_audit_task(source_id: int) -> dict[str, int]:
+    """Ingest one source's CloudTrail events (LookupEvents, then S3) and rebuild touched deployments."""
+    from django.conf import settings
+
+    from registry_app.services.cloudtrail_ingest import ingest_source
+
+    source = RegistrySource.objects.filter(pk=source_id, enabled=True).first()
+    if source is None:
+        return {}
+    result = ingest_source(
+        source,
+        max_seconds=float(getattr(settings, "AUDIT_TASK_MAX_SECONDS", 1200)),
+        respect_backoff=True,
+    )
+    for line in result.lines():
+        log.info("audit ingest: %s", line)
+    return {"inserted": result.inserted, "errors": len(result.errors), "skipped": int(result.skipped)}
+
+
+@shared_task(name="registry_app.tasks.ingest_audit_all", ignore_result=True)
+def ingest_audit_all_task() -> int:
+    """Beat (every 5 minutes): one ingest task per enabled source."""
+    n = 0
+    for source_id in RegistrySource.objects.filter(enabled=True).values_list("pk", flat=True):
+        ingest_audit_task.delay(source_id)
+        n += 1
+    return n
+
+
+# --- end audit ingest ------------------------------------------------------------------------

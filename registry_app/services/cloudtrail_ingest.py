@@ -1,0 +1,844 @@
+"""CloudTrail ingest: LookupEvents (90 days, no setup) and the trail's S3 files (forever, backfill).
+
+Entry point: ``ingest_source(source, *, since=None) -> IngestResult`` (the ``sync_audit`` command
+and the Celery beat task both call it). Per source it:
+
+1. takes the audit lock (a conditional UPDATE on an ``AuditCursor`` row of kind ``lock``; separate
+   from the registry-sync lock so a long backfill never holds up the minute-by-minute registry sync);
+2. LookupEvents pass (``EventSource=sagemaker.amazonaws.com``, 50 per page, names filtered here):
+   the window ``[previous end - overlap, now]`` (the first run: the last 90 days) is walked page
+   by page; after each page its events *and* the cursor (window start/end + ``NextToken``) commit
+   in one transaction, so a crash resumes with the same token and the exact same parameters.
+   Throttles are waited out by the adapter; a page that still fails is simply not advanced past;
+3. S3 pass when ``cloudtrail_bucket`` is set: ``<prefix>/AWSLogs/[<o-id>/]<account>/CloudTrail/<region>/``
+   listed with ``StartAfter`` from the stored last key (rewound a few minutes, keys already read
+   skipped: files delivered in the same minute can sort before the last one read); each file's
+   events and the cursor commit together; a corrupt file is recorded and skipped, a retryable
+   failure stops the pass before that file;
+4. re-links events stored before the mirror knew their package/group, lets
+   ``services.bypasses.attach_cloudtrail_evidence`` match outside decisions, and rebuilds the
+   deployment history of the endpoints the new events touch.
+
+Events are de-duplicated by ``eventID`` (``bulk_create(ignore_conflicts=True)`` in batches, after a
+cheap check of which ids are already stored). Transactions wrap database writes only; AWS calls
+happen outside them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from registry_app import cloudtrail as ct
+from registry_app.aws.cloudtrail import LOOKUP_PAGE_SIZE, CloudTrailReader, LogObject, utc_seconds
+from registry_app.aws.errors import AwsError, RetryableAwsError
+from registry_app.aws.session import CallStats, SourceConfig
+from registry_app.models import AuditCursor, CloudTrailEvent, ModelCard, ModelPackage, ModelPackageGroup, RegistrySource
+
+log = logging.getLogger(__name__)
+
+LOCK_KIND = "lock"  # an AuditCursor row per source that holds only the ingest lease
+LOOKUP_RETENTION = dt.timedelta(days=90)
+MAX_ERRORS_KEPT = 200
+MAX_FAILED_FILES_KEPT = 500
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+def lock_seconds() -> int:
+    return int(_setting("AUDIT_LOCK_SECONDS", 1800))
+
+
+def lookup_overlap() -> dt.timedelta:
+    # LookupEvents shows an event some minutes after it happened: re-read this much of the last window.
+    return dt.timedelta(seconds=int(_setting("AUDIT_LOOKUP_OVERLAP_SECONDS", 900)))
+
+
+def s3_overlap() -> dt.timedelta:
+    return dt.timedelta(seconds=int(_setting("AUDIT_S3_OVERLAP_SECONDS", 600)))
+
+
+def s3_initial_days() -> int:
+    # Without --since, the first S3 run starts this many days back (a deeper backfill is explicit).
+    return int(_setting("AUDIT_S3_INITIAL_DAYS", 90))
+
+
+def batch_size() -> int:
+    return int(_setting("AUDIT_BATCH_SIZE", 2000))
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class PassResult:
+    """Counts of one pass (LookupEvents or S3) of one run."""
+
+    ran: bool = False
+    complete: bool = False
+    pages: int = 0  # LookupEvents calls answered / S3 files read
+    records: int = 0  # records seen
+    relevant: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    throttled: int = 0
+    skipped_files: int = 0
+    errors: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def error(self, message: str) -> None:
+        log.warning("audit ingest: %s", message)
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(message[:1000])
+
+
+@dataclass
+class IngestResult:
+    source: str
+    skipped: bool = False
+    lookup: PassResult = field(default_factory=PassResult)
+    s3: PassResult = field(default_factory=PassResult)
+    relinked: int = 0
+    evidence_attached: int = 0
+    deployments_rebuilt: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    aws_calls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def inserted(self) -> int:
+        return self.lookup.inserted + self.s3.inserted
+
+    @property
+    def errors(self) -> list[str]:
+        return self.lookup.errors + self.s3.errors
+
+    def lines(self) -> list[str]:
+        if self.skipped:
+            return [f"{self.source}: skipped (another audit ingest of this source holds the lock)"]
+        out = [f"{self.source}: {self.inserted} new CloudTrail events in {self.duration_s:.1f}s"]
+        for label, result in (("lookup", self.lookup), ("s3", self.s3)):
+            if not result.ran:
+                out.append(f"  {label}: not run{f' ({result.note})' if result.note else ''}")
+                continue
+            unit = "pages" if label == "lookup" else "files"
+            out.append(
+                f"  {label}: {result.pages} {unit}, {result.records} records, {result.relevant} relevant, "
+                f"{result.inserted} new, {result.duplicates} already stored"
+                + (f", {result.throttled} throttled" if result.throttled else "")
+                + (f", {result.skipped_files} files skipped" if result.skipped_files else "")
+                + ("" if result.complete else " (incomplete: resumes next run)")
+                + (f" — {result.note}" if result.note else "")
+            )
+        out.append(f"  relinked: {self.relinked}, outside decisions evidenced: {self.evidence_attached}")
+        if self.deployments_rebuilt:
+            out.append(f"  deployments rebuilt: {', '.join(sorted(self.deployments_rebuilt))}")
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- the lock
+
+
+def _lock_row(source: RegistrySource) -> AuditCursor:
+    row, _ = AuditCursor.objects.get_or_create(source=source, kind=LOCK_KIND, defaults={"position": {}})
+    return row
+
+
+def acquire_audit_lock(source: RegistrySource, *, now: float | None = None) -> str | None:
+    """Conditional UPDATE: exactly one caller wins while the lease is free or expired."""
+    row = _lock_row(source)
+    token = uuid.uuid4().hex
+    now = time.time() if now is None else now
+    won = (
+        AuditCursor.objects.filter(pk=row.pk)
+        .filter(Q(position__until__isnull=True) | Q(position__until__lt=now))
+        .update(position={"token": token, "until": now + lock_seconds()}, updated_at=timezone.now())
+    )
+    return token if won else None
+
+
+def renew_audit_lock(source: RegistrySource, token: str) -> bool:
+    """Extend the lease; False when it was lost (expired and taken by another worker)."""
+    return bool(
+        AuditCursor.objects.filter(source=source, kind=LOCK_KIND, position__token=token).update(
+            position={"token": token, "until": time.time() + lock_seconds()}, updated_at=timezone.now()
+        )
+    )
+
+
+def release_audit_lock(source: RegistrySource, token: str) -> None:
+    AuditCursor.objects.filter(source=source, kind=LOCK_KIND, position__token=token).update(
+        position={}, updated_at=timezone.now()
+    )
+
+
+class LockLost(Exception):
+    """The lease expired and another worker took it: stop writing cursors."""
+
+
+# ---------------------------------------------------------------------------------------------- storing events
+
+
+@dataclass
+class StoreStats:
+    relevant: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    endpoints: set[str] = field(default_factory=set)
+    configs: set[str] = field(default_factory=set)
+    models: set[str] = field(default_factory=set)
+
+
+class Linker:
+    """Resolves link keys against the mirror (packages, groups, cards) and dashboard users.
+
+    The mirror is indexed once per run (lower-cased ARNs and names: ARNs and names arrive in
+    whatever case the caller wrote); users are looked up per batch and cached.
+    """
+
+    def __init__(self, source: RegistrySource) -> None:
+        self.source = source
+        self._packages: dict[str, tuple[int, int]] | None = None
+        self._versions: dict[tuple[str, int], tuple[int, int]] = {}
+        self._groups: dict[str, int] = {}
+        self._cards: dict[str, tuple[int, int] | None] = {}
+        self._users: dict[str, int | None] = {}
+
+    def _load(self) -> None:
+        self._packages = {}
+        for pk, arn, group_id, group_name, version, source_id in ModelPackage.objects.values_list(
+            "pk", "arn", "group_id", "group__name", "version", "source_id"
+        ):
+            self._packages[arn.lower()] = (pk, group_id)
+            if source_id == self.source.pk:
+                self._versions[(group_name.lower(), version)] = (pk, group_id)
+        self._groups = {
+            name.lower(): pk
+            for pk, name in ModelPackageGroup.objects.filter(source=self.source).values_list("pk", "name")
+        }
+        card_packages: dict[int, list[tuple[int, int]]] = {}
+        for card_id, pk, group_id in ModelPackage.objects.filter(
+            source=self.source, model_card__isnull=False
+        ).values_list("model_card_id", "pk", "group_id"):
+            card_packages.setdefault(card_id, []).append((pk, group_id))
+        for pk, name in ModelCard.objects.filter(source=self.source).values_list("pk", "name"):
+            linked = card_packages.get(pk) or []
+            self._cards[name.lower()] = linked[0] if len(linked) == 1 else None
+
+    def package(self, ref: ct.PackageRef) -> tuple[int | None, int | None]:
+        if self._packages is None:
+            self._load()
+        assert self._packages is not None
+        if ref.arn and ref.arn.lower() in self._packages:
+            return self._packages[ref.arn.lower()]
+        if ref.group and ref.version is not None:
+            found = self._versions.get((ref.group.lower(), ref.version))
+            if found:
+                return found
+        return None, None
+
+    def group(self, name: str) -> int | None:
+        if self._packages is None:
+            self._load()
+        return self._groups.get(name.lower()) if name else None
+
+    def card(self, name: str) -> tuple[int, int] | None:
+        if self._packages is None:
+            self._load()
+        return self._cards.get(name.lower()) if name else None
+
+    def prefetch_users(self, names: Iterable[str]) -> None:
+        wanted = {n for n in names if n and n not in self._users}
+        if not wanted:
+            return
+        for name in wanted:
+            self._users[name] = None
+        user_model = get_user_model()
+        for pk, username in (
+            user_model.objects.annotate(lname=Lower(user_model.USERNAME_FIELD))
+            .filter(lname__in=wanted)
+            .values_list("pk", user_model.USERNAME_FIELD)
+        ):
+            self._users[str(username).lower()] = pk
+
+    def user(self, candidates: tuple[str, ...]) -> int | None:
+        for name in candidates:
+            pk = self._users.get(name)
+            if pk is not None:
+                return pk
+        return None
+
+    def resolve(self, link: ct.Link) -> tuple[int | None, int | None]:
+        """(package id, group id) for an event's link."""
+        package_id = group_id = None
+        if link.package.name:
+            package_id, group_id = self.package(link.package)
+        if group_id is None and link.group_name:
+            group_id = self.group(link.group_name)
+        if link.resource_type == ct.CARD and package_id is None:
+            found = self.card(link.card_name)
+            if found:
+                package_id, group_id = found
+        return package_id, group_id
+
+
+def build_event(source: RegistrySource | None, via: str, event: ct.NormalizedEvent, linker: Linker) -> CloudTrailEvent:
+    package_id, group_id = linker.resolve(event.link)
+    return CloudTrailEvent(
+        event_id=event.event_id,
+        source=source,
+        via=via,
+        event_time=event.event_time,
+        event_name=event.event_name,
+        event_source=event.event_source,
+        aws_region=event.aws_region,
+        account_id=event.account_id,
+        read_only=event.read_only,
+        error_code=event.error_code,
+        actor_type=event.actor.type,
+        actor_arn=event.actor.arn,
+        actor_name=event.actor.name,
+        user_id=linker.user(event.actor.candidates),
+        resource_type=event.link.resource_type,
+        resource_name=event.link.resource_name,
+        package_id=package_id,
+        group_id=group_id,
+        endpoint_name=event.link.endpoint_name,
+        raw=event.raw,
+    )
+
+
+def store_records(
+    source: RegistrySource | None,
+    records: Iterable[dict[str, Any]],
+    *,
+    via: str,
+    linker: Linker,
+    fallback_time: dt.datetime,
+    stats: StoreStats | None = None,
+) -> StoreStats:
+    """Filter, normalise, link and insert records (call inside the caller's transaction).
+
+    Ids already stored are skipped before the insert (one indexed query per batch), the rest go in
+    with ``bulk_create(ignore_conflicts=True)``, so duplicates inside a file, across files and
+    across LookupEvents/S3 are stored once.
+    """
+    stats = stats or StoreStats()
+    size = batch_size()
+    chunk: list[ct.NormalizedEvent] = []
+    for record in records:
+        if not ct.is_relevant(record):
+            continue
+        stats.relevant += 1
+        chunk.append(ct.normalize(record, fallback_time=fallback_time))
+        if len(chunk) >= size:
+            _insert_chunk(source, via, chunk, linker, stats)
+            chunk = []
+    if chunk:
+        _insert_chunk(source, via, chunk, linker, stats)
+    return stats
+
+
+def _insert_chunk(
+    source: RegistrySource | None, via: str, chunk: list[ct.NormalizedEvent], linker: Linker, stats: StoreStats
+) -> None:
+    unique: dict[str, ct.NormalizedEvent] = {}
+    for event in chunk:
+        unique.setdefault(event.event_id, event)
+    existing = set(CloudTrailEvent.objects.filter(event_id__in=list(unique)).values_list("event_id", flat=True))
+    fresh = [event for event_id, event in unique.items() if event_id not in existing]
+    stats.duplicates += len(chunk) - len(fresh)
+    if not fresh:
+        return
+    linker.prefetch_users(name for event in fresh for name in event.actor.candidates)
+    CloudTrailEvent.objects.bulk_create(
+        [build_event(source, via, event, linker) for event in fresh], batch_size=1000, ignore_conflicts=True
+    )
+    stats.inserted += len(fresh)
+    for event in fresh:
+        if event.error_code:
+            continue
+        if event.link.endpoint_name:
+            stats.endpoints.add(event.link.endpoint_name)
+        if event.link.config_name and event.link.resource_type == ct.ENDPOINT_CONFIG:
+            stats.configs.add(event.link.config_name)
+        if event.link.model_name:
+            stats.models.add(event.link.model_name)
+
+
+def relink_events(source: RegistrySource, *, limit: int = 5000) -> int:
+    """Link events stored before the mirror knew their package or group. Returns rows updated."""
+    linker = Linker(source)
+    candidates = (
+        CloudTrailEvent.objects.filter(source=source, package__isnull=True, resource_type=ct.PACKAGE)
+        .values_list("resource_name", flat=True)
+        .distinct()[:limit]
+    )
+    updated = 0
+    for name in list(candidates):
+        ref = ct.package_ref(name)
+        package_id, group_id = linker.package(ref)
+        if package_id is not None:
+            updated += CloudTrailEvent.objects.filter(
+                source=source, package__isnull=True, resource_type=ct.PACKAGE, resource_name=name
+            ).update(package_id=package_id, group_id=group_id)
+    group_names = (
+        CloudTrailEvent.objects.filter(source=source, group__isnull=True, resource_type=ct.GROUP)
+        .values_list("resource_name", flat=True)
+        .distinct()[:limit]
+    )
+    for name in list(group_names):
+        group_id = linker.group(name)
+        if group_id is not None:
+            updated += CloudTrailEvent.objects.filter(
+                source=source, group__isnull=True, resource_type=ct.GROUP, resource_name=name
+            ).update(group_id=group_id)
+    return updated
+
+
+# ---------------------------------------------------------------------------------------------- cursors
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(value: str) -> dt.datetime:
+    parsed = ct.parse_event_time(value)
+    if parsed is None:
+        raise ValueError(f"bad cursor time {value!r}")
+    return parsed
+
+
+def _cursor(source: RegistrySource, kind: str) -> AuditCursor:
+    row, _ = AuditCursor.objects.get_or_create(source=source, kind=kind, defaults={"position": {}})
+    return row
+
+
+def cursor_positions(source: RegistrySource) -> dict[str, dict[str, Any]]:
+    """The stored positions by kind (for status pages and tests)."""
+    return {c.kind: dict(c.position) for c in AuditCursor.objects.filter(source=source).exclude(kind=LOCK_KIND)}
+
+
+# ---------------------------------------------------------------------------------------------- the ingest
+
+
+class AuditIngest:
+    """One run for one source. Create through ``ingest_source``."""
+
+    def __init__(
+        self,
+        source: RegistrySource,
+        reader: CloudTrailReader,
+        *,
+        lock_token: str,
+        since: dt.date | None = None,
+        max_seconds: float | None = None,
+        clock: Callable[[], dt.datetime] = timezone.now,
+        prefetch: int = 4,
+    ) -> None:
+        self.source = source
+        self.reader = reader
+        self.lock_token = lock_token
+        self.since = since
+        self.deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.clock = clock
+        self.prefetch = prefetch
+        self.linker = Linker(source)
+        self.touched = StoreStats()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def _commit(
+        self,
+        kind: str,
+        records: Iterable[dict[str, Any]],
+        via: str,
+        fallback: dt.datetime,
+        position: dict[str, Any],
+        result: PassResult,
+    ) -> None:
+        """Store records and move the cursor in one transaction (the lease is checked in it too)."""
+        stats = StoreStats()
+        with transaction.atomic():
+            if not renew_audit_lock(self.source, self.lock_token):
+                raise LockLost(f"audit lock of {self.source.name} was lost")
+            store_records(self.source, records, via=via, linker=self.linker, fallback_time=fallback, stats=stats)
+            AuditCursor.objects.filter(source=self.source, kind=kind).update(
+                position=position, updated_at=timezone.now()
+            )
+        result.relevant += stats.relevant
+        result.inserted += stats.inserted
+        result.duplicates += stats.duplicates
+        self.touched.inserted += stats.inserted
+        self.touched.endpoints |= stats.endpoints
+        self.touched.configs |= stats.configs
+        self.touched.models |= stats.models
+
+    # -- LookupEvents ----------------------------------------------------------------------
+    def lookup_passes(self) -> list[tuple[str, str, str]]:
+        passes = [("sagemaker", "EventSource", ct.SAGEMAKER)]
+        if _setting("AUDIT_LOOKUP_ASSUME_ROLE", False):
+            passes.append(("assume_role", "EventName", ct.ASSUME_ROLE))
+        return passes
+
+    def run_lookup(self, result: PassResult, *, respect_backoff: bool = False) -> None:
+        cursor = _cursor(self.source, AuditCursor.Kind.LOOKUP)
+        position: dict[str, Any] = dict(cursor.position or {})
+        passes: dict[str, Any] = dict(position.get("passes") or {})
+        retry_after = position.get("retry_after")
+        if respect_backoff and retry_after and _parse(retry_after) > self.clock():
+            result.note = f"LookupEvents failed before; next try after {retry_after}"
+            return
+        result.ran = True
+        complete = True
+        for name, key, value in self.lookup_passes():
+            state = dict(passes.get(name) or {})
+            ok = self._lookup_window(name, key, value, state, passes, position, result)
+            complete = complete and ok
+            if not ok:
+                break
+        result.complete = complete
+
+    def _save_lookup(self, passes: dict[str, Any], position: dict[str, Any]) -> dict[str, Any]:
+        position = {**position, "passes": passes}
+        return position
+
+    def _lookup_window(
+        self,
+        name: str,
+        key: str,
+        value: str,
+        state: dict[str, Any],
+        passes: dict[str, Any],
+        position: dict[str, Any],
+        result: PassResult,
+    ) -> bool:
+        now = utc_seconds(self.clock())
+        horizon = now - LOOKUP_RETENTION
+        window = state.get("window")
+        if self.since is not None or not window:
+            if self.since is not None:
+                start = dt.datetime.combine(self.since, dt.time.min, tzinfo=dt.UTC)
+            elif state.get("done_until"):
+                done = _parse(state["done_until"])
+                if done < horizon:
+                    result.error(
+                        f"LookupEvents: the previous run ended at {state['done_until']}, more than 90 days ago: "
+                        "events between then and the 90-day horizon are only in the trail's S3 files"
+                    )
+                start = done - lookup_overlap()
+            else:
+                start = horizon
+            start = max(utc_seconds(start), horizon)
+            if start >= now:
+                return True
+            window = {"start": _iso(start), "end": _iso(now), "token": None, "key": key, "value": value}
+        base = {
+            "LookupAttributes": [{"AttributeKey": window["key"], "AttributeValue": window["value"]}],
+            "StartTime": _parse(window["start"]),
+            "EndTime": _parse(window["end"]),
+            "MaxResults": LOOKUP_PAGE_SIZE,
+        }
+        token: str | None = window.get("token")
+        restarted = False
+        while True:
+            if self.out_of_time():
+                result.note = "time budget used up; resumes from the stored NextToken"
+                return False
+            params = dict(base)
+            if token:
+                params["NextToken"] = token
+            try:
+                page = self.reader.lookup_page(params)
+            except RetryableAwsError as exc:
+                result.throttled += 1
+                result.error(f"LookupEvents: {exc} (page kept; the next run resends it)")
+                return False
+            except AwsError as exc:
+                if token and exc.code == "InvalidNextTokenException" and not restarted:
+                    # Tokens expire: walk the same window again from its newest page (dedupe absorbs it).
+                    restarted, token = True, None
+                    continue
+                result.error(f"LookupEvents: {exc}")
+                failures = int(position.get("failures") or 0) + 1
+                position["failures"] = failures
+                backoff = min(6 * 3600, 300 * 2 ** min(failures - 1, 7))
+                position["retry_after"] = _iso(self.clock() + dt.timedelta(seconds=backoff))
+                position["last_error"] = str(exc)[:500]
+                AuditCursor.objects.filter(source=self.source, kind=AuditCursor.Kind.LOOKUP).update(
+                    position=self._save_lookup(passes, position), updated_at=timezone.now()
+                )
+                return False
+            result.pages += 1
+            result.records += len(page.records)
+            result.throttled += page.throttled
+            token = page.next_token
+            if token:
+                state = {**state, "window": {**window, "token": token}}
+            else:
+                state = {"done_until": window["end"], "window": None}
+            passes[name] = state
+            position.pop("failures", None)
+            position.pop("retry_after", None)
+            position.pop("last_error", None)
+            self._commit(
+                AuditCursor.Kind.LOOKUP,
+                page.records,
+                CloudTrailEvent.Via.LOOKUP,
+                self.clock(),
+                self._save_lookup(passes, position),
+                result,
+            )
+            if not token:
+                return True
+
+    # -- S3 --------------------------------------------------------------------------------
+    def roots(self) -> list[str]:
+        bucket, prefix = self.source.cloudtrail_bucket, self.source.cloudtrail_prefix
+        account, region = self.source.account_id, self.source.region
+        base = ct.awslogs_prefix(prefix)
+        out = []
+        for entry in self.reader.list_prefixes(bucket, base):
+            name = entry[len(base) :].strip("/")
+            if name.startswith("o-"):
+                for sub in self.reader.list_prefixes(bucket, entry):
+                    member = sub[len(entry) :].strip("/")
+                    if member.isdigit() and (not account or member == account):
+                        out.append(ct.trail_root(prefix, member, region, org_id=name))
+            elif name.isdigit() and (not account or name == account):
+                out.append(ct.trail_root(prefix, name, region))
+        return out
+
+    def run_s3(self, result: PassResult) -> None:
+        if not self.source.cloudtrail_bucket:
+            result.note = "no CloudTrail bucket configured for this source"
+            return
+        result.ran = True
+        cursor = _cursor(self.source, AuditCursor.Kind.S3)
+        position: dict[str, Any] = dict(cursor.position or {})
+        roots_state: dict[str, Any] = dict(position.get("roots") or {})
+        try:
+            roots = self.roots()
+        except AwsError as exc:
+            result.error(f"listing s3://{self.source.cloudtrail_bucket}: {exc}")
+            return
+        if not roots:
+            result.note = "no AWSLogs/<account>/CloudTrail/<region>/ folder in the bucket yet"
+        complete = True
+        for root in roots:
+            if not self._s3_root(root, roots_state, position, result):
+                complete = False
+                break
+        result.complete = complete
+
+    def _start_after(self, root: str, state: dict[str, Any]) -> tuple[str, set[str]]:
+        if self.since is not None:
+            return ct.day_start_after(root, self.since), set()
+        last = state.get("last_key") or ""
+        if last:
+            return ct.rewound_start_after(root, last, s3_overlap()), {*state.get("recent", []), last}
+        first_day = (self.clock() - dt.timedelta(days=s3_initial_days())).date()
+        return ct.day_start_after(root, first_day), set()
+
+    def _listed(self, root: str, start_after: str, seen: set[str], result: PassResult) -> Iterator[LogObject]:
+        bucket = self.source.cloudtrail_bucket
+        for page in self.reader.iter_objects(bucket, root, start_after=start_after):
+            for obj in page:
+                if obj.key in seen:
+                    continue
+                if not ct.is_log_key(obj.key):
+                    result.skipped_files += 1
+                    continue
+                yield obj
+
+    def _fetch(self, key: str) -> list[dict[str, Any]]:
+        return ct.parse_log_file(self.reader.get_bytes(self.source.cloudtrail_bucket, key))
+
+    def _s3_root(self, root: str, roots_state: dict[str, Any], position: dict[str, Any], result: PassResult) -> bool:
+        state = dict(roots_state.get(root) or {})
+        start_after, seen = self._start_after(root, state)
+        recent: dict[str, None] = dict.fromkeys(state.get("recent", []))
+        failed: dict[str, str] = dict(position.get("failed") or {})
+        pending: list[tuple[str, Future[list[dict[str, Any]]]]] = []
+        listing = self._listed(root, start_after, seen, result)
+        with ThreadPoolExecutor(max_workers=self.prefetch, thread_name_prefix="ct-s3") as pool:
+
+            def fill() -> None:
+                while len(pending) < self.prefetch * 2:
+                    obj = next(listing, None)
+                    if obj is None:
+                        return
+                    pending.append((obj.key, pool.submit(self._fetch, obj.key)))
+
+            try:
+                fill()
+            except AwsError as exc:
+                result.error(f"listing {root}: {exc}")
+                return False
+            while pending:
+                if self.out_of_time():
+                    result.note = "time budget used up; resumes after the last file stored"
+                    _cancel(pending)
+                    return False
+                key, future = pending.pop(0)
+                try:
+                    records = future.result()
+                except ct.LogFileError as exc:
+                    result.skipped_files += 1
+                    result.error(f"s3://{self.source.cloudtrail_bucket}/{key}: {exc}")
+                    failed[key] = str(exc)[:300]
+                    records = []
+                except RetryableAwsError as exc:
+                    result.error(f"s3://{self.source.cloudtrail_bucket}/{key}: {exc} (not advanced; retried next run)")
+                    _cancel(pending)
+                    return False
+                except AwsError as exc:
+                    result.skipped_files += 1
+                    result.error(f"s3://{self.source.cloudtrail_bucket}/{key}: {exc}")
+                    failed[key] = str(exc)[:300]
+                    records = []
+                else:
+                    result.pages += 1
+                    result.records += len(records)
+                last = max(state.get("last_key") or "", key)
+                recent[key] = None
+                kept = _recent_keys(recent, last, s3_overlap())
+                recent = dict.fromkeys(kept)
+                state = {"last_key": last, "recent": kept}
+                roots_state[root] = state
+                position = {**position, "roots": roots_state}
+                if failed:
+                    position["failed"] = dict(list(failed.items())[-MAX_FAILED_FILES_KEPT:])
+                self._commit(
+                    AuditCursor.Kind.S3,
+                    records,
+                    CloudTrailEvent.Via.S3,
+                    ct.delivery_time(key) or self.clock(),
+                    position,
+                    result,
+                )
+                try:
+                    fill()
+                except AwsError as exc:
+                    result.error(f"listing {root}: {exc}")
+                    _cancel(pending)
+                    return False
+        return True
+
+
+def _cancel(pending: list[tuple[str, Future[Any]]]) -> None:
+    for _, future in pending:
+        future.cancel()
+    pending.clear()
+
+
+def _recent_keys(keys: Iterable[str], last: str, overlap: dt.timedelta) -> list[str]:
+    """Keys delivered within ``overlap`` of the newest one (the ones a rewound listing sees again)."""
+    newest = ct.delivery_time(last)
+    if newest is None:
+        return [last]
+    floor = newest - overlap
+    kept = [k for k in keys if (ct.delivery_time(k) or newest) >= floor]
+    return sorted(kept)[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+
+
+def ingest_source(
+    source: RegistrySource,
+    *,
+    since: dt.date | None = None,
+    lookup: bool = True,
+    s3: bool = True,
+    reader: CloudTrailReader | None = None,
+    max_seconds: float | None = None,
+    respect_backoff: bool = False,
+    rebuild: bool = True,
+) -> IngestResult:
+    """Ingest one source's CloudTrail events now (LookupEvents, then the trail's S3 files).
+
+    Takes the per-source audit lock (returns ``skipped`` when another run holds it). Each page or
+    file commits with its cursor; AWS calls happen outside transactions. After the passes: re-link,
+    outside-decision evidence, and deployment rebuilds for the endpoints touched. ``since`` (a date)
+    re-reads from that day (LookupEvents: at most 90 days back). ``respect_backoff`` (the beat task)
+    skips LookupEvents while an earlier non-retryable failure is backing off.
+    """
+    result = IngestResult(source=source.name)
+    token = acquire_audit_lock(source)
+    if token is None:
+        result.skipped = True
+        return result
+    started = time.perf_counter()
+    stats = reader.stats if reader is not None else CallStats()
+    try:
+        if reader is None:
+            reader = CloudTrailReader(SourceConfig.from_source(source), stats, account=source.account_id)
+        if not source.account_id and s3 and source.cloudtrail_bucket:
+            _discover_account(source, reader, result)
+        run = AuditIngest(source, reader, lock_token=token, since=since, max_seconds=max_seconds)
+        try:
+            if lookup:
+                run.run_lookup(result.lookup, respect_backoff=respect_backoff)
+            if s3:
+                run.run_s3(result.s3)
+        except LockLost as exc:
+            result.s3.error(str(exc))
+            return result
+        result.relinked = relink_events(source)
+        result.evidence_attached = _attach_evidence()
+        if rebuild:
+            from registry_app.services.deployments import rebuild_after_ingest
+
+            result.deployments_rebuilt = rebuild_after_ingest(
+                source, endpoints=run.touched.endpoints, configs=run.touched.configs, models=run.touched.models
+            )
+    finally:
+        release_audit_lock(source, token)
+        result.duration_s = round(time.perf_counter() - started, 3)
+        result.aws_calls = stats.as_dict()
+    return result
+
+
+def _discover_account(source: RegistrySource, reader: CloudTrailReader, result: IngestResult) -> None:
+    try:
+        account = reader.account_id()
+    except AwsError as exc:
+        result.s3.error(f"GetCallerIdentity: {exc} (reading every account's folder)")
+        return
+    RegistrySource.objects.filter(pk=source.pk, account_id="").update(account_id=account)
+    source.account_id = account
+
+
+def _attach_evidence() -> int:
+    """Let the outside-decision service match its flagged changes against the new events."""
+    try:
+        from registry_app.services.bypasses import attach_cloudtrail_evidence
+    except ImportError:  # pragma: no cover - that service ships separately
+        return 0
+    try:
+        return int(attach_cloudtrail_evidence())
+    except Exception:  # noqa: BLE001 - evidence matching must never fail the ingest
+        log.exception("attach_cloudtrail_evidence failed")
+        return 0
+
+
+def ingest_all(*, since: dt.date | None = None, **kwargs: Any) -> list[IngestResult]:
+    return [ingest_source(s, since=since, **kwargs) for s in RegistrySource.objects.filter(enabled=True)]
