@@ -423,3 +423,66 @@ def test_broker_down_at_commit_does_not_break_the_signoff(  # type: ignore[no-un
     ):
         result = sign(personas["fair"], package, "fairness")
     assert PushOutbox.objects.get(pk=result.pushes[0].pk).state == State.PENDING  # the beat sends it later
+
+
+def test_push_assumes_the_role_as_the_acting_person(registry: Registry, personas, outbox: Outbox) -> None:  # type: ignore[no-untyped-def]
+    """With a role ARN on the source, the push session carries the human as SourceIdentity (and
+    session name), so CloudTrail names who approved, not just the dashboard."""
+    import boto3
+
+    from registry_app.models import RegistrySource
+
+    iam = boto3.client("iam", region_name=h.REGION)
+    role = iam.create_role(RoleName="GovernanceWriter", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    RegistrySource.objects.filter(pk=registry.source.pk).update(role_arn=role)
+    package = registry.package("pending")
+    with outbox.capture(execute=True):
+        push = sign(personas["fair"], package, "fairness").pushes[0]
+    client = push_service.registry_client_for(PushOutbox.objects.select_related("package__source").get(pk=push.pk))
+    assert client.cfg.role_arn == role and client.cfg.source_identity == "fair"
+    assert client.client("sts").get_caller_identity()["Arn"].endswith(":assumed-role/GovernanceWriter/fair")
+    outbox.drain()
+    assert registry.describe("pending")["CustomerMetadataProperties"]["FairnessApproved"] == "true"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_claim_once(registry: Registry, personas, updates: UpdateCounter, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two workers get the same push at the same moment: the conditional UPDATE lets one through."""
+    import threading
+
+    from django.db import connection
+
+    package = registry.package("pending")
+    with mock_enqueue():
+        push = sign(personas["fair"], package, "fairness").pushes[0]
+    barrier = threading.Barrier(2, timeout=10)
+    original = push_service._earlier_active
+
+    def both_at_once(p: PushOutbox) -> PushOutbox | None:
+        barrier.wait()  # both have read the row as pending before either claims it
+        return original(p)
+
+    monkeypatch.setattr(push_service, "_earlier_active", both_at_once)
+    states: list[str] = []
+
+    def deliver() -> None:
+        try:
+            states.append(push_execute(push.pk).state)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(states) == 2
+    push.refresh_from_db()
+    assert push.state == State.SENT and push.attempts == 1
+    assert updates.count == 1
+
+
+def mock_enqueue() -> Any:
+    from unittest import mock
+
+    return mock.patch("registry_app.tasks.push_task.apply_async")

@@ -141,3 +141,18 @@ def test_review_requested_when_first_seen_pending(registry: Registry, notificati
     h.set_status(registry.sm, registry.arns["approved"], "PendingManualApproval", "back to review")
     registry.sync()
     notifications.review_requested.assert_called_once_with(registry.package("approved").pk)
+
+
+def test_a_failing_hook_never_breaks_the_sync(registry: Registry, personas: dict[str, Any], outbox: Outbox) -> None:
+    from unittest import mock
+
+    package = registry.package("pending")
+    sign(outbox, personas["fair"], package, "fairness")
+    record = json.loads(json.dumps(registry.describe("pending"), default=str))
+    record["ModelPackageDescription"] = "changed again"
+    with mock.patch("registry_app.services.signoffs.signoffs_mark_stale", side_effect=RuntimeError("boom")):
+        applied = apply_package_record(registry.source, record)
+    assert applied.description == "changed again"
+    # The evaluation still judges by fingerprint: the sign-off no longer counts.
+    state = review_state(registry.package("pending"), personas["fair"])
+    assert state.signoffs[0].is_stale and state.signoffs[0].stale_at is None
