@@ -1,0 +1,190 @@
+"""/as-of/: a scripted history (deploy v1, approve v2, update the endpoint to v2, roll back to v1)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from registry_app import selectors_audit as sa
+from registry_app.models import ModelPackage
+from registry_app.models.registry import ApprovalStatus
+from tests.audit.builders import at, cloudtrail, decision, deployment, observe, push, signoff, status_call
+from tests.audit.conftest import make_user
+from tests.factories import EndpointFactory, ModelPackageFactory, ModelPackageGroupFactory, RegistrySourceFactory
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINT = "credit-prod"
+
+
+@dataclass
+class History:
+    v1: ModelPackage
+    v2: ModelPackage
+    created_endpoint: Any
+    v1_approval: Any
+    v2_approval: Any
+    v2_rejection: Any
+    signoffs_v2: list[Any]
+
+
+@pytest.fixture
+def history(db: None) -> History:
+    source = RegistrySourceFactory(name="prod-eu")
+    group = ModelPackageGroupFactory(source=source, name="credit-risk")
+    v1 = ModelPackageFactory(group=group, version=1, approval_status=ApprovalStatus.APPROVED)
+    v2 = ModelPackageFactory(group=group, version=2, approval_status=ApprovalStatus.REJECTED)
+    carol, connie, farid = (
+        make_user("carol", "ml-lead"),
+        make_user("connie", "compliance"),
+        make_user("farid", "fairness"),
+    )
+    # v1: registered, signed off and approved two days before the endpoint exists
+    observe(v1, at(-48), {"approval_status": [None, "PendingManualApproval"]}, change="created")
+    signoff(v1, carol, "ml-lead", at(-41))
+    signoff(v1, connie, "compliance", at(-40.5))
+    made = decision(v1, "Approved", at(-40.1), connie)
+    push(v1, "Approved", at(-40.1), sent=at(-40), decision_row=made, acting="connie")
+    v1_approval = status_call(v1, "Approved", at(-40), actor="connie")
+    observe(v1, at(-40, minutes=1), {"approval_status": ["PendingManualApproval", "Approved"]})
+    # deploy v1 at T1
+    created = cloudtrail("CreateEndpoint", at(0), endpoint_name=ENDPOINT, actor="deployer")
+    EndpointFactory(source=source, name=ENDPOINT, created_at=at(0))
+    deployment(ENDPOINT, v1, at(0), at(4), evidence={"event_ids": [created.event_id]})
+    # v2: registered, two sign-offs, approved
+    observe(v2, at(1), {"approval_status": [None, "PendingManualApproval"]}, change="created")
+    signoffs_v2 = [signoff(v2, carol, "ml-lead", at(2)), signoff(v2, farid, "fairness", at(2.5))]
+    v2_approval = status_call(v2, "Approved", at(3), actor="alice")
+    observe(v2, at(3, minutes=1), {"approval_status": ["PendingManualApproval", "Approved"]})
+    # update the endpoint to v2 at T3, roll back to v1 at T6, reject v2 at T7
+    update = cloudtrail("UpdateEndpoint", at(4), endpoint_name=ENDPOINT, actor="deployer")
+    deployment(ENDPOINT, v2, at(4), at(6), evidence={"event_ids": [update.event_id]})
+    rollback = cloudtrail("UpdateEndpoint", at(6), endpoint_name=ENDPOINT, actor="deployer")
+    deployment(ENDPOINT, v1, at(6), None, evidence={"event_ids": [rollback.event_id]})
+    v2_rejection = status_call(v2, "Rejected", at(7), actor="connie")
+    observe(v2, at(7, minutes=1), {"approval_status": ["Approved", "Rejected"]})
+    # v1's training data version was corrected in the registry after the rollback
+    old_meta = dict(v1.customer_metadata, TrainingDataS3VersionId="v1-original")
+    observe(v1, at(6.5), {"customer_metadata": [old_meta, v1.customer_metadata]})
+    return History(v1, v2, created, v1_approval, v2_approval, v2_rejection, signoffs_v2)
+
+
+def _fact(variant: sa.VariantAt, name: str) -> sa.Fact:
+    return next(f for f in variant.package.facts if f.name == name)
+
+
+def _refs(fact: sa.Fact) -> set[str]:
+    return {e.ref for e in fact.evidence}
+
+
+def test_before_any_deployment_nothing_was_deployed(history: History) -> None:
+    answer = sa.as_of(ENDPOINT, at(-1))
+    assert answer.nothing_deployed and not answer.variants and not answer.missing
+    assert answer.summary.startswith("Nothing was deployed")
+    assert {e.ref for e in answer.summary_evidence} == {f"cloudtrail:{history.created_endpoint.event_id}"}
+
+
+def test_while_v1_serves(history: History) -> None:
+    answer = sa.as_of(ENDPOINT, at(2))
+    assert not answer.nothing_deployed
+    (variant,) = answer.variants
+    assert variant.package.package == history.v1
+    assert variant.deployment.weight == 1.0
+    assert f"cloudtrail:{history.created_endpoint.event_id}" in {e.ref for e in variant.evidence}
+    status = _fact(variant, "approval status")
+    assert status.value == "Approved"
+    assert f"cloudtrail:{history.v1_approval.event_id}" in _refs(status)
+    assert any(ref.startswith("observation:") for ref in _refs(status))
+    approval = _fact(variant, "approval")
+    assert "through the governance dashboard" in approval.value
+    assert any(ref.startswith("push:") for ref in _refs(approval))
+    approvers = {(s.signoff.user.username, s.signoff.role) for s in variant.package.approvers}
+    assert approvers == {("carol", "ml-lead"), ("connie", "compliance")}
+    # the value at that time, not today's: the correction at T6.5 came later
+    data = _fact(variant, "training data version")
+    assert data.value == "v1-original"
+    assert any(ref.startswith("observation:") for ref in _refs(data))
+    assert _fact(variant, "commit").value.startswith("9fceb02d0ae598e95dc970b74767f19372d61af8")
+    assert _fact(variant, "image digest").value == "sha256:" + "0f1e2d3c" * 8
+    assert variant.rollback is not None and variant.rollback.package is None  # nothing before v1
+
+
+def test_while_v2_serves(history: History) -> None:
+    answer = sa.as_of(ENDPOINT, at(5))
+    (variant,) = answer.variants
+    assert variant.package.package == history.v2
+    status = _fact(variant, "approval status")
+    assert status.value == "Approved"  # today it is Rejected
+    assert f"cloudtrail:{history.v2_approval.event_id}" in _refs(status)
+    approval = _fact(variant, "approval")
+    assert approval.value.startswith("Approved at 2025-03-10T12:00:00+00:00")
+    assert {s.signoff.pk for s in variant.package.signoffs} == {s.pk for s in history.signoffs_v2}
+    assert variant.rollback is not None and variant.rollback.package == history.v1
+    assert f"cloudtrail:{history.v1_approval.event_id}" in _refs(variant.rollback.status_fact)  # type: ignore[arg-type]
+
+
+def test_after_the_rollback(history: History) -> None:
+    answer = sa.as_of(ENDPOINT, at(6.75))
+    (variant,) = answer.variants
+    assert variant.package.package == history.v1
+    assert variant.deployment.ended_at is None
+    assert _fact(variant, "training data version").value == history.v1.customer_metadata["TrainingDataS3VersionId"]
+    later = sa.as_of(ENDPOINT, at(8))
+    assert later.variants[0].package.package == history.v1
+
+
+def test_status_history_of_a_package_not_serving(history: History) -> None:
+    candidate = sa.rollback_candidate(
+        ModelPackageFactory(group=history.v1.group, version=3, approval_status="PendingManualApproval"), at(8)
+    )
+    assert candidate.package == history.v1  # v2 was Rejected by then
+    earlier = sa.rollback_candidate(ModelPackage.objects.get(group=history.v1.group, version=3), at(5))
+    assert earlier.package == history.v2  # ...but Approved at T5
+
+
+def test_incomplete_evidence_is_stated(db: None) -> None:
+    package = ModelPackageFactory(customer_metadata={"owner": "team-risk"}, metadata_properties={})
+    deployment("legacy-prod", package, at(0))
+    before = sa.as_of("legacy-prod", at(-1))
+    assert not before.nothing_deployed
+    assert before.missing == [
+        "No deployment known before 2025-03-10T09:00:00+00:00: the endpoint's CloudTrail history starts then."
+    ]
+    during = sa.as_of("legacy-prod", at(1))
+    (variant,) = during.variants
+    assert _fact(variant, "training data version").missing
+    assert _fact(variant, "commit").missing
+    assert any("training data version" in line for line in during.missing)
+    unknown = sa.as_of("never-heard-of", at(1))
+    assert not unknown.nothing_deployed and unknown.missing
+
+
+def test_page_and_exports(history: History, compliance_client: Client, viewer_client: Client) -> None:
+    url = reverse("registry:as_of")
+    page = viewer_client.get(url, {"endpoint": ENDPOINT, "at": "2025-03-10T14:00:00Z"})
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "credit-risk v2" in text or "credit-risk/2" in text
+    assert "Rollback candidate" in text and f"cloudtrail:{history.v2_approval.event_id}" in text
+    assert (
+        viewer_client.get(url, {"endpoint": ENDPOINT, "at": "2025-03-10T14:00:00Z", "format": "json"}).status_code
+        == 403
+    )
+    response = compliance_client.get(url, {"endpoint": ENDPOINT, "at": "2025-03-10T14:00:00Z", "format": "json"})
+    data = json.loads(b"".join(response.streaming_content))
+    (answer,) = data["items"]
+    assert answer["variants"][0]["package"]["version"] == 2
+    assert answer["variants"][0]["rollback_candidate"]["version"] == 1
+    csv_text = b"".join(
+        compliance_client.get(url, {"endpoint": ENDPOINT, "at": "2025-03-10T14:00Z", "format": "csv"}).streaming_content
+    ).decode()
+    assert "approval status" in csv_text and f"cloudtrail:{history.v2_approval.event_id}" in csv_text
+    nothing = viewer_client.get(url, {"endpoint": ENDPOINT, "at": "2025-03-09"})
+    assert "Nothing was deployed" in nothing.content.decode()
+    assert viewer_client.get(url, {"endpoint": ENDPOINT, "at": "soon"}).status_code == 400
+    assert viewer_client.get(url).status_code == 200

@@ -1,0 +1,117 @@
+"""Audit entries written from Django signals: logins, role grants and revocations, policy edits."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from registry_app.models import ApprovalPolicy, AuditLogEntry, CloudTrailEvent
+from registry_app.services.audit import verify_audit_chain
+from tests.audit.builders import at, cloudtrail
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _actions() -> list[tuple[str, str, str]]:
+    return list(AuditLogEntry.objects.order_by("seq").values_list("action", "actor_name", "via"))
+
+
+def test_login_is_audited(client: Client) -> None:
+    UserFactory(username="carol")
+    assert client.login(username="carol", password="pw-test-123!")
+    entry = AuditLogEntry.objects.get(action="login")
+    assert (entry.actor_name, entry.via, entry.subject_type) == ("carol", "web", "user")
+
+
+def test_grant_role_command_is_audited(db: None) -> None:
+    UserFactory(username="carol")
+    call_command("grant_role", "carol", "compliance")
+    call_command("grant_role", "carol", "compliance", "--revoke")
+    entries = list(AuditLogEntry.objects.order_by("seq"))
+    assert [(e.action, e.via, e.subject_repr) for e in entries] == [
+        ("role.granted", "command", "carol"),
+        ("role.revoked", "command", "carol"),
+    ]
+    assert entries[0].after == {"role": "compliance"} and entries[1].before == {"role": "compliance"}
+    assert verify_audit_chain().ok
+
+
+def test_group_side_and_clear_are_audited(db: None) -> None:
+    carol, dave = UserFactory(username="carol"), UserFactory(username="dave")
+    group = Group.objects.create(name="fairness")
+    group.user_set.add(carol, dave)
+    carol.groups.clear()
+    assert [(a, s) for a, s in AuditLogEntry.objects.order_by("seq").values_list("action", "subject_repr")] == [
+        ("role.granted", "carol"),
+        ("role.granted", "dave"),
+        ("role.revoked", "carol"),
+    ]
+
+
+def test_admin_role_change_names_the_staff_user(db: None) -> None:
+    admin_user = UserFactory(username="root", is_staff=True, is_superuser=True)
+    target = UserFactory(username="carol")
+    compliance = Group.objects.create(name="compliance")
+    client = Client()
+    client.force_login(admin_user)
+    url = reverse("admin:auth_user_change", args=[target.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    joined = target.date_joined
+    data = {
+        "username": "carol",
+        "first_name": "",
+        "last_name": "",
+        "email": "carol@example.com",
+        "is_active": "on",
+        "groups": [str(compliance.pk)],
+        "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+        "last_login_0": "",
+        "last_login_1": "",
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content[:2000]
+    entry = AuditLogEntry.objects.get(action="role.granted")
+    assert (entry.actor_name, entry.via, entry.subject_repr, entry.after) == (
+        "root",
+        "web",
+        "carol",
+        {"role": "compliance"},
+    )
+
+
+def test_policy_changes_are_audited(db: None) -> None:
+    spec = {"name": "strict", "required_roles": {"ml-lead": 1}}
+    policy = ApprovalPolicy.objects.create(name="strict", spec=spec, group_name="credit-risk")
+    policy.priority = 5
+    policy.save()
+    policy.save()  # no change: no entry
+    policy.delete()
+    actions = [a for a, _, _ in _actions()]
+    assert actions == ["policy.created", "policy.changed", "policy.deleted"]
+    changed = AuditLogEntry.objects.get(action="policy.changed")
+    assert changed.before["priority"] == 0 and changed.after["priority"] == 5
+
+
+def test_admin_is_read_only_for_the_log_and_cloudtrail(db: None) -> None:
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(root)
+    cloudtrail("UpdateModelPackage", at(1))
+    entry = AuditLogEntry.objects.get(action="login")
+    event = CloudTrailEvent.objects.get()
+    assert client.get(reverse("admin:registry_app_auditlogentry_changelist")).status_code == 200
+    assert client.get(reverse("admin:registry_app_cloudtrailevent_changelist")).status_code == 200
+    assert client.get(reverse("admin:registry_app_auditlogentry_add")).status_code == 403
+    assert client.get(reverse("admin:registry_app_cloudtrailevent_add")).status_code == 403
+    for name, pk in (("auditlogentry", entry.pk), ("cloudtrailevent", event.pk)):
+        assert client.get(reverse(f"admin:registry_app_{name}_delete", args=[pk])).status_code == 403
+        change = client.post(reverse(f"admin:registry_app_{name}_change", args=[pk]), {"message": "edited"})
+        assert change.status_code == 403
+    assert AuditLogEntry.objects.get(pk=entry.pk).message == entry.message
+    assert verify_audit_chain().ok
