@@ -18,6 +18,7 @@ import binascii
 import datetime as dt
 import heapq
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -738,6 +739,9 @@ def timeline_stream(scope: Scope, filters: TimelineFilters, *, chunk_size: int =
 # --------------------------------------------------------------------------------------------- audit search
 
 
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
     """An ISO-8601 date or datetime (naive means UTC). A bare date as an end bound means the end of that day.
 
@@ -749,7 +753,8 @@ def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     try:
-        moment = parse_datetime(text)
+        # parse_datetime accepts a bare date as midnight; a bare date is handled below (end of day).
+        moment = None if _DATE_ONLY.fullmatch(text) else parse_datetime(text)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an ISO-8601 date or time") from exc
     if moment is None:
