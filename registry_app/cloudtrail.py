@@ -286,13 +286,15 @@ def actor_of(identity: Any, record: Any = None) -> Actor:
 
     if kind == "AssumedRole" or ":assumed-role/" in arn:
         role, session = _assumed_role_parts(identity)
+        meaningful = role.startswith(SSO_ROLE_PREFIX) or not _GENERIC_SESSION.match(session or "x")
         if source_identity:
             name = source_identity
-        elif role.startswith(SSO_ROLE_PREFIX) or not _GENERIC_SESSION.match(session or "x"):
+        elif meaningful:
             name = session or role
         else:
             name = f"{role}/{session}" if role else session
-        candidates = _unique_lower(source_identity) if source_identity else _unique_lower(session)
+        # A generic session name ("SageMaker") must not match a dashboard login.
+        candidates = _unique_lower(source_identity or (session if meaningful else ""))
     elif kind == "IdentityCenterUser" or on_behalf:
         extra = _dict(ci_get(record, "additionalEventData")) if isinstance(record, dict) else {}
         sso_name = user_name or ci_str(on_behalf, "userName") or ci_str(extra, "UserName")

@@ -772,6 +772,7 @@ def ingest_source(
     max_seconds: float | None = None,
     respect_backoff: bool = False,
     rebuild: bool = True,
+    clock: Callable[[], dt.datetime] = timezone.now,
 ) -> IngestResult:
     """Ingest one source's CloudTrail events now (LookupEvents, then the trail's S3 files).
 
@@ -793,7 +794,7 @@ def ingest_source(
             reader = CloudTrailReader(SourceConfig.from_source(source), stats, account=source.account_id)
         if not source.account_id and s3 and source.cloudtrail_bucket:
             _discover_account(source, reader, result)
-        run = AuditIngest(source, reader, lock_token=token, since=since, max_seconds=max_seconds)
+        run = AuditIngest(source, reader, lock_token=token, since=since, max_seconds=max_seconds, clock=clock)
         try:
             if lookup:
                 run.run_lookup(result.lookup, respect_backoff=respect_backoff)
