@@ -21,6 +21,7 @@ from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
 from registry_app.permissions import can_retry_push, can_revoke, is_active_user, user_roles
 from registry_app.policy import (
     DEFAULT_ROLE_FLAGS,
+    MetricObservation,
     PolicyResult,
     PolicySpec,
     SignOffNotAllowed,
@@ -30,7 +31,7 @@ from registry_app.policy import (
 from registry_app.reports import better
 from registry_app.services.policies import package_fingerprint, resolve_policy
 from registry_app.services.push import effective_status
-from registry_app.services.signoffs import card_status_of, metric_observations, registered_by_user_id, signoff_views
+from registry_app.services.signoffs import card_status_of, registered_by_user_id, signoff_views
 
 __all__ = ["DiffRow", "MetricComparison", "ReviewState", "review_state"]
 
@@ -91,12 +92,9 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
     """Everything the review panel shows for ``package`` and ``user`` (read only)."""
     group = package.group
     policy = resolve_policy(ApprovalPolicy.objects.all(), group)
-    reports = EvaluationReport.objects.filter(package=package).only(
-        "pk", "package_id", "slot", "sha256", "content_digest", "s3_uri"
-    )
-    _prime(package, "reports", list(reports))
-    _prime(package, "metrics", list(Metric.objects.filter(package=package).order_by("kind", "stage", "name", "facet")))
-    fingerprint, _ = package_fingerprint(package, policy=policy)
+    reports = EvaluationReport.objects.filter(package=package).only("pk", "slot", "sha256", "content_digest", "s3_uri")
+    metrics = list(Metric.objects.filter(package=package).order_by("kind", "stage", "name", "facet"))
+    fingerprint, _ = package_fingerprint(package, policy=policy, reports=list(reports))
 
     signoffs = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
     for s in signoffs:
@@ -105,7 +103,7 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
     result = evaluate(
         policy,
         signoffs=views,
-        metrics=metric_observations(package),
+        metrics=[MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in metrics],
         card_status=card_status_of(package) or None,
         current_fingerprint=fingerprint,
     )
@@ -130,21 +128,12 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         can_revoke=can_revoke(user, package)
         and effective_status(package, pushes, include_failed=False) == ApprovalStatus.APPROVED,
         can_retry_push=any(p.can_retry for p in pushes),  # type: ignore[attr-defined]
-        metrics_vs_approved=_compare_metrics(package.metrics.all(), baseline.metrics.all() if baseline else []),
+        metrics_vs_approved=_compare_metrics(metrics, baseline.metrics.all() if baseline else []),
         baseline_package=baseline,
         previous_package=previous,
         diff_from_previous=diff_packages(previous, package, policy) if previous is not None else [],
         effective_status=status,
     )
-
-
-def _prime(package: ModelPackage, relation: str, rows: list[Any]) -> None:
-    """Fill the prefetch cache of ``package.<relation>`` with rows already loaded."""
-    cache = getattr(package, "_prefetched_objects_cache", None)
-    if cache is None:
-        cache = {}
-        package._prefetched_objects_cache = cache  # type: ignore[attr-defined]
-    cache[relation] = rows
 
 
 def _signable(

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from registry_app import cards
-from registry_app.models import ApprovalPolicy, ModelPackage, ModelPackageGroup
+from registry_app.models import ApprovalPolicy, EvaluationReport, ModelPackage, ModelPackageGroup
 from registry_app.policy import (
     DEFAULT_POLICY,
     DEFAULT_ROLE_FLAGS,
@@ -107,15 +107,19 @@ def _card_part(package: ModelPackage) -> dict[str, Any]:
     return {"origin": ""}
 
 
-def _reports_part(package: ModelPackage) -> dict[str, str]:
-    # ``all()`` uses a prefetch when the caller made one (the review page does).
+def _reports_part(reports: Iterable[EvaluationReport]) -> dict[str, str]:
     return {
         report.slot: (f"sha256:{report.sha256}" if report.sha256 else report.content_digest or report.s3_uri)
-        for report in package.reports.all()
+        for report in reports
     }
 
 
-def package_fingerprint(package: ModelPackage, *, policy: PolicySpec | None = None) -> tuple[str, dict]:
+def package_fingerprint(
+    package: ModelPackage,
+    *,
+    policy: PolicySpec | None = None,
+    reports: Iterable[EvaluationReport] | None = None,
+) -> tuple[str, dict]:
     """``(sha256 hex, detail)`` of what a reviewer reviews on this package.
 
     Included: the model card (a standalone card's name, version and content hash, or the hash
@@ -133,8 +137,8 @@ def package_fingerprint(package: ModelPackage, *, policy: PolicySpec | None = No
     sign-off stale, and a package could never collect its approvals. A change someone makes
     elsewhere is still caught: it changes one of the parts above.
 
-    Queries: the policy (unless given), the package's card (unless selected with it) and
-    reports (unless prefetched).
+    Queries: the policy (unless given), the package's card (unless selected with it) and its
+    reports (unless given, or prefetched).
     """
     if policy is None:
         policy = policy_for_group(package.group)
@@ -143,7 +147,7 @@ def package_fingerprint(package: ModelPackage, *, policy: PolicySpec | None = No
     detail: dict[str, Any] = {
         "v": FINGERPRINT_VERSION,
         "card": _card_part(package),
-        "reports": _reports_part(package),
+        "reports": _reports_part(package.reports.all() if reports is None else reports),
         "description": _digest(package.description or ""),
         "inference_specification": _digest(package.inference_specification or {}),
         "model_metrics": _digest(package.model_metrics or {}),

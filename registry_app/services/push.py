@@ -296,7 +296,7 @@ def push_execute(push_id: UUID | str, *, client: RegistryClient | None = None) -
     claimed = PushOutbox.objects.filter(pk=push.pk, state__in=CLAIMABLE_STATES).update(
         state=State.SENDING, attempts=F("attempts") + 1, claimed_at=now, updated_at=now
     )
-    push.refresh_from_db()
+    push = PushOutbox.objects.select_related("package__source").get(pk=push.pk)
     if not claimed:
         return push
     claim = _Claim(push.pk, now)
@@ -309,7 +309,8 @@ def push_execute(push_id: UUID | str, *, client: RegistryClient | None = None) -
         claim.finish(State.PENDING, last_error=str(exc))
         raise
     except (AwsError, PushRefused) as exc:
-        claim.finish(State.FAILED, last_error=str(exc))
+        if claim.finish(State.FAILED, last_error=str(exc)):
+            _enqueue_next(push)  # later pushes do not wait for a failed one
     except Exception as exc:
         claim.finish(State.FAILED, last_error=f"Unexpected error: {exc!r}")
         raise
@@ -366,6 +367,7 @@ def _mark_conflict(push: PushOutbox, claim: _Claim, record: dict[str, Any]) -> N
 
             enqueue_conflict(push.pk)
             _apply_to_mirror(push, record)
+            _enqueue_next(push)
 
 
 # --------------------------------------------------------------------------------------------- staff & beat
