@@ -4,7 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from registry_app.views import audit as audit_views
-from registry_app.views import groups, packages, profile, sync
+from registry_app.views import groups, profile, sync
 from registry_app.views import queue as queue_views
 from registry_app.views import review as review_views
 
@@ -16,9 +16,8 @@ urlpatterns = [
     path("groups/<str:group_name>/", groups.group_detail, name="group_detail"),
     path("groups/<str:group_name>/watch/", profile.group_watch, name="group_watch"),
     path("groups/<str:group_name>/archive/", review_views.group_archive, name="group_archive"),
-    # The review page answers the package page URL (listed first); reverse("registry:package_detail") is unchanged.
-    path("packages/<str:group_name>/<int:version>/", review_views.package_review, name="package_review"),
-    path("packages/<str:group_name>/<int:version>/", packages.package_detail, name="package_detail"),
+    # The package page is the review page.
+    path("packages/<str:group_name>/<int:version>/", review_views.package_review, name="package_detail"),
     path("packages/<str:group_name>/<int:version>/signoff/", review_views.signoff, name="signoff"),
     path("packages/<str:group_name>/<int:version>/revoke/", review_views.revoke, name="revoke"),
     path("pushes/<uuid:push_id>/retry/", review_views.push_retry, name="push_retry"),

@@ -9,6 +9,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from registry_app import selectors
+from registry_app.models import GroupWatcher
+from registry_app.permissions import can_archive
 from registry_app.views.forms import GroupFilterForm
 
 
@@ -37,4 +39,11 @@ def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
     detail = selectors.group_detail(name=group_name, source_name=request.GET.get("source") or None)
     if detail is None:
         raise Http404("No such model package group")
-    return render(request, "registry_app/group_detail.html", {"detail": detail, "group": detail.group})
+    group = detail.group
+    context = {
+        "detail": detail,
+        "group": group,
+        "can_archive": can_archive(request.user, group),
+        "watching": GroupWatcher.objects.filter(user_id=request.user.pk, group=group).exists(),
+    }
+    return render(request, "registry_app/group_detail.html", context)

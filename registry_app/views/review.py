@@ -39,7 +39,7 @@ from registry_app.views.groups import wants_partial
 
 PAGE_TEMPLATE = "registry_app/package_detail.html"
 PANEL_TEMPLATE = PAGE_TEMPLATE + "#review_panel"
-ARCHIVE_TEMPLATE = "registry_app/partials/review_archive_confirm.html"
+ARCHIVE_TEMPLATE = "registry_app/group_archive.html"
 NAV_TEMPLATE = "registry_app/partials/review_nav_queue.html"
 SIGNOFF_EVENT = "signoff-recorded"
 
