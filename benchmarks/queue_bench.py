@@ -285,6 +285,7 @@ def main() -> None:
         os.environ,
         DEBUG="true",
         LOG_LEVEL="ERROR",
+        ALLOWED_HOSTS="testserver,127.0.0.1,localhost",
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION=REGION,
