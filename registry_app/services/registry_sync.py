@@ -40,7 +40,7 @@ from registry_app.models import (
     RegistrySource,
     SyncRun,
 )
-from registry_app.services.hooks import package_observed  # governance: stale sign-offs, review requests
+from registry_app.services.hooks import card_observed, package_observed  # governance: stale sign-offs, reviews
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_KEPT = 200
@@ -726,10 +726,14 @@ class RegistrySync:
             card = ModelCard.objects.create(source=self.source, **fields)
             self.count("cards_created")
             return card
+        content_changed = (card.version, card.content_hash) != (fields["version"], fields["content_hash"])
         for key, value in fields.items():
             setattr(card, key, value)
         card.deleted_at = None
-        card.save()
+        with transaction.atomic():
+            card.save()
+            if content_changed:
+                self.count("stale_signoffs", card_observed(card))
         self.count("cards_updated")
         return card
 
