@@ -1,8 +1,9 @@
 """`make demo`: the whole dashboard on loopback with nothing but Python >= 3.11.
 
-Starts a moto server (fake AWS), seeds it with a realistic model registry, migrates a fresh SQLite
-database, creates one login per role, mirrors the registry (two sources, full sync), then runs the
-web server (gunicorn), a Celery worker and Celery beat, with each child's output prefixed.
+Starts a moto server (fake AWS), seeds it with a realistic model registry and six months of CloudTrail
+logs, migrates a fresh SQLite database, creates one login per role, mirrors the registry (two sources,
+full sync), ingests the CloudTrail logs (S3 pass: moto has no LookupEvents), then runs the web server
+(gunicorn), a Celery worker and Celery beat, with each child's output prefixed.
 
 DATABASE_URL / REDIS_URL / CELERY_BROKER_URL / SECRET_KEY / VAR_DIR are used when set; otherwise the
 demo uses SQLite files under var/demo (deleted at start, so every run is fresh) and the embedded
@@ -42,6 +43,8 @@ READY_TIMEOUT = 60.0
 TAIL_LINES = 40
 PASSWORD = "demo-governance"
 SOURCES = (("acme-prod", "eu-west-1"), ("acme-us", "us-east-1"))
+CLOUDTRAIL_BUCKET = "acme-cloudtrail"  # the seed writes the trail's log files there
+CLOUDTRAIL_BACKFILL_DAYS = 200  # the seeded history spans the last six months
 COLORS = {"moto": "35", "setup": "36", "web": "32", "worker": "33", "beat": "34"}
 
 
@@ -294,6 +297,12 @@ def build_env(web_port: int, moto_port: int, var_dir: Path, mail_dir: Path) -> d
     return env
 
 
+def backfill_since() -> str:
+    import datetime as dt
+
+    return (dt.date.today() - dt.timedelta(days=CLOUDTRAIL_BACKFILL_DAYS)).isoformat()
+
+
 def fresh_state(var_dir: Path) -> None:
     """Delete the previous run's SQLite database, Celery broker and beat schedule (only when using SQLite)."""
     names = ["celery-broker.sqlite3", "celerybeat-schedule"]
@@ -344,8 +353,13 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
         (manage("migrate", "--noinput"), True),
         (manage("create_demo_users", "--password", args.password), False),
         (manage("seed_demo_registry"), True),
-        *[(manage("add_registry_source", name, "--region", region), True) for name, region in SOURCES],
+        *[
+            (manage("add_registry_source", name, "--region", region, "--cloudtrail-bucket", CLOUDTRAIL_BUCKET), True)
+            for name, region in SOURCES
+        ],
         (manage("sync_registry", "--full"), True),
+        # After the mirror exists, so events link to packages; --since reaches back past the 90-day default.
+        (manage("sync_audit", "--only", "s3", "--since", backfill_since()), True),
     ]
     users_table: list[str] = []
     for argv, echo in steps:
@@ -402,6 +416,7 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
             "",
             f"  Emails      written as files to {mail_dir} (open the links in them)",
             f"  Fake AWS    moto at {moto_url} (eu-west-1 + us-east-1; browse {moto_url}/moto-api/)",
+            f"  CloudTrail  s3://{CLOUDTRAIL_BUCKET}/AWSLogs/ (six months of history, ingested; beat every 5 min)",
             f"  Database    {database}",
             f"  Broker      {broker}",
             "",

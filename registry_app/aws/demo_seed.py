@@ -17,17 +17,30 @@ What it creates (deterministic: fixed random seed, no clock-derived values):
   (real AWS keeps it, moto drops it);
 * real-time endpoints: ``credit-default-prod`` (one variant), ``fraud-detector-live`` (a 0.9 / 0.1
   canary) and ``demand-forecast-prod`` in the second region, each serving Approved versions through
-  ``CreateModel(PrimaryContainer={"ModelPackageName": arn})``.
+  ``CreateModel(PrimaryContainer={"ModelPackageName": arn})``;
+* the CloudTrail trail's log files for all of it in ``cloudtrail_bucket`` (``acme-cloudtrail``), under
+  ``AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/`` as gzip'd ``{"Records": [...]}`` files
+  (docs: aws-formats section 2.5), spread over the last six months: groups created by their owners
+  in Studio, versions registered by the pipeline role, approvals and rejections by named people
+  through assumed roles carrying ``sourceIdentity`` (the demo logins ``mlead``, ``fairness``,
+  ``compliance`` and Studio user profiles), their ``sts:AssumeRole`` calls, model card edits, and
+  the endpoints' deployment history (CreateModel → CreateEndpointConfig → CreateEndpoint, updates to
+  newer versions, one rollback) ending in the live state above; plus read-only noise, a denied call
+  and digest files, which the ingest must skip. These event times are the one clock-derived value:
+  they are relative to the seeding time.
 
 Running it twice is harmless: when the first group already exists nothing is created.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 import hashlib
 import json
 import math
 import random
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -58,6 +71,9 @@ REPORT_OK = "ok"
 REPORT_BROKEN = "broken"
 REPORT_MISSING = "missing"
 REPORT_PIPELINES = "pipelines"
+
+CLOUDTRAIL_BUCKET = "acme-cloudtrail"
+CLOUDTRAIL_DAYS = 180  # event times spread over this many days before the seeding time
 
 
 # --------------------------------------------------------------------------------------------- plan
@@ -615,6 +631,10 @@ class SeedSummary:
     cards: dict[str, str] = field(default_factory=dict)  # card name -> status
     endpoints: dict[str, list[str]] = field(default_factory=dict)  # endpoint -> served package ARNs
     missing_reproducibility: dict[str, list[str]] = field(default_factory=dict)  # package ARN -> missing keys
+    cloudtrail_bucket: str = ""
+    cloudtrail_files: int = 0
+    cloudtrail_events: int = 0  # records written, noise included
+    deployment_steps: dict[str, int] = field(default_factory=dict)  # endpoint -> CreateEndpoint/UpdateEndpoint calls
     skipped: bool = False
 
     @property
@@ -643,6 +663,13 @@ class SeedSummary:
         for name, arns in self.endpoints.items():
             served = ", ".join("/".join(arn.rsplit("/", 2)[-2:]) for arn in arns)
             out.append(f"  endpoint {name} -> {served}")
+        if self.cloudtrail_bucket:
+            steps = ", ".join(f"{name} {n}" for name, n in self.deployment_steps.items())
+            out.append(
+                f"  cloudtrail: {self.cloudtrail_events} records in {self.cloudtrail_files} log files in "
+                f"s3://{self.cloudtrail_bucket}/AWSLogs/{self.account_id}/CloudTrail/ (last {CLOUDTRAIL_DAYS} days);"
+                f" deployments: {steps}"
+            )
         return out
 
 
@@ -1387,12 +1414,18 @@ def _planned_summary(ctx: _Context) -> None:
 
 
 def seed_registry(
-    *, region: str = "eu-west-1", second_region: str = "us-east-1", bucket: str = "acme-ml-artifacts"
+    *,
+    region: str = "eu-west-1",
+    second_region: str = "us-east-1",
+    bucket: str = "acme-ml-artifacts",
+    cloudtrail_bucket: str = CLOUDTRAIL_BUCKET,
+    now: dt.datetime | None = None,
 ) -> SeedSummary:
     """Create the demo registry in ``region`` and ``second_region`` (see the module docstring).
 
     Idempotent enough: when the first group already exists, nothing is created and the summary
-    describes the planned (earlier-seeded) content with ``skipped=True``.
+    describes the planned (earlier-seeded) content with ``skipped=True``. ``cloudtrail_bucket`` ""
+    writes no CloudTrail logs; ``now`` anchors their event times (default: the current minute).
     """
     sm_primary, s3_primary = _clients(region)
     sm_second, s3_second = _clients(second_region)
@@ -1411,8 +1444,11 @@ def seed_registry(
     statuses: Counter[str] = Counter(spec.status for group in GROUPS for spec in group.versions)
     summary.packages_by_status = dict(sorted(statuses.items()))
 
+    anchor = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(second=0, microsecond=0)
     if _group_exists(sm_primary, GROUPS[0].name):
         _planned_summary(ctx)
+        if cloudtrail_bucket:
+            _summarise_cloudtrail(ctx, cloudtrail_records(ctx, anchor), cloudtrail_bucket)
         return summary
 
     _ensure_bucket(s3_primary, bucket, region)
@@ -1436,4 +1472,445 @@ def seed_registry(
             summary.packages.setdefault(group.name, []).append(arn)
     _create_cards(ctx, sagemaker)
     _create_endpoints(ctx, sagemaker)
+    if cloudtrail_bucket:
+        write_cloudtrail_logs(ctx, s3_primary, cloudtrail_bucket, region, anchor)
     return summary
+
+
+# --------------------------------------------------------------------------------------------- CloudTrail logs
+
+
+@dataclass(frozen=True)
+class DeploymentStep:
+    """One CreateEndpoint/UpdateEndpoint call of the demo's deployment history."""
+
+    days_ago: float
+    endpoint: str
+    variants: tuple[tuple[str, str, int, float], ...]  # (variant name, group, version, initial weight)
+    actor: str = "devon.ops@acme.example"  # an IAM Identity Center user (AWSReservedSSO_* role session)
+
+
+# Each endpoint ends on exactly the config ENDPOINTS creates (so the mirror and CloudTrail agree).
+DEPLOYMENTS: tuple[DeploymentStep, ...] = (
+    DeploymentStep(135, "credit-default-prod", (("AllTraffic", "credit-default-xgb", 2, 1.0),)),
+    DeploymentStep(100, "credit-default-prod", (("AllTraffic", "credit-default-xgb", 3, 1.0),)),
+    DeploymentStep(35, "credit-default-prod", (("AllTraffic", "credit-default-xgb", 5, 1.0),)),
+    # v5 misbehaved on the thin-file segment: rolled back to v3 two days later, v5 again after a fix.
+    DeploymentStep(33, "credit-default-prod", (("AllTraffic", "credit-default-xgb", 3, 1.0),), actor="mlead"),
+    DeploymentStep(25, "credit-default-prod", (("AllTraffic", "credit-default-xgb", 5, 1.0),)),
+    DeploymentStep(150, "fraud-detector-live", (("Champion", "fraud-detector", 1, 1.0),)),
+    DeploymentStep(85, "fraud-detector-live", (("Champion", "fraud-detector", 3, 1.0),)),
+    DeploymentStep(
+        40, "fraud-detector-live", (("Champion", "fraud-detector", 3, 0.9), ("Challenger", "fraud-detector", 4, 0.1))
+    ),
+    DeploymentStep(165, "demand-forecast-prod", (("AllTraffic", "demand-forecast", 1, 1.0),)),
+    DeploymentStep(55, "demand-forecast-prod", (("AllTraffic", "demand-forecast", 3, 1.0),)),
+)
+
+PIPELINE_ROLE = "service-role/AmazonSageMaker-PipelineExecutionRole"
+APPROVER_ROLE = "ModelApprover"
+DASHBOARD_ROLE = "GovernanceDashboardReadOnly"
+# Who decides: fairness reviews the models with bias reports, compliance the high-risk ones, the ML
+# lead the rest; rejections come from the ML lead working in Studio.
+DECIDER_FOR_RISK = {"High": "compliance", "Medium": "mlead", "Low": "mlead"}
+_CT_NAMESPACE = uuid.UUID("6f1d3c52-2f0e-4c59-9a51-0d6f1b7e2a10")
+
+
+def _ct_id(*parts: object) -> str:
+    return str(uuid.uuid5(_CT_NAMESPACE, "|".join(str(p) for p in parts)))
+
+
+def _studio_profile(owner_email: str) -> str:
+    return owner_email.split("@", 1)[0].replace(".", "-")
+
+
+class _Trail:
+    """Builds CloudTrail records (aws-formats 2.1-2.4: lowerCamelCase parameters) for one account."""
+
+    def __init__(self, account: str, now: dt.datetime) -> None:
+        self.account = account
+        self.now = now
+        self.rng = random.Random(RANDOM_SEED + 1)  # its own stream: the registry content stays as it was
+        self.records: list[tuple[str, dict[str, Any]]] = []  # (region, record)
+
+    def when(self, days_ago: float, *, key: object) -> dt.datetime:
+        """A working-hours time ``days_ago`` days before now (stable per key)."""
+        day = (self.now - dt.timedelta(days=days_ago)).date()
+        minutes = int(hashlib.sha256(str(key).encode()).hexdigest()[:6], 16) % (8 * 60)
+        moment = dt.datetime.combine(day, dt.time(8, 30), tzinfo=dt.UTC) + dt.timedelta(minutes=minutes)
+        return min(moment, self.now - dt.timedelta(hours=1))
+
+    # identities ----------------------------------------------------------------------------------
+    def _role_identity(self, role: str, session: str, *, source_identity: str = "", invoked_by: str = "") -> dict:
+        role_name = role.rsplit("/", 1)[-1]
+        role_id = "AROA" + _hex("role", role, length=17).upper()
+        context: dict[str, Any] = {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": role_id,
+                "arn": f"arn:aws:iam::{self.account}:role/{role}",
+                "accountId": self.account,
+                "userName": role_name,
+            },
+            "webIdFederationData": {},
+            "attributes": {"creationDate": "", "mfaAuthenticated": "false"},
+        }
+        if source_identity:
+            context["sourceIdentity"] = source_identity
+        identity: dict[str, Any] = {
+            "type": "AssumedRole",
+            "principalId": f"{role_id}:{session}",
+            "arn": f"arn:aws:sts::{self.account}:assumed-role/{role_name}/{session}",
+            "accountId": self.account,
+            "accessKeyId": "ASIA" + _hex("key", role, session, length=16).upper(),
+            "sessionContext": context,
+        }
+        if invoked_by:
+            identity["invokedBy"] = invoked_by
+        return identity
+
+    def studio(self, profile: str) -> dict:
+        """A Studio user: the domain's execution role, its ``SageMaker`` session, the profile as sourceIdentity."""
+        return self._role_identity(EXECUTION_ROLE, "SageMaker", source_identity=profile)
+
+    def pipeline(self) -> dict:
+        return self._role_identity(PIPELINE_ROLE, "SageMaker", invoked_by="sagemaker.amazonaws.com")
+
+    def approver(self, person: str) -> dict:
+        return self._role_identity(APPROVER_ROLE, person, source_identity=person)
+
+    def sso(self, person: str, permission_set: str = "MLPlatformDeployer") -> dict:
+        return self._role_identity(
+            f"aws-reserved/sso.amazonaws.com/AWSReservedSSO_{permission_set}_{_hex('ps', permission_set, length=16)}",
+            person,
+        )
+
+    # records -------------------------------------------------------------------------------------
+    def add(
+        self,
+        region: str,
+        when: dt.datetime,
+        name: str,
+        identity: dict,
+        request: dict[str, Any] | None,
+        response: dict[str, Any] | None,
+        *,
+        source: str = "sagemaker.amazonaws.com",
+        read_only: bool = False,
+        error: str = "",
+    ) -> dict[str, Any]:
+        identity = json.loads(json.dumps(identity))
+        context = identity.get("sessionContext")
+        if context:
+            context["attributes"]["creationDate"] = (when - dt.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        key = (region, when.isoformat(), name, json.dumps(request, sort_keys=True))
+        record: dict[str, Any] = {
+            "eventVersion": "1.09",
+            "userIdentity": identity,
+            "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": region,
+            "sourceIPAddress": "sagemaker.amazonaws.com" if identity.get("invokedBy") else "198.51.100.24",
+            "userAgent": "Boto3/1.37.0 md/Botocore#1.37.0 ua/2.1 os/linux lang/python#3.11.7",
+            "requestParameters": request,
+            "responseElements": None if error else response,
+            "requestID": _ct_id("request", *key),
+            "eventID": _ct_id("event", *key),
+            "readOnly": read_only,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": self.account,
+            "eventCategory": "Management",
+            "tlsDetails": {
+                "tlsVersion": "TLSv1.3",
+                "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                "clientProvidedHostHeader": f"api.{source.split('.')[0]}.{region}.amazonaws.com",
+            },
+        }
+        if error:
+            record["errorCode"] = error
+            record["errorMessage"] = f"User: {identity.get('arn')} is not authorized to perform: sagemaker:{name}"
+        self.records.append((region, record))
+        return record
+
+    def assume_role(self, region: str, when: dt.datetime, person: str) -> None:
+        """The approver's ``sts:AssumeRole`` with ``SourceIdentity``: ties the session to the person."""
+        role_arn = f"arn:aws:iam::{self.account}:role/{APPROVER_ROLE}"
+        session_arn = f"arn:aws:sts::{self.account}:assumed-role/{APPROVER_ROLE}/{person}"
+        self.add(
+            region,
+            when - dt.timedelta(minutes=2),
+            "AssumeRole",
+            self.sso(person, "GovernanceApprover"),
+            {"roleArn": role_arn, "roleSessionName": person, "sourceIdentity": person, "durationSeconds": 3600},
+            {
+                "credentials": {
+                    "accessKeyId": "ASIA" + _hex("approver", person, length=16).upper(),
+                    "sessionToken": "HIDDEN_DUE_TO_SECURITY_REASONS",
+                    "expiration": (when + dt.timedelta(hours=1)).strftime("%b %d, %Y, %I:%M:%S %p"),
+                },
+                "assumedRoleUser": {"assumedRoleId": f"AROAAPPROVER:{person}", "arn": session_arn},
+                "sourceIdentity": person,
+            },
+            source="sts.amazonaws.com",
+        )
+
+
+def _version_days(group: GroupSpec, version: int) -> float:
+    """When a version was registered: the group's versions spread from 175 to 8 days ago."""
+    count = len(group.versions)
+    return 175.0 - (version - 1) * (167.0 / max(1, count - 1))
+
+
+def _config_name(step: DeploymentStep) -> str:
+    final = next(e for e in ENDPOINTS if e.name == step.endpoint)
+    live = tuple((v, g, n, w) for v, g, n, w in final.variants)
+    if step.variants == live:
+        return f"{step.endpoint}-config-{_hex(step.endpoint, length=8)}"  # what _create_endpoints creates
+    return f"{step.endpoint}-config-" + "-".join(f"v{n}w{int(w * 100)}" for _, _, n, w in step.variants)
+
+
+def cloudtrail_records(ctx: _Context, now: dt.datetime) -> list[tuple[str, dict[str, Any]]]:
+    """Every CloudTrail record of the demo's history, as (region, record), oldest first."""
+    trail = _Trail(ctx.account, now)
+    groups = {g.name: g for g in GROUPS}
+    for group in GROUPS:
+        region = ctx.regions[group.second_region]
+        owner = _studio_profile(group.owner)
+        created = trail.when(178, key=("group", group.name))
+        trail.add(
+            region,
+            created,
+            "CreateModelPackageGroup",
+            trail.studio(owner),
+            {
+                "modelPackageGroupName": group.name,
+                "modelPackageGroupDescription": group.description,
+                "tags": [{"key": "Team", "value": group.team}, {"key": "RiskTier", "value": group.risk_tier}],
+            },
+            {"modelPackageGroupArn": f"arn:aws:sagemaker:{region}:{ctx.account}:model-package-group/{group.name}"},
+        )
+        for version, spec in enumerate(group.versions, start=1):
+            arn = ctx.arns[(group.name, version)]
+            days = _version_days(group, version)
+            registered = trail.when(days, key=("package", group.name, version))
+            by_notebook = "Studio notebook" in spec.description
+            trail.add(
+                region,
+                registered,
+                "CreateModelPackage",
+                trail.studio(owner) if by_notebook else trail.pipeline(),
+                {
+                    "modelPackageGroupName": group.name,
+                    "modelPackageDescription": spec.description,
+                    "modelApprovalStatus": PENDING,
+                    "inferenceSpecification": {
+                        "containers": [
+                            {
+                                "image": ctx.images.get((group.name, version), ""),
+                                "modelDataUrl": ctx.model_urls.get(
+                                    (group.name, version),
+                                    f"s3://{ctx.buckets[group.second_region]}/{group.name}/{version}/model.tar.gz",
+                                ),
+                            }
+                        ],
+                        "supportedContentTypes": [group.content_type],
+                        "supportedResponseMIMETypes": [group.content_type],
+                    },
+                    "customerMetadataProperties": {"ticket": spec.ticket, "team": group.team},
+                    "modelCard": {"modelCardContent": "HIDDEN_DUE_TO_SECURITY_REASONS", "modelCardStatus": "Draft"},
+                },
+                {"modelPackageArn": arn},
+            )
+            if spec.status == PENDING:
+                continue
+            decided = registered + dt.timedelta(days=2, hours=1)
+            if spec.status == REJECTED:
+                identity = trail.studio("mlead")
+            else:
+                person = "fairness" if group.bias else DECIDER_FOR_RISK.get(group.risk_tier, "mlead")
+                trail.assume_role(region, decided, person)
+                identity = trail.approver(person)
+            trail.add(
+                region,
+                decided,
+                "UpdateModelPackage",
+                identity,
+                {"modelPackageArn": arn, "modelApprovalStatus": spec.status, "approvalDescription": spec.approval_note},
+                {"modelPackageArn": arn},
+            )
+    _card_records(ctx, trail, groups)
+    _deployment_records(ctx, trail)
+    _noise_records(ctx, trail)
+    return sorted(trail.records, key=lambda item: (item[1]["eventTime"], item[1]["eventID"]))
+
+
+def _card_records(ctx: _Context, trail: _Trail, groups: dict[str, GroupSpec]) -> None:
+    for card in CARDS:
+        group = groups[card.group]
+        region = ctx.regions[group.second_region]
+        owner = trail.studio(_studio_profile(group.owner))
+        card_arn = f"arn:aws:sagemaker:{region}:{ctx.account}:model-card/{card.name}"
+        start = trail.when(_version_days(group, card.version) - 1, key=("card", card.name))
+        trail.add(
+            region,
+            start,
+            "CreateModelCard",
+            owner,
+            {"modelCardName": card.name, "content": "HIDDEN_DUE_TO_SECURITY_REASONS", "modelCardStatus": "Draft"},
+            {"modelCardArn": card_arn},
+        )
+        if card.status in ("PendingReview", "Approved"):
+            trail.add(
+                region,
+                start + dt.timedelta(days=2),
+                "UpdateModelCard",
+                owner,
+                {"modelCardName": card.name, "modelCardStatus": "PendingReview"},
+                {"modelCardArn": card_arn},
+            )
+        if card.status == "Approved":
+            trail.assume_role(region, start + dt.timedelta(days=4), "compliance")
+            trail.add(
+                region,
+                start + dt.timedelta(days=4),
+                "UpdateModelCard",
+                trail.approver("compliance"),
+                {"modelCardName": card.name, "modelCardStatus": "Approved"},
+                {"modelCardArn": card_arn},
+            )
+
+
+def _deployment_records(ctx: _Context, trail: _Trail) -> None:
+    role = f"arn:aws:iam::{ctx.account}:role/{EXECUTION_ROLE}"
+    models: set[str] = set()
+    configs: set[str] = set()
+    endpoints: set[str] = set()
+    for step in sorted(DEPLOYMENTS, key=lambda s: -s.days_ago):
+        spec = next(e for e in ENDPOINTS if e.name == step.endpoint)
+        region = ctx.regions[spec.second_region]
+        at = trail.when(step.days_ago, key=("deploy", step.endpoint, step.days_ago))
+        actor = trail.sso(step.actor)
+        config = _config_name(step)
+        for _, group, version, _ in step.variants:
+            model = f"{group}-v{version}"
+            if model in models:
+                continue
+            models.add(model)
+            trail.add(
+                region,
+                at,
+                "CreateModel",
+                actor,
+                {
+                    "modelName": model,
+                    "primaryContainer": {"modelPackageName": ctx.arns[(group, version)]},
+                    "executionRoleArn": role,
+                    "tags": [{"key": "ModelPackageGroup", "value": group}],
+                },
+                {"modelArn": f"arn:aws:sagemaker:{region}:{ctx.account}:model/{model}"},
+            )
+        if config not in configs:
+            configs.add(config)
+            trail.add(
+                region,
+                at + dt.timedelta(minutes=1),
+                "CreateEndpointConfig",
+                actor,
+                {
+                    "endpointConfigName": config,
+                    "productionVariants": [
+                        {
+                            "variantName": variant,
+                            "modelName": f"{group}-v{version}",
+                            "initialInstanceCount": spec.instance_count,
+                            "instanceType": spec.instance_type,
+                            "initialVariantWeight": weight,
+                        }
+                        for variant, group, version, weight in step.variants
+                    ],
+                },
+                {"endpointConfigArn": f"arn:aws:sagemaker:{region}:{ctx.account}:endpoint-config/{config}"},
+            )
+        name = "UpdateEndpoint" if step.endpoint in endpoints else "CreateEndpoint"
+        endpoints.add(step.endpoint)
+        trail.add(
+            region,
+            at + dt.timedelta(minutes=2),
+            name,
+            actor,
+            {"endpointName": step.endpoint, "endpointConfigName": config},
+            {"endpointArn": f"arn:aws:sagemaker:{region}:{ctx.account}:endpoint/{step.endpoint}"},
+        )
+        ctx.summary.deployment_steps[step.endpoint] = ctx.summary.deployment_steps.get(step.endpoint, 0) + 1
+
+
+def _noise_records(ctx: _Context, trail: _Trail) -> None:
+    """What a real trail also holds: the dashboard's own reads, and a call that was denied."""
+    region = ctx.regions[False]
+    dashboard = trail._role_identity(DASHBOARD_ROLE, "governance-dashboard")
+    for days in range(0, CLOUDTRAIL_DAYS, 9):
+        arn = ctx.arns[(GROUPS[days % len(GROUPS)].name, 1)]
+        trail.add(
+            ctx.regions[GROUPS[days % len(GROUPS)].second_region],
+            trail.when(days + 0.5, key=("read", days)),
+            "DescribeModelPackage",
+            dashboard,
+            {"modelPackageName": arn},
+            None,
+            read_only=True,
+        )
+    pending = ctx.arns[("credit-default-xgb", 6)]
+    trail.add(
+        region,
+        trail.when(5, key="denied"),
+        "UpdateModelPackage",
+        trail.studio("vera-novak"),
+        {"modelPackageArn": pending, "modelApprovalStatus": APPROVED, "approvalDescription": "looks fine"},
+        {"modelPackageArn": pending},
+        error="AccessDenied",
+    )
+
+
+def cloudtrail_files(account: str, records: list[tuple[str, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Group records into log files the way a trail delivers them: per Region, every five minutes."""
+    files: dict[str, list[dict[str, Any]]] = {}
+    for region, record in records:
+        when = dt.datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        delivered = when.replace(minute=when.minute - when.minute % 5, second=0) + dt.timedelta(minutes=5)
+        unique = _hex("file", region, delivered.isoformat(), length=16)
+        key = (
+            f"AWSLogs/{account}/CloudTrail/{region}/{delivered:%Y/%m/%d}/"
+            f"{account}_CloudTrail_{region}_{delivered:%Y%m%dT%H%MZ}_{unique}.json.gz"
+        )
+        files.setdefault(key, []).append(record)
+    return files
+
+
+def _summarise_cloudtrail(ctx: _Context, records: list[tuple[str, dict[str, Any]]], bucket: str) -> dict[str, Any]:
+    files = cloudtrail_files(ctx.account, records)
+    ctx.summary.cloudtrail_bucket = bucket
+    ctx.summary.cloudtrail_files = len(files)
+    ctx.summary.cloudtrail_events = len(records)
+    return files
+
+
+def write_cloudtrail_logs(ctx: _Context, s3: Any, bucket: str, region: str, now: dt.datetime) -> None:
+    """Upload the history as gzip'd log files, plus one digest file per day (which readers must skip)."""
+    _ensure_bucket(s3, bucket, region)
+    files = _summarise_cloudtrail(ctx, cloudtrail_records(ctx, now), bucket)
+    days: set[tuple[str, str]] = set()
+    for key, records in sorted(files.items()):
+        body = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", ContentEncoding="gzip")
+        parts = key.split("/")
+        days.add((parts[3], "/".join(parts[4:7])))
+    for trail_region, day in sorted(days):
+        stamp = day.replace("/", "") + "T235959Z"
+        digest_key = (
+            f"AWSLogs/{ctx.account}/CloudTrail-Digest/{trail_region}/{day}/"
+            f"{ctx.account}_CloudTrail-Digest_{trail_region}_acme-org-trail_{trail_region}_{stamp}.json.gz"
+        )
+        digest = {"awsAccountId": ctx.account, "digestEndTime": day, "logFiles": []}
+        s3.put_object(Bucket=bucket, Key=digest_key, Body=gzip.compress(json.dumps(digest).encode(), mtime=0))
