@@ -50,6 +50,10 @@ __all__ = [
     "ChainProblem",
     "ChainReport",
     "audit_append",
+    "audit_decision",
+    "audit_push",
+    "audit_signoff",
+    "audit_signoffs_stale",
     "audit_context",
     "canonical_content",
     "current_audit_context",
@@ -473,4 +477,87 @@ def _policy_deleted(sender: Any, instance: ApprovalPolicy, **_: Any) -> None:
         before=_policy_snapshot(instance),
         message=f"Approval policy {instance.name} deleted",
         correlation_id=ctx.correlation_id,
+    )
+
+
+# --------------------------------------------------------------------------------------------- workflow helpers
+# One-line calls for the sign-off services (signoffs.py, decisions.py, push.py): each writes one entry
+# inside the caller's transaction.
+
+
+def audit_signoff(signoff: Any, *, via: str = Via.WEB, correlation_id: str = "") -> AuditLogEntry:
+    """``signoff.recorded``: who signed in which role, the decision, and the fingerprint reviewed."""
+    return audit_append(
+        "signoff.recorded",
+        actor=signoff.user,
+        via=via,
+        subject=signoff,
+        package=signoff.package_id,
+        after={
+            "role": signoff.role,
+            "decision": signoff.decision,
+            "fingerprint": signoff.fingerprint,
+            "fingerprint_detail": signoff.fingerprint_detail,
+            "comment": signoff.comment,
+        },
+        message=f"{signoff.user.get_username()} signed off as {signoff.role}: {signoff.decision}",
+        correlation_id=correlation_id,
+    )
+
+
+def audit_signoffs_stale(
+    package: Any, signoff_ids: list[int], *, fingerprint: str, actor: Any = None, via: str
+) -> AuditLogEntry | None:
+    """``signoffs.marked_stale``: the reviewed content changed; these sign-offs no longer count."""
+    if not signoff_ids:
+        return None
+    return audit_append(
+        "signoffs.marked_stale",
+        actor=actor,
+        via=via,
+        subject=package,
+        package=package,
+        after={"signoff_ids": sorted(signoff_ids), "current_fingerprint": fingerprint},
+        message=f"{len(signoff_ids)} sign-off(s) marked stale: the reviewed content changed",
+    )
+
+
+def audit_decision(decision: Any, *, via: str = Via.WEB, correlation_id: str = "") -> AuditLogEntry:
+    """``decision.<kind>`` (policy, rejection, revocation, archive) with the target status."""
+    return audit_append(
+        f"decision.{decision.kind}",
+        actor=decision.decided_by,
+        via=via,
+        subject=decision,
+        package=decision.package_id,
+        after={"kind": decision.kind, "status": decision.status, "description": decision.description},
+        message=f"Decision ({decision.get_kind_display()}): {decision.status}",
+        correlation_id=correlation_id,
+    )
+
+
+def audit_push(push_id: Any, state: str, *, actor: Any = None, via: str = Via.TASK, note: str = "") -> AuditLogEntry:
+    """``push.<state>`` (sent, failed, conflict, retried) for one outbox row (one extra read)."""
+    from registry_app.models import PushOutbox
+
+    push = PushOutbox.objects.get(pk=push_id)
+    return audit_append(
+        f"push.{state}",
+        actor=actor if actor is not None else (push.acting_username or None),
+        via=via,
+        subject=("pushoutbox", str(push.pk), f"push {push.pk} {push.kind}"),
+        package=push.package_id,
+        before={"expected_status": push.expected_status},
+        after={
+            "state": push.state,
+            "target_status": push.target_status,
+            "flags": push.flags,
+            "attempts": push.attempts,
+            "decision_id": push.decision_id,
+            "signoff_id": push.signoff_id,
+            "conflict_detail": push.conflict_detail or None,
+            "last_error": push.last_error,
+        },
+        message=note or f"Push {push.pk} {state}",
+        correlation_id=str(push.pk),
     )

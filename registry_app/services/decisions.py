@@ -17,6 +17,7 @@ from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PushO
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
 from registry_app.policy import SignOffNotAllowed
+from registry_app.services import audit as audit_log
 from registry_app.services.push import ACTIVE_STATES, MAX_DESCRIPTION, effective_status, push_enqueue
 
 __all__ = ["MAX_JUSTIFICATION", "group_archive", "package_revoke"]
@@ -104,6 +105,7 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
             decided_by=user,
         )
         _push_decision(package, decision, expected_status=ApprovalStatus.APPROVED, user=user)
+        audit_log.audit_decision(decision)
         from registry_app.services.notifications import enqueue_decided
 
         enqueue_decided(decision.pk)
@@ -158,6 +160,15 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
                 decided_by=user,
             )
             _push_decision(package, decision, expected_status=status, user=user)
+            audit_log.audit_decision(decision)
             enqueue_decided(decision.pk)
             decisions.append(decision)
+        audit_log.audit_append(
+            "group.archived",
+            actor=user,
+            via=audit_log.Via.WEB,
+            subject=group,
+            after={"decision_ids": [d.pk for d in decisions], "justification": reason},
+            message=f"Group {group.name} archived: {len(decisions)} version(s) to be rejected",
+        )
     return decisions

@@ -27,6 +27,7 @@ from registry_app.policy import (
     evaluate,
     role_flags_for,
 )
+from registry_app.services import audit as audit_log
 from registry_app.services.policies import package_fingerprint, policy_for_group
 from registry_app.services.push import effective_status, push_enqueue
 
@@ -155,7 +156,11 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             package_status=effective_status(package),
             package_deleted=package.deleted_at is not None or group.deleted_at is not None,
         )
-        _mark_stale([s for s in existing if s.stale_at is None and s.fingerprint != fingerprint])
+        newly_stale = [s for s in existing if s.stale_at is None and s.fingerprint != fingerprint]
+        if _mark_stale(newly_stale):
+            audit_log.audit_signoffs_stale(
+                package, [s.pk for s in newly_stale], fingerprint=fingerprint, actor=user, via=audit_log.Via.WEB
+            )
         signoff = SignOff.objects.create(
             package=package,
             user=user,
@@ -165,6 +170,7 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             fingerprint=fingerprint,
             fingerprint_detail=detail,
         )
+        audit_log.audit_signoff(signoff)
         views += signoff_views([signoff])
         result = evaluate(
             policy,
@@ -192,6 +198,7 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             decision_row, decision_push = _decide(
                 package, policy, views, fingerprint, result.decision, user=user, signoff=signoff
             )
+            audit_log.audit_decision(decision_row)
             pushes.append(decision_push)
         for push in pushes:
             push_enqueue(push.pk)
@@ -246,12 +253,17 @@ def _mark_stale(signoffs: list[SignOff]) -> int:
 def signoffs_mark_stale(package: ModelPackage) -> int:
     """Mark stale every current sign-off whose fingerprint no longer matches the package.
 
-    Called by the sync hook when reviewed content changed. One UPDATE (plus the fingerprint's
-    reads); returns how many sign-offs became stale. They no longer count and must be redone.
+    Called by the sync hook when reviewed content changed. One SELECT and one UPDATE (plus the
+    fingerprint's reads) and, when any became stale, an audit entry (``signoffs.marked_stale``);
+    returns how many sign-offs became stale. They no longer count and must be redone.
     """
     fingerprint, _ = package_fingerprint(package)
-    return (
+    ids = list(
         SignOff.objects.filter(package=package, stale_at__isnull=True)
         .exclude(fingerprint=fingerprint)
-        .update(stale_at=timezone.now())
+        .values_list("pk", flat=True)
     )
+    count = SignOff.objects.filter(pk__in=ids, stale_at__isnull=True).update(stale_at=timezone.now()) if ids else 0
+    if count:  # the sync's transaction: the entry commits with the stale marks
+        audit_log.audit_signoffs_stale(package, ids, fingerprint=fingerprint, via=audit_log.Via.SYNC)
+    return count
