@@ -90,8 +90,14 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let web, worker and beat share one SQLite file in the demo.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # IMMEDIATE transactions take the write lock up front, so a worker and the web process never
+    # fail with "database is locked" when a read transaction would have to upgrade to a write.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
     # A file (not :memory:) so worker threads share it; per process so parallel runs never collide.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-governance-{os.getpid()}.sqlite3")}

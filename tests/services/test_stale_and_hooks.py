@@ -82,8 +82,7 @@ def test_embedded_card_change_seen_by_the_sync(registry: Registry, personas: dic
 
 
 def test_standalone_card_change_seen_by_the_sync(registry: Registry, personas: dict[str, Any], outbox: Outbox) -> None:
-    """The sync's card path does not call the hook: staleness is still judged by fingerprint
-    (review page, policy), and ``stale_at`` is set at the next sign-off or by ``card_observed``."""
+    """The sync's card path calls ``card_observed``: the linked package's sign-offs become stale."""
     registry.sm.create_model_card(
         ModelCardName="credit-risk",
         Content=json.dumps({"model_overview": {"model_description": "v1"}}),
@@ -99,7 +98,8 @@ def test_standalone_card_change_seen_by_the_sync(registry: Registry, personas: d
     registry.sync()
     card = ModelPackage.objects.get(pk=package.pk).model_card
     assert card is not None and card.version == 2
-    assert card_observed(card) == 1
+    assert SignOff.objects.get(pk=first.pk).stale_at is not None
+    assert card_observed(card) == 0  # nothing left to mark
     assert_stale_and_resignable(outbox, personas["comp"], package, "compliance", first)
 
 
