@@ -44,6 +44,7 @@ from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
 from registry_app.models import ModelPackage, PushOutbox
 from registry_app.permissions import RETRYABLE_PUSH_STATES, can_retry_push, principal_names
+from registry_app.services import audit as audit_log
 
 __all__ = [
     "CLAIMABLE_STATES",
@@ -142,9 +143,12 @@ class _Claim:
         now = timezone.now()
         if "last_error" in fields:
             fields["last_error"] = _fit(str(fields["last_error"]), MAX_ERROR)
-        updated = PushOutbox.objects.filter(pk=self.push_id, state=State.SENDING, claimed_at=self.claimed_at).update(
-            state=state, updated_at=now, **fields
-        )
+        with transaction.atomic():  # the state change and its audit entry commit together
+            updated = PushOutbox.objects.filter(
+                pk=self.push_id, state=State.SENDING, claimed_at=self.claimed_at
+            ).update(state=state, updated_at=now, **fields)
+            if updated and state in (State.SENT, State.FAILED, State.CONFLICT):
+                audit_log.audit_push(self.push_id, state)
         if not updated:
             log.warning("push %s: claim lost before it could be marked %s", self.push_id, state)
         return bool(updated)
@@ -404,6 +408,7 @@ def push_retry(*, user: Any, push_id: UUID | str) -> PushOutbox:
         updated = PushOutbox.objects.filter(pk=push.pk, state__in=RETRYABLE_PUSH_STATES).update(**fields)
         if not updated:
             raise ValueError("This push changed meanwhile; reload the page.")
+        audit_log.audit_push(push.pk, "retried", actor=user, via=audit_log.Via.WEB, note=note)
         push_enqueue(push.pk)
     push.refresh_from_db()
     return push

@@ -77,3 +77,56 @@ def test_revocation_and_archive(people: dict[str, Any]) -> None:
     archived = AuditLogEntry.objects.get(action="group.archived")
     assert archived.subject_repr == approved.group.name and archived.after["justification"] == "retired"
     assert verify_audit_chain().ok
+
+
+class FakeRegistry:
+    """Stands in for ``RegistryClient``: describe returns ``statuses`` in turn; update may fail."""
+
+    def __init__(self, package: ModelPackage, *statuses: str, fail: bool = False) -> None:
+        self.package, self.statuses, self.fail = package, list(statuses), fail
+
+    def describe_package(self, arn: str) -> dict[str, Any]:
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return {"ModelPackageArn": arn, "ModelApprovalStatus": status, "CustomerMetadataProperties": {}}
+
+    def update_package(self, **params: Any) -> None:
+        if self.fail:
+            from registry_app.aws.errors import AccessDeniedError
+
+            raise AccessDeniedError("not allowed", operation="UpdateModelPackage", code="AccessDenied")
+
+
+def _push(package: ModelPackage) -> Any:
+    from registry_app.models import PushOutbox
+
+    return PushOutbox.objects.create(
+        package=package,
+        kind=PushOutbox.Kind.DECISION,
+        target_status=ApprovalStatus.APPROVED,
+        target_description="Approved via governance dashboard",
+        expected_status=ApprovalStatus.PENDING,
+        acting_username="connie",
+    )
+
+
+def test_push_outcomes_are_audited(package: ModelPackage) -> None:
+    from registry_app.services.push import push_execute, push_retry
+
+    sent = _push(package)
+    push_execute(sent.pk, client=FakeRegistry(package, ApprovalStatus.PENDING, ApprovalStatus.APPROVED))  # type: ignore[arg-type]
+    conflicting = _push(package)
+    push_execute(conflicting.pk, client=FakeRegistry(package, ApprovalStatus.REJECTED))  # type: ignore[arg-type]
+    failing = _push(package)
+    push_execute(failing.pk, client=FakeRegistry(package, ApprovalStatus.PENDING, fail=True))  # type: ignore[arg-type]
+    staff = make_user("stan", is_staff=True)
+    push_retry(user=staff, push_id=failing.pk)
+    entries = list(AuditLogEntry.objects.filter(action__startswith="push.").order_by("seq"))
+    assert [(e.action, e.actor_name, e.via, e.correlation_id) for e in entries] == [
+        ("push.sent", "connie", "task", str(sent.pk)),
+        ("push.conflict", "connie", "task", str(conflicting.pk)),
+        ("push.failed", "connie", "task", str(failing.pk)),
+        ("push.retried", "stan", "web", str(failing.pk)),
+    ]
+    assert entries[1].after["conflict_detail"]["found_status"] == ApprovalStatus.REJECTED
+    assert "not allowed" in entries[2].after["last_error"]
+    assert verify_audit_chain().ok
