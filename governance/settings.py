@@ -169,6 +169,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600} if CELERY_BRO
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# --- Cache (Redis when available, so every web process sees the same entries) ---------------
+CACHE_URL = env_str("CACHE_URL") or REDIS_URL
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Navigation queue counts are cached this long per user (0 = recompute on every page).
+QUEUE_NAV_CACHE_SECONDS = env_int("QUEUE_NAV_CACHE_SECONDS", 0 if TESTING else 30)
+
 SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 60)
 FULL_SYNC_HOUR_UTC = env_int("FULL_SYNC_HOUR_UTC", 2)
 ENDPOINT_SYNC_INTERVAL_SECONDS = env_int("ENDPOINT_SYNC_INTERVAL_SECONDS", 300)

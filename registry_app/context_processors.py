@@ -4,6 +4,7 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 
 _REQUEST_ATTR = "_queue_nav"
@@ -20,9 +21,20 @@ class QueueNav:
 
     @cached_property
     def counts(self) -> list[tuple[str, int]]:
-        from registry_app.selectors_queue import queue_counts
+        """Cached across requests for ``QUEUE_NAV_CACHE_SECONDS`` (the /queue/ page itself is always
+        exact); a sign-off clears the signer's entry through ``queue_cache_clear``."""
+        from registry_app.selectors_queue import nav_cache_key, queue_counts
 
-        return list(queue_counts(self._user).items())
+        user = self._user
+        ttl = settings.QUEUE_NAV_CACHE_SECONDS
+        if user is None or not getattr(user, "is_authenticated", False) or ttl <= 0:
+            return list(queue_counts(user).items()) if user is not None else []
+        key = nav_cache_key(user)
+        cached = cache.get(key)
+        if cached is None:
+            cached = list(queue_counts(user).items())
+            cache.set(key, cached, ttl)
+        return [tuple(pair) for pair in cached]  # type: ignore[misc]
 
     @property
     def total(self) -> int:

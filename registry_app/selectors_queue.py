@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db.models import F, Prefetch, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
@@ -52,6 +53,7 @@ __all__ = [
     "archive_preview",
     "package_by_version",
     "push_with_package",
+    "nav_cache_key",
     "queue_cache_clear",
     "queue_for_user",
 ]
@@ -314,10 +316,16 @@ def _pending_items(user: Any, *, group: str, tag: TagFilter | None) -> list[Queu
     return items
 
 
+def nav_cache_key(user: Any) -> str:
+    return f"queue-nav-counts:{user.pk}"
+
+
 def queue_cache_clear(user: Any) -> None:
     """Forget the memoised queue of ``user`` (after a sign-off, before rendering fresh counts)."""
     if hasattr(user, _MEMO_ATTR):
         delattr(user, _MEMO_ATTR)
+    if getattr(user, "pk", None) is not None:
+        cache.delete(nav_cache_key(user))
 
 
 # --------------------------------------------------------------------------------------------- decided

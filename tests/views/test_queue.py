@@ -360,3 +360,31 @@ def test_queue_reads_signoffs_exactly_as_the_signoff_service_does() -> None:
 
     rows = SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk")
     assert loaded.signoff_views == signoff_views(rows)
+
+
+def test_nav_counts_cached_across_requests_and_cleared_by_a_signoff(settings, django_user_model) -> None:  # type: ignore[no-untyped-def]
+    """With QUEUE_NAV_CACHE_SECONDS > 0 the nav counts are computed once, then served from the cache
+    until the user signs something (queue_cache_clear)."""
+    from unittest import mock
+
+    from django.core.cache import cache
+    from django.test import RequestFactory
+
+    from registry_app import context_processors
+    from registry_app.selectors_queue import nav_cache_key, queue_cache_clear
+
+    settings.QUEUE_NAV_CACHE_SECONDS = 60
+    user = django_user_model.objects.create_user("navcache", "n@example.com", "x")
+    cache.delete(nav_cache_key(user))
+    with mock.patch("registry_app.selectors_queue.queue_counts", return_value={"fairness": 2}) as counts:
+        for _ in range(3):
+            request = RequestFactory().get("/")
+            request.user = user
+            assert context_processors.queue_nav(request).counts == [("fairness", 2)]
+        assert counts.call_count == 1
+        queue_cache_clear(user)
+        request = RequestFactory().get("/")
+        request.user = user
+        context_processors.queue_nav(request).counts  # noqa: B018 - recomputed after the clear
+        assert counts.call_count == 2
+    cache.delete(nav_cache_key(user))
