@@ -627,15 +627,21 @@ def group_scope(group: ModelPackageGroup) -> Scope:
     return Scope(title=group.name, filters=filters, group=group)
 
 
+def _endpoint_names_q(name: str, field_name: str = "endpoint_name") -> Q:
+    """The name as written and lower-cased (endpoint ARNs lower-case it); both use the column's index."""
+    return Q(**{f"{field_name}__in": sorted({name, name.lower()})})
+
+
 def endpoint_scope(name: str) -> Scope:
-    on_endpoint = Q(endpoint_name=name)
+    on_endpoint = _endpoint_names_q(name)
+    deployments = Q(endpoint_name__iexact=name)  # a small table; the rebuild keeps one spelling
     return Scope(
         title=name,
         filters={
             "cloudtrail": on_endpoint,
-            "deployment.start": on_endpoint,
-            "deployment.end": on_endpoint,
-            "audit": Q(subject_type="endpoint", subject_id=name),
+            "deployment.start": deployments,
+            "deployment.end": deployments,
+            "audit": Q(subject_type="endpoint") & _endpoint_names_q(name, "subject_id"),
         },
         endpoint_name=name,
     )
@@ -1049,6 +1055,7 @@ class VariantAt:
             "model_name": d.model_name,
             "window": {"started_at": _iso(d.started_at), "ended_at": _iso(d.ended_at)},
             "deployment_evidence": [e.as_dict() for e in self.evidence],
+            "deployment_missing": _deployment_missing(d),
             "package": self.package.as_dict(),
             "rollback_candidate": self.rollback.as_dict() if self.rollback else None,
         }
@@ -1137,28 +1144,50 @@ class AsOfAnswer:
 
 
 def _deployment_evidence(deployment: EndpointDeployment) -> list[Evidence]:
-    """Evidence refs from a deployment window's ``evidence`` JSON (whatever keys the rebuild used)."""
+    """Evidence refs of a deployment window. The rebuild (``services.deployments``) writes
+    ``{"events": {step: eventID}, "ended_by": eventID, "mirror": {...}, "missing": [...]}``; other
+    keys are shown as they are."""
     refs = [Evidence(f"deployment:{deployment.pk}", deployment.started_at, "deployment window")]
     evidence = deployment.evidence if isinstance(deployment.evidence, dict) else {}
     for key, value in sorted(evidence.items()):
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            if isinstance(item, dict):
-                ident = item.get("event_id") or item.get("eventID") or item.get("id")
-                when = _parse_any(item.get("event_time") or item.get("at") or item.get("time"))
-                if ident:
-                    refs.append(Evidence(f"cloudtrail:{ident}", when, str(item.get("event_name") or key)))
-                continue
-            if item in (None, "", [], {}):
-                continue
-            lowered = key.lower()
-            if "event" in lowered and "id" in lowered:
-                refs.append(Evidence(f"cloudtrail:{item}", None, key))
-            elif "observ" in lowered:
-                refs.append(Evidence(f"observation:{item}", _parse_any(item), key))
-            else:
-                refs.append(Evidence(f"{key}:{item}", None, key))
+        if key in ("missing", "mirror_disagrees"):
+            continue  # not evidence: see _deployment_missing
+        if key == "events" and isinstance(value, dict):
+            for step, event_id in sorted(value.items()):
+                if event_id:
+                    refs.append(Evidence(f"cloudtrail:{event_id}", None, f"{step} call"))
+        elif key in ("ended_by",) and isinstance(value, str) and value:
+            refs.append(Evidence(f"cloudtrail:{value}", deployment.ended_at, "ended by this call"))
+        elif isinstance(value, dict):
+            note = ", ".join(f"{k}={v}" for k, v in sorted(value.items()) if v not in (None, ""))
+            refs.append(Evidence(f"{key}:{deployment.endpoint_name}", None, note))
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict) and (item.get("event_id") or item.get("eventID")):
+                    ident = item.get("event_id") or item.get("eventID")
+                    refs.append(Evidence(f"cloudtrail:{ident}", _parse_any(item.get("event_time")), key))
+                elif isinstance(item, str) and item:
+                    prefix = "cloudtrail" if "event" in key.lower() else key
+                    refs.append(Evidence(f"{prefix}:{item}", None, key))
+        elif value not in (None, ""):
+            prefix = "cloudtrail" if "event" in key.lower() else key
+            refs.append(Evidence(f"{prefix}:{value}", None, key))
     return refs
+
+
+def _deployment_missing(deployment: EndpointDeployment) -> list[str]:
+    """What the rebuild could not prove about a window (its ``missing`` links, mirror disagreements)."""
+    evidence = deployment.evidence if isinstance(deployment.evidence, dict) else {}
+    missing = [str(line) for line in evidence.get("missing") or [] if line]
+    disagrees = evidence.get("mirror_disagrees")
+    if isinstance(disagrees, dict) and disagrees:
+        missing.append(
+            "The registry mirror disagrees with CloudTrail about this window "
+            f"({', '.join(f'{k}={v}' for k, v in sorted(disagrees.items()))}); the update may have failed."
+        )
+    if not deployment.package_arn:
+        missing.append("No model package is known for this variant (its CreateModel call is not in CloudTrail).")
+    return missing
 
 
 def _parse_any(value: Any) -> dt.datetime | None:
@@ -1174,7 +1203,7 @@ def _parse_any(value: Any) -> dt.datetime | None:
 
 def _pick_endpoint(name: str) -> Endpoint | None:
     return (
-        Endpoint.objects.filter(name=name)
+        Endpoint.objects.filter(name__iexact=name)
         .select_related("source")
         .order_by(F("deleted_at").desc(nulls_first=True))
         .first()
@@ -1558,9 +1587,9 @@ def _no_window_answer(
 ) -> tuple[bool, str, list[Evidence], list[str]]:
     """Why nothing is known to serve at ``at``: really nothing (before the endpoint existed, or after it
     stopped), or a gap in the evidence."""
-    first = EndpointDeployment.objects.filter(endpoint_name=name).order_by("started_at", "pk").first()
+    first = EndpointDeployment.objects.filter(endpoint_name__iexact=name).order_by("started_at", "pk").first()
     created = (
-        CloudTrailEvent.objects.filter(endpoint_name=name, event_name="CreateEndpoint", error_code="")
+        CloudTrailEvent.objects.filter(_endpoint_names_q(name), event_name="CreateEndpoint", error_code="")
         .order_by("event_time", "pk")
         .first()
     )
@@ -1597,13 +1626,13 @@ def _no_window_answer(
             [f"No deployment known before {_iso(earliest)}: the endpoint's CloudTrail history starts then."],
         )
     previous = (
-        EndpointDeployment.objects.filter(endpoint_name=name, ended_at__isnull=False, ended_at__lte=at)
+        EndpointDeployment.objects.filter(endpoint_name__iexact=name, ended_at__isnull=False, ended_at__lte=at)
         .order_by("-ended_at", "-pk")
         .first()
     )
     deleted = (
         CloudTrailEvent.objects.filter(
-            endpoint_name=name, event_name="DeleteEndpoint", error_code="", event_time__lte=at
+            _endpoint_names_q(name), event_name="DeleteEndpoint", error_code="", event_time__lte=at
         )
         .order_by("-event_time", "-pk")
         .first()
@@ -1625,7 +1654,7 @@ def as_of(endpoint_name: str, at: dt.datetime) -> AsOfAnswer:
     """What served ``endpoint_name`` at ``at``, with each fact's evidence, or what is missing."""
     endpoint = _pick_endpoint(endpoint_name)
     windows = list(
-        EndpointDeployment.objects.filter(endpoint_name=endpoint_name, started_at__lte=at)
+        EndpointDeployment.objects.filter(endpoint_name__iexact=endpoint_name, started_at__lte=at)
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
         .select_related("package__group", "package__model_card")
         .order_by("variant_name", "-started_at", "-pk")
@@ -1647,6 +1676,7 @@ def as_of(endpoint_name: str, at: dt.datetime) -> AsOfAnswer:
         package_at = _package_at(package, window.package_arn, at)
         rollback = rollback_candidate(package, at) if package is not None else None
         variants.append(VariantAt(window, package_at, rollback))
+        missing.extend(f"{window.variant_name}: deployment: {line}" for line in _deployment_missing(window))
         missing.extend(
             f"{window.variant_name}: {fact.name}: {fact.missing}" for fact in package_at.facts if fact.missing
         )
@@ -1689,11 +1719,11 @@ def endpoint_overview(name: str) -> EndpointOverview | None:
         else []
     )
     history = list(
-        EndpointDeployment.objects.filter(endpoint_name=name)
+        EndpointDeployment.objects.filter(endpoint_name__iexact=name)
         .select_related("package__group")
         .order_by("-started_at", "-pk")[: ENDPOINT_HISTORY_SHOWN + 1]
     )
-    if endpoint is None and not history and not CloudTrailEvent.objects.filter(endpoint_name=name).exists():
+    if endpoint is None and not history and not CloudTrailEvent.objects.filter(_endpoint_names_q(name)).exists():
         return None
     serving = [v.package for v in variants if v.package is not None]
     if not serving:

@@ -53,6 +53,7 @@ def cloudtrail(
     resource_name: str = "",
     error_code: str = "",
     event_id: str | None = None,
+    resource_type: str | None = None,
 ) -> CloudTrailEvent:
     event_id = event_id or str(uuid.UUID(int=next(_ids)))
     params = dict(request or {})
@@ -88,7 +89,9 @@ def cloudtrail(
         actor_type="AssumedRole",
         actor_arn=raw["userIdentity"]["arn"],
         actor_name=actor,
-        resource_type=CloudTrailEvent.ResourceType.PACKAGE if package else CloudTrailEvent.ResourceType.ENDPOINT,
+        resource_type=resource_type
+        if resource_type is not None
+        else (CloudTrailEvent.ResourceType.PACKAGE if package else CloudTrailEvent.ResourceType.ENDPOINT),
         resource_name=resource_name or (package.arn if package else endpoint_name),
         package=package,
         group=package.group if package else None,

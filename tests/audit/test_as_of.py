@@ -55,7 +55,7 @@ def history(db: None) -> History:
     # deploy v1 at T1
     created = cloudtrail("CreateEndpoint", at(0), endpoint_name=ENDPOINT, actor="deployer")
     EndpointFactory(source=source, name=ENDPOINT, created_at=at(0))
-    deployment(ENDPOINT, v1, at(0), at(4), evidence={"event_ids": [created.event_id]})
+    deployment(ENDPOINT, v1, at(0), at(4), evidence={"events": {"deploy": created.event_id}})
     # v2: registered, two sign-offs, approved
     observe(v2, at(1), {"approval_status": [None, "PendingManualApproval"]}, change="created")
     signoffs_v2 = [signoff(v2, carol, "ml-lead", at(2)), signoff(v2, farid, "fairness", at(2.5))]
@@ -63,9 +63,9 @@ def history(db: None) -> History:
     observe(v2, at(3, minutes=1), {"approval_status": ["PendingManualApproval", "Approved"]})
     # update the endpoint to v2 at T3, roll back to v1 at T6, reject v2 at T7
     update = cloudtrail("UpdateEndpoint", at(4), endpoint_name=ENDPOINT, actor="deployer")
-    deployment(ENDPOINT, v2, at(4), at(6), evidence={"event_ids": [update.event_id]})
+    deployment(ENDPOINT, v2, at(4), at(6), evidence={"events": {"deploy": update.event_id}})
     rollback = cloudtrail("UpdateEndpoint", at(6), endpoint_name=ENDPOINT, actor="deployer")
-    deployment(ENDPOINT, v1, at(6), None, evidence={"event_ids": [rollback.event_id]})
+    deployment(ENDPOINT, v1, at(6), None, evidence={"events": {"deploy": rollback.event_id}, "ended_by": ""})
     v2_rejection = status_call(v2, "Rejected", at(7), actor="connie")
     observe(v2, at(7, minutes=1), {"approval_status": ["Approved", "Rejected"]})
     # v1's training data version was corrected in the registry after the rollback
@@ -188,3 +188,82 @@ def test_page_and_exports(history: History, compliance_client: Client, viewer_cl
     assert "Nothing was deployed" in nothing.content.decode()
     assert viewer_client.get(url, {"endpoint": ENDPOINT, "at": "soon"}).status_code == 400
     assert viewer_client.get(url).status_code == 200
+
+
+def test_missing_links_of_a_window_are_stated(db: None) -> None:
+    package = ModelPackageFactory()
+    deployment(
+        "half-known",
+        None,
+        at(0),
+        evidence={
+            "events": {"deploy": "evt-1", "config": "evt-2"},
+            "missing": ["CreateModel half-known-model: not in the ingested CloudTrail (older than its retention)"],
+        },
+    )
+    answer = sa.as_of("HALF-KNOWN", at(1))  # endpoint names match case-insensitively
+    (variant,) = answer.variants
+    assert {e.ref for e in variant.evidence} >= {"cloudtrail:evt-1", "cloudtrail:evt-2"}
+    assert any("CreateModel half-known-model" in line for line in answer.missing)
+    assert any("No model package is known" in line for line in answer.missing)
+    assert variant.package.package is None and variant.package.facts[0].missing
+    assert package.pk  # unrelated package stays out of the answer
+
+
+def _chain() -> dict[str, Any]:
+    """CloudTrail records of the full deploy chain, as the ingest stores them (aws-formats §2.4)."""
+    source = RegistrySourceFactory(name="prod-eu")
+    group = ModelPackageGroupFactory(source=source, name="fraud")
+    v1 = ModelPackageFactory(group=group, version=1, approval_status=ApprovalStatus.APPROVED)
+    v2 = ModelPackageFactory(group=group, version=2, approval_status=ApprovalStatus.APPROVED)
+    status_call(v1, "Approved", at(-10))
+    status_call(v2, "Approved", at(3))
+    ids: dict[str, Any] = {"v1": v1, "v2": v2}
+    for n, package in ((1, v1), (2, v2)):
+        ids[f"model{n}"] = cloudtrail(
+            "CreateModel",
+            at(-20 + n),
+            request={"modelName": f"fraud-m{n}", "primaryContainer": {"modelPackageName": package.arn}},
+            resource_type="model",
+            resource_name=f"fraud-m{n}",
+        )
+        ids[f"config{n}"] = cloudtrail(
+            "CreateEndpointConfig",
+            at(-20 + n, minutes=5),
+            request={
+                "endpointConfigName": f"fraud-cfg{n}",
+                "productionVariants": [
+                    {"variantName": "AllTraffic", "modelName": f"fraud-m{n}", "initialVariantWeight": 1.0}
+                ],
+            },
+            resource_type="endpoint_config",
+            resource_name=f"fraud-cfg{n}",
+        )
+    for key, name, config, when in (
+        ("deploy", "CreateEndpoint", "fraud-cfg1", at(0)),
+        ("update", "UpdateEndpoint", "fraud-cfg2", at(4)),
+        ("rollback", "UpdateEndpoint", "fraud-cfg1", at(6)),
+    ):
+        ids[key] = cloudtrail(
+            name, when, endpoint_name="fraud-prod", request={"endpointConfigName": config}, actor="deployer"
+        )
+    return ids
+
+
+def test_as_of_over_the_rebuilt_deployment_history(db: None) -> None:
+    """End to end with the deployment rebuild: CreateModel -> CreateEndpointConfig -> Create/UpdateEndpoint."""
+    from registry_app.services.deployments import rebuild_deployments
+
+    ids = _chain()
+    rebuild_deployments("fraud-prod")
+    assert sa.as_of("fraud-prod", at(-1)).nothing_deployed
+    expected = {at(2): ("v1", "deploy", 1), at(5): ("v2", "update", 2), at(7): ("v1", "rollback", 1)}
+    for moment, (version_key, deploy_key, config_n) in expected.items():
+        answer = sa.as_of("fraud-prod", moment)
+        (variant,) = answer.variants
+        assert variant.package.package == ids[version_key], moment
+        refs = {e.ref for e in variant.evidence}
+        for event in (ids[deploy_key], ids[f"config{config_n}"], ids[f"model{config_n}"]):
+            assert f"cloudtrail:{event.event_id}" in refs, (moment, event.event_name)
+        assert _fact(variant, "approval status").value == "Approved"
+    assert sa.as_of("fraud-prod", at(5)).variants[0].rollback.package == ids["v1"]  # type: ignore[union-attr]
