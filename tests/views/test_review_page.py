@@ -78,7 +78,7 @@ def test_checklist_shows_every_gate_and_the_card_check(strict_policy: ApprovalPo
     review = section(page(persona_user("viewer"), package), "review")
 
     assert 'Policy <span class="strong">strict</span> · review SLA 48 h' in review
-    rows = re.findall(r'<tr class="check check-(\w+)">\s*<th scope="row"[^>]*>([^<]+)</th>', review)
+    rows = re.findall(r'<tr class="gate-row gate-(\w+)">\s*<th scope="row"[^>]*>([^<]+)</th>', review)
     assert rows == [
         ("pass", "auc &gt;= 0.85"),
         ("fail", "f1 &gt;= 0.8"),
@@ -97,7 +97,7 @@ def test_checklist_card_check_passes_with_an_approved_card(strict_policy: Approv
     card = ModelCardFactory(source=registry_source, status="Approved")
     package = package_in_state("pending", model_card=card)
     review = section(page(persona_user("viewer"), package), "review")
-    assert re.search(r'<tr class="check check-pass">\s*<th scope="row">Model card approved</th>', review)
+    assert re.search(r'<tr class="gate-row gate-pass">\s*<th scope="row">Model card approved</th>', review)
     assert "the model card is Approved" in review
 
 
