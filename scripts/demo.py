@@ -352,6 +352,7 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
     steps: list[tuple[list[str], bool]] = [
         (manage("migrate", "--noinput"), True),
         (manage("create_demo_users", "--password", args.password), False),
+        (manage("create_demo_policies"), True),
         (manage("seed_demo_registry"), True),
         *[
             (manage("add_registry_source", name, "--region", region, "--cloudtrail-bucket", CLOUDTRAIL_BUCKET), True)
