@@ -675,7 +675,9 @@ class TimelinePage:
 
     @property
     def kind_choices(self) -> list[tuple[str, str, bool]]:
-        return [(key, label, key in self.filters.kinds) for key, label in KINDS.items()]
+        """(kind, label, selected) for the kinds this scope can show."""
+        present = {SOURCES[key].kind for key in self.scope.filters}
+        return [(key, label, key in self.filters.kinds) for key, label in KINDS.items() if key in present]
 
 
 def _selected_sources(scope: Scope, filters: TimelineFilters) -> tuple[list[Source], list[str]]:
