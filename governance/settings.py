@@ -167,6 +167,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # (Only Redis takes it; kombu's SQLAlchemy transport would pass it to create_engine and fail.)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600} if CELERY_BROKER_URL.startswith("redis") else {}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Tests get a queue of their own per process, so parallel test runs (pytest-xdist, or two CI
+# jobs on one Redis) never execute each other's tasks against the wrong database.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE") or (
+    f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}" if TESTING else "celery"
+)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Cache (Redis when available, so every web process sees the same entries) ---------------
