@@ -976,6 +976,7 @@ class Transition:
     status: str
     before: str | None
     evidence: list[Evidence]
+    actors: list[str] = field(default_factory=list)  # CloudTrail principals who made the change
 
 
 @dataclass
@@ -1242,7 +1243,7 @@ def _status_events(packages: list[ModelPackage]) -> dict[int, list[CloudTrailEve
 def _transitions(observations: list[PackageObservation], events: list[CloudTrailEvent]) -> list[Transition]:
     """Approval-status changes from both sources, in time order, merging a CloudTrail call and the
     observation of its result into one transition (the call's time, both pieces of evidence)."""
-    points: list[tuple[dt.datetime, int, str, str | None, Evidence]] = []
+    points: list[tuple[dt.datetime, int, str, str | None, Evidence, str]] = []
     for event in events:
         status = request_status(event.raw)
         who = event.actor_name or event.actor_arn or "unknown principal"
@@ -1253,6 +1254,7 @@ def _transitions(observations: list[PackageObservation], events: list[CloudTrail
                 status,
                 None,
                 Evidence(f"cloudtrail:{event.event_id}", event.event_time, f"{event.event_name} by {who}"),
+                who,
             )
         )
     for obs in observations:
@@ -1265,13 +1267,15 @@ def _transitions(observations: list[PackageObservation], events: list[CloudTrail
             else "observed by the registry mirror"
         )
         points.append(
-            (obs.observed_at, 1, str(pair[1]), pair[0], Evidence(f"observation:{obs.pk}", obs.observed_at, note))
+            (obs.observed_at, 1, str(pair[1]), pair[0], Evidence(f"observation:{obs.pk}", obs.observed_at, note), "")
         )
     points.sort(key=lambda p: (p[0], p[1]))
     transitions: list[Transition] = []
-    for at, _, status, before, evidence in points:
+    for at, _, status, before, evidence, who in points:
         if transitions and transitions[-1].status == status:
             transitions[-1].evidence.append(evidence)  # the same state seen again (call, then its observation)
+            if who and who not in transitions[-1].actors:
+                transitions[-1].actors.append(who)
             if transitions[-1].before is None and before is not None:
                 transitions[-1].before = before
             continue
@@ -1281,6 +1285,7 @@ def _transitions(observations: list[PackageObservation], events: list[CloudTrail
                 status,
                 before if before is not None else (transitions[-1].status if transitions else None),
                 [evidence],
+                [who] if who else [],
             )
         )
     return transitions
@@ -1352,18 +1357,10 @@ def _value_at(
         value = pair[0] if isinstance(pair, list | tuple) and len(pair) == 2 else None
         return value, [Evidence(f"observation:{first.pk}", first.observed_at, f"{field_name} before this change")], ""
     value = getattr(package, field_name)
-    evidence = [
-        Evidence(
-            f"package:{package.arn}", package.last_synced_at, f"current mirror record; {field_name} unchanged since"
-        )
-    ]
-    missing = ""
+    note = f"current mirror record; no change of {field_name} observed since"
     if package.first_seen_at > at:
-        missing = (
-            f"The registry mirror first saw this package at {_iso(package.first_seen_at)}, after this time; "
-            "the value shown is the earliest recorded."
-        )
-    return value, evidence, missing
+        note = f"earliest mirror record (first seen {_iso(package.first_seen_at)}); see the coverage fact"
+    return value, [Evidence(f"package:{package.arn}", package.last_synced_at, note)], ""
 
 
 def _text(value: Any) -> str:
@@ -1487,7 +1484,12 @@ def _approval_fact(
         return Fact("approval", "not approved at this time", [])
     last = approved[-1]
     evidence = list(last.evidence)
-    how = "by an unknown path"
+    missing = ""
+    if last.actors:
+        how = f"by {', '.join(last.actors)} (UpdateModelPackage; no dashboard push explains it)"
+    else:
+        how = "(seen by the registry mirror)"
+        missing = "Who approved it is not in the ingested CloudTrail."
     window_start = last.at - PUSH_EXPLAINS_WITHIN
     sent = [
         p
@@ -1500,12 +1502,71 @@ def _approval_fact(
         evidence.append(Evidence(f"push:{push.pk}", push.sent_at, "dashboard push"))
         if push.decision_id:
             evidence.append(Evidence(f"decision:{push.decision_id}", None, "dashboard decision"))
-        how = "through the governance dashboard"
+        how = "through the governance dashboard" + (
+            f" on behalf of {push.acting_username}" if push.acting_username else ""
+        )
+        missing = ""
     if flagged:
         row = flagged[-1]
         evidence.append(Evidence(f"outside_decision:{row.pk}", row.observed_at, "flagged: set outside the dashboard"))
         how = f"outside the dashboard{f' by {row.actor_name}' if row.actor_name else ''}"
-    return Fact("approval", f"Approved at {_iso(last.at)} {how}", evidence)
+    return Fact("approval", f"Approved at {_iso(last.at)} {how}", evidence, missing)
+
+
+# UpdateModelPackage request members that change what the reproducibility and card facts read.
+_CONTENT_PARAMS = (
+    "customermetadataproperties",
+    "customermetadatapropertiestoremove",
+    "inferencespecification",
+    "additionalinferencespecificationstoadd",
+    "modelcard",
+    "sourceuri",
+)
+
+
+def _coverage_fact(package: ModelPackage, at: dt.datetime) -> Fact | None:
+    """When the mirror first saw the package after ``at``: is there evidence its content stayed the same
+    from ``at`` until then? CloudTrail says so only if it reaches back to ``at``. None when not needed."""
+    first_seen = package.first_seen_at
+    if first_seen <= at:
+        return None
+    changes = [
+        event
+        for event in CloudTrailEvent.objects.filter(
+            Q(package=package) | Q(resource_name=package.arn),
+            event_name="UpdateModelPackage",
+            error_code="",
+            event_time__gt=at,
+            event_time__lt=first_seen,
+        ).order_by("event_time", "pk")[:50]
+        if {str(k).lower() for k in ((event.raw or {}).get("requestParameters") or {})} & set(_CONTENT_PARAMS)
+    ]
+    name = "content before the mirror's first sighting"
+    if changes:
+        return Fact(
+            name,
+            f"changed after this time, before the mirror first saw it ({_iso(first_seen)})",
+            [
+                Evidence(f"cloudtrail:{e.event_id}", e.event_time, "UpdateModelPackage changing content")
+                for e in changes
+            ],
+            missing="Training data version, commit, image digest and card may have differed at this time: "
+            "the mirror only knows the content after these calls.",
+        )
+    reaches_back = CloudTrailEvent.objects.filter(event_time__lte=at).exists()
+    if reaches_back:
+        return Fact(
+            name,
+            f"unchanged from this time until the mirror first saw it ({_iso(first_seen)})",
+            [Evidence("cloudtrail:coverage", at, "no UpdateModelPackage call changed its content in between")],
+        )
+    return Fact(
+        name,
+        "unknown",
+        [],
+        missing=f"The registry mirror first saw this package at {_iso(first_seen)} and the ingested CloudTrail does "
+        "not reach back to this time; training data version, commit, image digest and card are the earliest recorded.",
+    )
 
 
 def _package_at(package: ModelPackage | None, arn: str, at: dt.datetime) -> PackageAt:
@@ -1553,6 +1614,9 @@ def _package_at(package: ModelPackage | None, arn: str, at: dt.datetime) -> Pack
         *_reproducibility_facts(package, observations, at),
         _card_fact(package, observations, at),
     ]
+    coverage = _coverage_fact(package, at)
+    if coverage is not None:
+        facts.append(coverage)
     return PackageAt(package, package.arn, facts, signoffs, decisions, outside)
 
 

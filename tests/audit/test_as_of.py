@@ -122,7 +122,13 @@ def test_while_v2_serves(history: History) -> None:
     assert status.value == "Approved"  # today it is Rejected
     assert f"cloudtrail:{history.v2_approval.event_id}" in _refs(status)
     approval = _fact(variant, "approval")
-    assert approval.value.startswith("Approved at 2025-03-10T12:00:00+00:00")
+    assert approval.value == (
+        "Approved at 2025-03-10T12:00:00+00:00 by alice (UpdateModelPackage; no dashboard push explains it)"
+    )
+    # the mirror first saw v2 today; CloudTrail reaches back and shows no content change since
+    coverage = _fact(variant, "content before the mirror's first sighting")
+    assert coverage.value.startswith("unchanged") and not coverage.missing
+    assert not answer.missing
     assert {s.signoff.pk for s in variant.package.signoffs} == {s.pk for s in history.signoffs_v2}
     assert variant.rollback is not None and variant.rollback.package == history.v1
     assert f"cloudtrail:{history.v1_approval.event_id}" in _refs(variant.rollback.status_fact)  # type: ignore[arg-type]
@@ -267,3 +273,26 @@ def test_as_of_over_the_rebuilt_deployment_history(db: None) -> None:
             assert f"cloudtrail:{event.event_id}" in refs, (moment, event.event_name)
         assert _fact(variant, "approval status").value == "Approved"
     assert sa.as_of("fraud-prod", at(5)).variants[0].rollback.package == ids["v1"]  # type: ignore[union-attr]
+
+
+def test_content_changed_before_the_mirror_first_saw_it(history: History) -> None:
+    cloudtrail(
+        "UpdateModelPackage",
+        at(5.5),
+        package=history.v2,
+        request={"customerMetadataProperties": {"TrainingDataS3VersionId": "v2-fixed"}},
+    )
+    (variant,) = sa.as_of(ENDPOINT, at(5)).variants
+    coverage = _fact(variant, "content before the mirror's first sighting")
+    assert coverage.value.startswith("changed after this time") and coverage.missing
+    assert len(coverage.evidence) == 1 and coverage.evidence[0].ref.startswith("cloudtrail:")
+
+
+def test_no_cloudtrail_before_the_mirror_says_so(db: None) -> None:
+    package = ModelPackageFactory(created_at=at(-5))
+    deployment("quiet-prod", package, at(0))
+    answer = sa.as_of("quiet-prod", at(1))
+    (variant,) = answer.variants
+    coverage = _fact(variant, "content before the mirror's first sighting")
+    assert coverage.value == "unknown" and "does not reach back" in coverage.missing
+    assert _fact(variant, "approval status").missing  # no status evidence either
