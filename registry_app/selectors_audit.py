@@ -1607,7 +1607,7 @@ def _package_at(package: ModelPackage | None, arn: str, at: dt.datetime) -> Pack
         Fact(
             "package",
             f"{package.group.name} v{package.version}",
-            [Evidence(f"package:{package.arn}", None, package.arn)],
+            [Evidence(f"package:{package.arn}", package.created_at, "registered (CreationTime)")],
         ),
         status,
         _approval_fact(transitions, at, decisions, pushes, outside),
