@@ -26,8 +26,9 @@ import hashlib
 import json
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 SAGEMAKER = "sagemaker.amazonaws.com"
 STS = "sts.amazonaws.com"
@@ -119,6 +120,25 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _lc(value: Any) -> dict[str, Any]:
+    """``value``'s keys lower-cased ({} for a non-dict): one pass, then O(1) case-insensitive lookups.
+
+    The hot path (a million records per minute) reads every field through these maps instead of
+    ``ci_get``; user maps (``customerMetadataProperties``...) are never lowered, only looked into.
+    """
+    if not isinstance(value, dict):
+        return {}
+    return {(k.lower() if isinstance(k, str) else k): v for k, v in value.items()}
+
+
+def _s(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value)
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -143,28 +163,32 @@ def is_relevant(record: Any) -> bool:
     """
     if not isinstance(record, dict):
         return False
-    raw_name = ci_str(record, "eventName")
+    return _relevant(_lc(record))
+
+
+def _relevant(top: dict[str, Any]) -> bool:
+    raw_name = _s(top.get("eventname"))
     name = canonical_event_name(raw_name)
-    source = ci_str(record, "eventSource").lower()
+    source = _s(top.get("eventsource")).lower()
     if name == ASSUME_ROLE:
         if source not in ("", STS):
             return False
-        identity = _dict(ci_get(record, "userIdentity"))
-        if ci_str(ci_get(record, "requestParameters"), "sourceIdentity"):
+        identity = _lc(top.get("useridentity"))
+        if _s(_lc(top.get("requestparameters")).get("sourceidentity")):
             return True
-        return bool(identity) and ci_str(identity, "type") != "AWSService"
+        return bool(identity) and _s(identity.get("type")) != "AWSService"
     if name:
         return source in ("", SAGEMAKER)
     if source != SAGEMAKER:
         return False
     lowered = raw_name.lower()
-    if lowered.startswith(_READ_PREFIXES) or _read_only(record) is not False:
+    if lowered.startswith(_READ_PREFIXES) or _read_only(top) is not False:
         return False
     return any(word in lowered for word in _GOVERNED_WORDS)
 
 
-def _read_only(record: dict[str, Any]) -> bool | None:
-    value = ci_get(record, "readOnly")
+def _read_only(top: dict[str, Any]) -> bool | None:
+    value = top.get("readonly")
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -245,17 +269,16 @@ class Actor:
     candidates: tuple[str, ...] = ()
 
 
-def _assumed_role_parts(identity: dict[str, Any]) -> tuple[str, str]:
-    """(role name, session name) of an assumed-role identity."""
-    arn = ci_str(identity, "arn")
+def _assumed_role_parts(identity: dict[str, Any], context: dict[str, Any]) -> tuple[str, str]:
+    """(role name, session name) of an assumed-role identity (both maps key-lowered)."""
+    arn = _s(identity.get("arn"))
     role = session = ""
     if ":assumed-role/" in arn:
         tail = arn.split(":assumed-role/", 1)[1]
         role, _, session = tail.partition("/")
-    issuer = _dict(ci_get(_dict(ci_get(identity, "sessionContext")), "sessionIssuer"))
-    role = ci_str(issuer, "userName") or role
+    role = _s(_lc(context.get("sessionissuer")).get("username")) or role
     if not session:
-        principal = ci_str(identity, "principalId")
+        principal = _s(identity.get("principalid"))
         if ":" in principal:
             session = principal.split(":", 1)[1]
     return role, session
@@ -274,18 +297,22 @@ def actor_of(identity: Any, record: Any = None) -> Actor:
     """A human-readable actor for a ``userIdentity`` element (see the module docstring)."""
     if not isinstance(identity, dict):
         return Actor()
-    kind = ci_str(identity, "type")
-    arn = ci_str(identity, "arn")
-    context = _dict(ci_get(identity, "sessionContext"))
-    source_identity = ci_str(context, "sourceIdentity")
-    user_name = ci_str(identity, "userName")
-    invoked_by = ci_str(identity, "invokedBy")
-    on_behalf = _dict(ci_get(identity, "onBehalfOf"))
+    return _actor(_lc(identity), record)
+
+
+def _actor(identity: dict[str, Any], record: Any) -> Actor:
+    kind = _s(identity.get("type"))
+    arn = _s(identity.get("arn"))
+    context = _lc(identity.get("sessioncontext"))
+    source_identity = _s(context.get("sourceidentity"))
+    user_name = _s(identity.get("username"))
+    invoked_by = _s(identity.get("invokedby"))
+    on_behalf = _lc(identity.get("onbehalfof"))
     name = ""
     candidates: tuple[str, ...] = ()
 
     if kind == "AssumedRole" or ":assumed-role/" in arn:
-        role, session = _assumed_role_parts(identity)
+        role, session = _assumed_role_parts(identity, context)
         meaningful = role.startswith(SSO_ROLE_PREFIX) or not _GENERIC_SESSION.match(session or "x")
         if source_identity:
             name = source_identity
@@ -296,9 +323,9 @@ def actor_of(identity: Any, record: Any = None) -> Actor:
         # A generic session name ("SageMaker") must not match a dashboard login.
         candidates = _unique_lower(source_identity or (session if meaningful else ""))
     elif kind == "IdentityCenterUser" or on_behalf:
-        extra = _dict(ci_get(record, "additionalEventData")) if isinstance(record, dict) else {}
-        sso_name = user_name or ci_str(on_behalf, "userName") or ci_str(extra, "UserName")
-        user_id = ci_str(on_behalf, "userId")
+        extra = _lc(ci_get(record, "additionalEventData"))
+        sso_name = user_name or _s(on_behalf.get("username")) or _s(extra.get("username"))
+        user_id = _s(on_behalf.get("userid"))
         name = source_identity or sso_name or (f"idc:{user_id}" if user_id else "identity-center-user")
         candidates = _unique_lower(source_identity) if source_identity else _unique_lower(sso_name)
     elif kind == "IAMUser":
@@ -307,12 +334,12 @@ def actor_of(identity: Any, record: Any = None) -> Actor:
     elif kind == "Root":
         name = "root"
     elif kind == "AWSService":
-        name = invoked_by or ci_str(identity, "principalId") or "aws-service"
+        name = invoked_by or _s(identity.get("principalid")) or "aws-service"
     elif kind == "FederatedUser":
-        name = arn.rsplit("/", 1)[-1] if ":federated-user/" in arn else ci_str(identity, "principalId")
+        name = arn.rsplit("/", 1)[-1] if ":federated-user/" in arn else _s(identity.get("principalid"))
         candidates = _unique_lower(name)
     else:  # SAMLUser, WebIdentityUser, Directory, AWSAccount, Unknown, future types
-        name = source_identity or user_name or ci_str(identity, "principalId") or arn or invoked_by
+        name = source_identity or user_name or _s(identity.get("principalid")) or arn or invoked_by
         candidates = _unique_lower(source_identity or user_name)
     if not name and invoked_by:
         name = invoked_by
@@ -338,11 +365,11 @@ class Link:
 
 def _package_link(req: dict[str, Any], resp: dict[str, Any], region: str, account: str) -> Link:
     ref = package_ref(
-        ci_get(resp, "modelPackageArn") or ci_get(req, "modelPackageArn") or ci_get(req, "modelPackageName"),
+        resp.get("modelpackagearn") or req.get("modelpackagearn") or req.get("modelpackagename"),
         region=region,
         account=account,
     )
-    group = name_or_arn(ci_str(req, "modelPackageGroupName"), "model-package-group") or ref.group
+    group = name_or_arn(_s(req.get("modelpackagegroupname")), "model-package-group") or ref.group
     if ref.name:
         return Link(PACKAGE, (ref.arn or ref.name)[:MAX_RESOURCE], package=ref, group_name=group)
     if group:  # e.g. a failed CreateModelPackage: no ARN came back, but the group is known
@@ -351,33 +378,33 @@ def _package_link(req: dict[str, Any], resp: dict[str, Any], region: str, accoun
 
 
 def _group_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
-    group = name_or_arn(ci_str(req, "modelPackageGroupName"), "model-package-group") or arn_resource(
-        ci_str(resp, "modelPackageGroupArn"), "model-package-group"
+    group = name_or_arn(_s(req.get("modelpackagegroupname")), "model-package-group") or arn_resource(
+        _s(resp.get("modelpackagegrouparn")), "model-package-group"
     )
     return Link(GROUP, group[:MAX_RESOURCE], group_name=group) if group else Link()
 
 
 def _card_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
-    card = name_or_arn(ci_str(req, "modelCardName"), "model-card") or arn_resource(
-        ci_str(resp, "modelCardArn"), "model-card"
+    card = name_or_arn(_s(req.get("modelcardname")), "model-card") or arn_resource(
+        _s(resp.get("modelcardarn")), "model-card"
     )
     return Link(CARD, card[:MAX_RESOURCE], card_name=card) if card else Link()
 
 
 def model_package_names(request: Any) -> list[str]:
     """``modelPackageName`` of a CreateModel's ``primaryContainer`` and ``containers[]``, in order."""
-    req = _dict(request)
-    containers = [ci_get(req, "primaryContainer"), *_list(ci_get(req, "containers"))]
+    req = _lc(request)
+    containers = [req.get("primarycontainer"), *_list(req.get("containers"))]
     names = []
     for container in containers:
-        value = ci_str(container, "modelPackageName")
+        value = _s(_lc(container).get("modelpackagename"))
         if value and value not in names:
             names.append(value)
     return names
 
 
 def _model_link(req: dict[str, Any], resp: dict[str, Any], region: str, account: str) -> Link:
-    model = ci_str(req, "modelName") or arn_resource(ci_str(resp, "modelArn"), "model")
+    model = _s(req.get("modelname")) or arn_resource(_s(resp.get("modelarn")), "model")
     refs = [package_ref(n, region=region, account=account) for n in model_package_names(req)]
     ref = next((r for r in refs if r.name), PackageRef())
     if not model:
@@ -386,26 +413,26 @@ def _model_link(req: dict[str, Any], resp: dict[str, Any], region: str, account:
 
 
 def _config_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
-    config = ci_str(req, "endpointConfigName") or arn_resource(ci_str(resp, "endpointConfigArn"), "endpoint-config")
+    config = _s(req.get("endpointconfigname")) or arn_resource(_s(resp.get("endpointconfigarn")), "endpoint-config")
     return Link(ENDPOINT_CONFIG, config[:MAX_RESOURCE], config_name=config) if config else Link()
 
 
 def _endpoint_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
     # The ARN lower-cases the name, so the request's spelling wins.
-    endpoint = ci_str(req, "endpointName") or arn_resource(ci_str(resp, "endpointArn"), "endpoint")
+    endpoint = _s(req.get("endpointname")) or arn_resource(_s(resp.get("endpointarn")), "endpoint")
     if not endpoint:
         return Link()
     return Link(
         ENDPOINT,
         endpoint[:MAX_RESOURCE],
         endpoint_name=endpoint[:MAX_ENDPOINT],
-        config_name=ci_str(req, "endpointConfigName"),
+        config_name=_s(req.get("endpointconfigname")),
     )
 
 
 def link_of(event_name: str, request: Any, response: Any, *, region: str = "", account: str = "") -> Link:
     """The resource an event concerns (``Link()``, i.e. unlinked, when it cannot be told)."""
-    req, resp = _dict(request), _dict(response)
+    req, resp = _lc(request), _lc(response)
     if event_name in PACKAGE_EVENTS:
         return _package_link(req, resp, region, account)
     if event_name in GROUP_EVENTS:
@@ -419,7 +446,7 @@ def link_of(event_name: str, request: Any, response: Any, *, region: str = "", a
     if event_name in ENDPOINT_EVENTS:
         return _endpoint_link(req, resp)
     if event_name == ASSUME_ROLE:
-        role = ci_str(req, "roleArn")
+        role = _s(req.get("rolearn"))
         return Link(ROLE, role[:MAX_RESOURCE]) if role else Link()
     return Link()
 
@@ -483,28 +510,118 @@ def normalize(record: dict[str, Any], *, fallback_time: dt.datetime) -> Normaliz
     ``fallback_time`` is used when ``eventTime`` is missing or unparseable (the LookupEvents
     ``EventTime`` or the S3 file's delivery time is the best the caller knows).
     """
-    raw_name = ci_str(record, "eventName")
+    return _normalize(_lc(record), record, fallback_time)
+
+
+def normalize_if_relevant(record: Any, *, fallback_time: dt.datetime) -> NormalizedEvent | None:
+    """``normalize(record)`` when ``is_relevant(record)``, else None (keys lowered once for both)."""
+    if not isinstance(record, dict):
+        return None
+    top = _lc(record)
+    return _normalize(top, record, fallback_time) if _relevant(top) else None
+
+
+def _normalize(top: dict[str, Any], record: dict[str, Any], fallback_time: dt.datetime) -> NormalizedEvent:
+    raw_name = _s(top.get("eventname"))
     name = canonical_event_name(raw_name) or raw_name
-    event_id = ci_str(record, "eventID", "eventId")[:MAX_ID] or synthetic_event_id(record)
-    identity = ci_get(record, "userIdentity")
-    region = ci_str(record, "awsRegion")
-    account = ci_str(record, "recipientAccountId") or ci_str(_dict(identity), "accountId")
-    link = link_of(
-        name, ci_get(record, "requestParameters"), ci_get(record, "responseElements"), region=region, account=account
-    )
+    event_id = _s(top.get("eventid"))[:MAX_ID] or synthetic_event_id(record)
+    identity = _lc(top.get("useridentity"))
+    region = _s(top.get("awsregion"))
+    account = _s(top.get("recipientaccountid")) or _s(identity.get("accountid"))
+    link = link_of(name, top.get("requestparameters"), top.get("responseelements"), region=region, account=account)
     return NormalizedEvent(
         event_id=event_id,
-        event_time=parse_event_time(ci_get(record, "eventTime")) or fallback_time,
+        event_time=parse_event_time(top.get("eventtime")) or fallback_time,
         event_name=(name or "(no eventName)")[:128],
-        event_source=ci_str(record, "eventSource")[:128],
+        event_source=_s(top.get("eventsource"))[:128],
         aws_region=region[:32],
         account_id=account[:12],
-        read_only=_read_only(record),
-        error_code=ci_str(record, "errorCode")[:256],
-        actor=actor_of(identity, record),
+        read_only=_read_only(top),
+        error_code=_s(top.get("errorcode"))[:256],
+        actor=_actor(identity, record),
         link=link,
         raw=record,
     )
+
+
+class PreparedEvent(NamedTuple):
+    """A relevant record flattened for storage: what the ingest writes, plus the keys it links by.
+
+    Flat (a tuple) so that parsing can run in worker processes and cross back cheaply; ``raw_json``
+    is the record serialised once, as the JSON column stores it.
+    """
+
+    event_id: str
+    event_time: dt.datetime
+    event_name: str
+    event_source: str
+    aws_region: str
+    account_id: str
+    read_only: bool | None
+    error_code: str
+    actor_type: str
+    actor_arn: str
+    actor_name: str
+    candidates: tuple[str, ...]
+    resource_type: str
+    resource_name: str
+    package_arn: str
+    package_group: str
+    package_version: int | None
+    package_name: str
+    group_name: str
+    card_name: str
+    endpoint_name: str
+    model_name: str
+    config_name: str
+    raw_json: str
+
+
+def prepare(event: NormalizedEvent) -> PreparedEvent:
+    link, actor, ref = event.link, event.actor, event.link.package
+    return PreparedEvent(
+        event.event_id,
+        event.event_time,
+        event.event_name,
+        event.event_source,
+        event.aws_region,
+        event.account_id,
+        event.read_only,
+        event.error_code,
+        actor.type,
+        actor.arn,
+        actor.name,
+        actor.candidates,
+        link.resource_type,
+        link.resource_name,
+        ref.arn,
+        ref.group,
+        ref.version,
+        ref.name,
+        link.group_name,
+        link.card_name,
+        link.endpoint_name,
+        link.model_name,
+        link.config_name,
+        json.dumps(event.raw, default=str),
+    )
+
+
+def prepare_records(records: Iterable[Any], *, fallback_time: dt.datetime) -> tuple[int, list[PreparedEvent]]:
+    """(records seen, the relevant ones prepared)."""
+    seen = 0
+    out = []
+    for record in records:
+        seen += 1
+        event = normalize_if_relevant(record, fallback_time=fallback_time)
+        if event is not None:
+            out.append(prepare(event))
+    return seen, out
+
+
+def prepare_log_file(body: bytes, fallback_time: dt.datetime) -> tuple[int, list[PreparedEvent]]:
+    """A trail log file's bytes → (records in it, relevant ones prepared). Runs in worker processes."""
+    return prepare_records(parse_log_file(body), fallback_time=fallback_time)
 
 
 def record_from_lookup_event(event: dict[str, Any]) -> dict[str, Any]:

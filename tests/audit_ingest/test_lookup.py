@@ -168,7 +168,7 @@ def test_resume_after_a_crash_mid_window(
     first = Harness(source, fake_clock)
     first.ok(params(), page([r.approve("g", 1)], "T1"))
     first.ok(params(token="T1"), page([r.approve("g", 2)], "T2"))
-    real = cloudtrail_ingest.store_records
+    real = cloudtrail_ingest.store_prepared
     calls = {"n": 0}
 
     def crash(*args: Any, **kwargs: Any) -> Any:
@@ -177,12 +177,12 @@ def test_resume_after_a_crash_mid_window(
             raise SystemExit("worker killed mid-page")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cloudtrail_ingest, "store_records", crash)
+    monkeypatch.setattr(cloudtrail_ingest, "store_prepared", crash)
     with pytest.raises(SystemExit):
         first.run()
     assert CloudTrailEvent.objects.count() == 1
     assert lookup_state(source)["window"]["token"] == "T1"
-    monkeypatch.setattr(cloudtrail_ingest, "store_records", real)
+    monkeypatch.setattr(cloudtrail_ingest, "store_prepared", real)
 
     second = Harness(source, fake_clock)
     second.ok(params(token="T1"), page([r.approve("g", 2)], "T2"))

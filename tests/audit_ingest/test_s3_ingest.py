@@ -182,15 +182,17 @@ def test_first_run_starts_a_bounded_number_of_days_back_and_since_backfills(
 
 
 def test_events_of_a_file_and_its_cursor_commit_together(
-    trail_source: RegistrySource, trail: Trail, monkeypatch: pytest.MonkeyPatch
+    trail_source: RegistrySource, trail: Trail, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     """A crash while storing a file's events leaves neither its events nor a cursor past it."""
     from registry_app.services import cloudtrail_ingest
 
+    settings.AUDIT_COMMIT_EVENTS = 1  # one file per transaction
+
     day = days_ago(2)
     trail.deliver([r.approve("g", 1, when=day)], day, "A" * 16)
     trail.deliver([r.approve("g", 2, when=day), r.approve("g", 3, when=day)], day, "B" * 16)
-    real = cloudtrail_ingest.store_records
+    real = cloudtrail_ingest.store_prepared
     calls = {"n": 0}
 
     def crash_on_second(*args: Any, **kwargs: Any) -> Any:
@@ -199,14 +201,14 @@ def test_events_of_a_file_and_its_cursor_commit_together(
             raise RuntimeError("worker killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cloudtrail_ingest, "store_records", crash_on_second)
+    monkeypatch.setattr(cloudtrail_ingest, "store_prepared", crash_on_second)
     with pytest.raises(RuntimeError):
         run(trail_source)
     assert CloudTrailEvent.objects.count() == 1
     (state,) = cursor_positions(trail_source)[AuditCursor.Kind.S3]["roots"].values()
     assert state["last_key"].endswith("A" * 16 + ".json.gz")
 
-    monkeypatch.setattr(cloudtrail_ingest, "store_records", real)
+    monkeypatch.setattr(cloudtrail_ingest, "store_prepared", real)
     assert run(trail_source).s3.inserted == 2
     assert CloudTrailEvent.objects.count() == 3
 
@@ -252,3 +254,30 @@ def test_audit_lock_is_separate_from_the_registry_sync_lock(trail_source: Regist
         assert not run(trail_source).skipped
     finally:
         release_lock(trail_source, sync_token)
+
+
+def test_a_backlog_is_parsed_in_worker_processes(
+    trail_source: RegistrySource, trail: Trail, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry_app.services.cloudtrail_ingest import _Parser
+
+    settings.AUDIT_PARSE_PROCESS_MIN_FILES = 1
+    settings.AUDIT_PARSE_PROCESSES = 1
+    used: list[bool] = []
+    real_parse = _Parser.parse
+
+    def spy(self: _Parser, body: bytes, fallback: dt.datetime) -> Any:
+        used.append(self.pool is not None)
+        return real_parse(self, body, fallback)
+
+    monkeypatch.setattr(_Parser, "parse", spy)
+    day = days_ago(2)
+    trail.deliver([r.approve("g", 1, when=day), r.describe(when=day)], day, "A" * 16)
+    bad = trail.put(r.log_key(day, "B" * 16), b"\x1f\x8bnot gzip")
+    trail.deliver([r.approve("g", 2, when=day)], day, "C" * 16)
+
+    result = run(trail_source)
+
+    assert used and all(used)
+    assert result.s3.inserted == 2 and result.s3.records == 3 and result.s3.skipped_files == 1
+    assert any(bad in error for error in result.s3.errors)
