@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from registry_app.models import ModelCard, ModelPackage, SignOff
+from registry_app.models import ModelCard, ModelPackage, SignOff, SyncRun
 from registry_app.models.registry import ApprovalStatus
 
 __all__ = ["REVIEWED_FIELDS", "card_observed", "package_observed"]
@@ -50,6 +50,29 @@ def package_observed(package: ModelPackage, *, created: bool, changes: dict[str,
             log.exception("could not schedule the review request for package %s", package.pk)
     if not created and REVIEWED_FIELDS.intersection(changes):
         _mark_stale_safely(package)
+    _flag_outside_decision(package, created=created, changes=changes)
+
+
+def _flag_outside_decision(package: ModelPackage, *, created: bool, changes: dict[str, Any]) -> None:
+    """A status the dashboard did not push (Studio, CLI, a pipeline) is flagged for compliance.
+
+    A package first seen already decided counts only when its source had been mirrored before
+    (registered as Approved behind the dashboard's back); the first sync of an existing registry
+    flags nothing, since the dashboard was not yet watching.
+    """
+    from registry_app.services.bypasses import package_observed_status_change
+
+    status = changes.get("approval_status")
+    if not created and status:
+        package_observed_status_change(package, status[0] or "", package.approval_status, package.last_synced_at)
+    elif created and package.approval_status != ApprovalStatus.PENDING and _source_mirrored_before(package):
+        package_observed_status_change(package, "", package.approval_status, package.last_synced_at)
+
+
+def _source_mirrored_before(package: ModelPackage) -> bool:
+    return SyncRun.objects.filter(
+        source_id=package.source_id, status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL]
+    ).exists()
 
 
 def card_observed(card: ModelCard) -> int:
