@@ -577,7 +577,8 @@ class PreparedEvent(NamedTuple):
     raw_json: str
 
 
-def prepare(event: NormalizedEvent) -> PreparedEvent:
+def prepare(event: NormalizedEvent, raw_json: str | None = None) -> PreparedEvent:
+    """Flatten; ``raw_json`` is the record's own JSON text when the caller has it (else serialised)."""
     link, actor, ref = event.link, event.actor, event.link.package
     return PreparedEvent(
         event.event_id,
@@ -603,7 +604,7 @@ def prepare(event: NormalizedEvent) -> PreparedEvent:
         link.endpoint_name,
         link.model_name,
         link.config_name,
-        json.dumps(event.raw, default=str),
+        raw_json if raw_json is not None else json.dumps(event.raw, default=str),
     )
 
 
@@ -620,8 +621,18 @@ def prepare_records(records: Iterable[Any], *, fallback_time: dt.datetime) -> tu
 
 
 def prepare_log_file(body: bytes, fallback_time: dt.datetime) -> tuple[int, list[PreparedEvent]]:
-    """A trail log file's bytes → (records in it, relevant ones prepared). Runs in worker processes."""
-    return prepare_records(parse_log_file(body), fallback_time=fallback_time)
+    """A trail log file's bytes → (records in it, relevant ones prepared). Runs in worker processes.
+
+    Each record keeps its own JSON text from the file (no second serialisation).
+    """
+    seen = 0
+    out = []
+    for record, text in parse_log_file_texts(body):
+        seen += 1
+        event = normalize_if_relevant(record, fallback_time=fallback_time)
+        if event is not None:
+            out.append(prepare(event, text))
+    return seen, out
 
 
 def record_from_lookup_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -651,6 +662,57 @@ def record_from_lookup_event(event: dict[str, Any]) -> dict[str, Any]:
         "_unparsedCloudTrailEvent": text if isinstance(text, str) else None,
     }
     return record
+
+
+_RECORDS_OPEN = re.compile(r'\s*\{\s*"Records"\s*:\s*\[\s*')
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def parse_log_file_texts(body: bytes) -> list[tuple[dict[str, Any], str]]:
+    """Like ``parse_log_file``, with each record's own JSON text: ``[(record, text), ...]``.
+
+    Walks the ``Records`` array with ``raw_decode`` (the same C scanner as ``json.loads``), so the
+    text of each record is a slice of the file, not a re-serialisation. Anything but the plain
+    ``{"Records": [...]}`` layout falls back to ``parse_log_file`` (texts re-serialised).
+    """
+    text = _decompress(body).decode("utf-8", "strict") if body else ""
+    opening = _RECORDS_OPEN.match(text)
+    if opening is None:
+        return [(record, json.dumps(record)) for record in parse_log_file(body)]
+    out: list[tuple[dict[str, Any], str]] = []
+    pos = opening.end()
+    try:
+        if text.startswith("]", pos):
+            pos += 1
+        else:
+            while True:
+                record, end = _DECODER.raw_decode(text, pos)
+                if isinstance(record, dict):
+                    out.append((record, text[pos:end]))
+                pos = _WHITESPACE.match(text, end).end()  # type: ignore[union-attr]
+                if text.startswith(",", pos):
+                    pos = _WHITESPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+                    continue
+                if text.startswith("]", pos):
+                    pos += 1
+                    break
+                raise ValueError(f"expected , or ] at {pos}")
+        pos = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+        if not text.startswith("}", pos) or text[pos + 1 :].strip():
+            return [(record, json.dumps(record)) for record in parse_log_file(body)]
+    except ValueError as exc:
+        raise LogFileError(f"not JSON: {exc}") from exc
+    return out
+
+
+def _decompress(body: bytes) -> bytes:
+    if body[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise LogFileError(f"not a readable gzip file: {exc}") from exc
+    return body
 
 
 def parse_log_file(body: bytes) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ happen outside them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -403,13 +404,14 @@ def _insert_sql(connection: Any) -> str:
     return sql
 
 
-def _insert_rows(rows: list[list[Any]]) -> int:
-    """Bulk insert with duplicate ``event_id`` ignored; returns the rows actually inserted.
+def _insert_rows(rows: list[list[Any]]) -> set[str] | int:
+    """Bulk insert with duplicate ``event_id`` ignored.
 
     The semantics of ``bulk_create(ignore_conflicts=True)``, at the speed a million-record backfill
     needs: PostgreSQL gets one ``COPY`` into a session temp table and one ``INSERT ... SELECT ... ON
-    CONFLICT (event_id) DO NOTHING``; SQLite one compiled ``INSERT OR IGNORE`` run by ``executemany``;
-    other databases ``bulk_create(ignore_conflicts=True)`` itself. ``raw`` arrives serialised once.
+    CONFLICT (event_id) DO NOTHING RETURNING event_id`` (returns the ids inserted); SQLite one
+    compiled ``INSERT OR IGNORE`` run by ``executemany`` (returns how many were inserted); other
+    databases ``bulk_create(ignore_conflicts=True)`` itself. ``raw`` arrives serialised once.
     """
     if not rows:
         return 0
@@ -430,7 +432,7 @@ def _insert_rows(rows: list[list[Any]]) -> int:
         return int(cursor.rowcount)
 
 
-def _copy_rows(connection: Any, rows: list[list[Any]]) -> int:
+def _copy_rows(connection: Any, rows: list[list[Any]]) -> set[str]:
     table = connection.ops.quote_name(CloudTrailEvent._meta.db_table)
     columns = _columns(connection)
     with connection.cursor() as cursor:
@@ -441,9 +443,10 @@ def _copy_rows(connection: Any, rows: list[list[Any]]) -> int:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM audit_ingest_rows ON CONFLICT (event_id) DO NOTHING"
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM audit_ingest_rows "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
         )
-        inserted = int(cursor.rowcount)
+        inserted = {row[0] for row in cursor.fetchall()}
         cursor.execute("TRUNCATE audit_ingest_rows")
     return inserted
 
@@ -496,15 +499,25 @@ def _insert_chunk(
     unique: dict[str, ct.PreparedEvent] = {}
     for event in chunk:
         unique.setdefault(event.event_id, event)
-    existing = set(CloudTrailEvent.objects.filter(event_id__in=list(unique)).values_list("event_id", flat=True))
-    fresh = [event for event_id, event in unique.items() if event_id not in existing]
-    if fresh:
-        linker.prefetch_users(name for event in fresh for name in event.candidates)
-        now = timezone.now()
-        source_id = source.pk if source else None
-        inserted = _insert_rows([_values(source_id, via, event, linker, now) for event in fresh])
+    # Which events are new matters for the few that touch deployments (endpoint, config, model):
+    # PostgreSQL's INSERT ... RETURNING says so; elsewhere those few are looked up first. The rest
+    # are inserted with conflicts ignored and counted from the row count.
+    fresh = list(unique.values())
+    returning = connections[router.db_for_write(CloudTrailEvent)].vendor == "postgresql"
+    if not returning:
+        deploying = [e.event_id for e in fresh if e.endpoint_name or e.model_name or e.config_name]
+        if deploying:
+            known = set(CloudTrailEvent.objects.filter(event_id__in=deploying).values_list("event_id", flat=True))
+            fresh = [e for e in fresh if e.event_id not in known]
+    linker.prefetch_users(name for event in fresh for name in event.candidates)
+    now = timezone.now()
+    source_id = source.pk if source else None
+    outcome = _insert_rows([_values(source_id, via, event, linker, now) for event in fresh])
+    if isinstance(outcome, set):
+        fresh = [event for event in fresh if event.event_id in outcome]
+        inserted = len(outcome)
     else:
-        inserted = 0
+        inserted = outcome
     stats.inserted += inserted
     stats.duplicates += len(chunk) - inserted
     for event in fresh:
@@ -768,6 +781,10 @@ class AuditIngest:
             result.note = "no CloudTrail bucket configured for this source"
             return
         result.ran = True
+        with _sqlite_cache(int(_setting("AUDIT_SQLITE_CACHE_MB", 64))):
+            self._run_s3(result)
+
+    def _run_s3(self, result: PassResult) -> None:
         cursor = _cursor(self.source, AuditCursor.Kind.S3)
         position: dict[str, Any] = dict(cursor.position or {})
         roots_state: dict[str, Any] = dict(position.get("roots") or {})
@@ -950,6 +967,24 @@ class _Parser:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+
+
+@contextlib.contextmanager
+def _sqlite_cache(megabytes: int) -> Iterator[None]:
+    """A bigger SQLite page cache on this connection while a pass inserts (a dozen indexes per row)."""
+    connection = connections[router.db_for_write(CloudTrailEvent)]
+    if connection.vendor != "sqlite" or megabytes <= 0:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        previous = cursor.fetchone()[0]
+        cursor.execute(f"PRAGMA cache_size = -{int(megabytes) * 1024}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 def _cancel(pending: list[tuple[str, Future[Any]]]) -> None:

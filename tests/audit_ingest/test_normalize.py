@@ -502,3 +502,22 @@ def test_ci_get() -> None:
     assert ct.ci_get(data, "weirdKey") == "c"
     assert ct.ci_get(data, "none") is None
     assert ct.ci_get("not a dict", "x") is None
+
+
+def test_log_file_texts_are_the_records_own_json() -> None:
+    records = [r.approve("credit-risk", 7), r.describe(), r.create_model("m", PKG)]
+    pairs = ct.parse_log_file_texts(r.gz(records))
+    assert [record for record, _ in pairs] == records
+    assert all(json.loads(text) == record for record, text in pairs)
+    spaced = gzip.compress(b'  { "Records" : [ {"eventName": "A"} ,\n {"eventName": "B"} ] }\n')
+    assert [text for _, text in ct.parse_log_file_texts(spaced)] == ['{"eventName": "A"}', '{"eventName": "B"}']
+    assert ct.parse_log_file_texts(gzip.compress(b'{"Records": []}')) == []
+    other_layout = gzip.compress(b'{"Records": [{"eventName": "A"}], "extra": 1}')
+    assert ct.parse_log_file_texts(other_layout) == [({"eventName": "A"}, '{"eventName": "A"}')]
+    with pytest.raises(ct.LogFileError, match="JSON"):
+        ct.parse_log_file_texts(gzip.compress(b'{"Records": [{"a": 1} {"b": 2}]}'))
+    with pytest.raises(ct.LogFileError, match="gzip"):
+        ct.parse_log_file_texts(r.gz(records)[:40])
+    count, prepared = ct.prepare_log_file(r.gz(records), NOW)
+    assert count == 3 and [p.event_name for p in prepared] == ["UpdateModelPackage", "CreateModel"]
+    assert json.loads(prepared[0].raw_json) == records[0]
