@@ -128,7 +128,10 @@ def _lc(value: Any) -> dict[str, Any]:
     """
     if not isinstance(value, dict):
         return {}
-    return {(k.lower() if isinstance(k, str) else k): v for k, v in value.items()}
+    try:
+        return dict(zip(map(str.lower, value), value.values(), strict=True))  # C loops: JSON keys are str
+    except TypeError:
+        return {(k.lower() if isinstance(k, str) else k): v for k, v in value.items()}
 
 
 def _s(value: Any) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Lower
@@ -433,14 +433,35 @@ def _insert_rows(rows: list[list[Any]]) -> set[str] | int:
 
 
 def _copy_rows(connection: Any, rows: list[list[Any]]) -> set[str]:
+    """PostgreSQL: the ids already stored are looked up (one indexed ``= ANY`` query) and the rest
+    go straight into the table with ``COPY``. Should a concurrent ingest store one of them in
+    between, the COPY fails on the unique index; then, inside a savepoint rolled back for that, the
+    rows go through a session temp table and ``INSERT ... ON CONFLICT (event_id) DO NOTHING``."""
     table = connection.ops.quote_name(CloudTrailEvent._meta.db_table)
     columns = _columns(connection)
     with connection.cursor() as cursor:
+        cursor.execute(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [[row[0] for row in rows]])
+        known = {row[0] for row in cursor.fetchall()}
+        fresh = [row for row in rows if row[0] not in known]
+        if not fresh:
+            return set()
+        try:
+            with (
+                transaction.atomic(savepoint=True),
+                connection.cursor() as direct,
+                connection.wrap_database_errors,  # psycopg's UniqueViolation -> Django's IntegrityError
+                direct.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+            ):
+                for row in fresh:
+                    copy.write_row(row)
+            return {row[0] for row in fresh}
+        except IntegrityError:
+            pass
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS audit_ingest_rows AS SELECT {columns} FROM {table} WITH NO DATA"
         )
         with cursor.cursor.copy(f"COPY audit_ingest_rows ({columns}) FROM STDIN") as copy:
-            for row in rows:
+            for row in fresh:
                 copy.write_row(row)
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM audit_ingest_rows "

@@ -173,3 +173,20 @@ def test_batches_insert_with_a_constant_number_of_queries(
     with django_assert_max_num_queries(4 + 5 * 6):
         stats = store(source, recs)
     assert stats.inserted == 500
+
+
+def test_postgres_copy_falls_back_to_on_conflict_when_an_id_appears_meanwhile(source: RegistrySource) -> None:
+    """Two rows with one id stand for a concurrent ingest storing it between the look-up and the COPY."""
+    from django.db import connection
+
+    from registry_app.services import cloudtrail_ingest
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    rec = r.approve("g", 1)
+    _, (event,) = cloudtrail_ingest.ct.prepare_records([rec], fallback_time=timezone.now())
+    row = cloudtrail_ingest._values(source.pk, "s3", event, Linker(source), timezone.now())
+    inserted = cloudtrail_ingest._copy_rows(connection, [list(row), list(row)])
+    assert inserted == {rec["eventID"]}
+    assert CloudTrailEvent.objects.filter(event_id=rec["eventID"]).count() == 1
+    assert cloudtrail_ingest._copy_rows(connection, [list(row)]) == set()
