@@ -427,9 +427,14 @@ def _insert_rows(rows: list[list[Any]]) -> set[str] | int:
     for row in rows:
         row[time_at] = adapt_time(row[time_at])
         row[ingested_at] = now
+    rows.sort(key=_first)  # in event_id order: neighbouring inserts into the unique index
     with connection.cursor() as cursor:
         cursor.executemany(_insert_sql(connection), rows)
         return int(cursor.rowcount)
+
+
+def _first(row: list[Any]) -> Any:
+    return row[0]
 
 
 def _copy_rows(connection: Any, rows: list[list[Any]]) -> set[str]:
@@ -552,18 +557,38 @@ def _insert_chunk(
             stats.models.add(event.model_name)
 
 
-def relink_events(source: RegistrySource, *, limit: int = 5000) -> int:
-    """Link events stored before the mirror knew their package or group. Returns rows updated."""
+def relink_events(source: RegistrySource, *, since: dt.datetime | None = None, limit: int = 5000) -> int:
+    """Link events stored before the mirror knew their package or group. Returns rows updated.
+
+    With ``since``, only packages and groups the mirror first saw since then are considered (an
+    event can only be unlinked if its package was unknown when it was stored), each by an indexed
+    ``resource_name`` match; without it, the unlinked events themselves are scanned (first run).
+    """
     linker = Linker(source)
+    updated = 0
+    if since is not None:
+        for arn, group, version in ModelPackage.objects.filter(first_seen_at__gte=since).values_list(
+            "arn", "group__name", "version"
+        )[:limit]:
+            package_id, group_id = linker.package(ct.package_ref(arn))
+            names = {arn, arn.lower(), f"{group}/{version}"}
+            updated += CloudTrailEvent.objects.filter(
+                source=source, resource_name__in=names, package__isnull=True, resource_type=ct.PACKAGE
+            ).update(package_id=package_id, group_id=group_id)
+        for name, group_id in ModelPackageGroup.objects.filter(source=source, first_seen_at__gte=since).values_list(
+            "name", "pk"
+        )[:limit]:
+            updated += CloudTrailEvent.objects.filter(
+                source=source, resource_name__in={name, name.lower()}, group__isnull=True, resource_type=ct.GROUP
+            ).update(group_id=group_id)
+        return updated
     candidates = (
         CloudTrailEvent.objects.filter(source=source, package__isnull=True, resource_type=ct.PACKAGE)
         .values_list("resource_name", flat=True)
         .distinct()[:limit]
     )
-    updated = 0
     for name in list(candidates):
-        ref = ct.package_ref(name)
-        package_id, group_id = linker.package(ref)
+        package_id, group_id = linker.package(ct.package_ref(name))
         if package_id is not None:
             updated += CloudTrailEvent.objects.filter(
                 source=source, package__isnull=True, resource_type=ct.PACKAGE, resource_name=name
@@ -579,6 +604,19 @@ def relink_events(source: RegistrySource, *, limit: int = 5000) -> int:
             updated += CloudTrailEvent.objects.filter(
                 source=source, group__isnull=True, resource_type=ct.GROUP, resource_name=name
             ).update(group_id=group_id)
+    return updated
+
+
+def _relink(source: RegistrySource) -> int:
+    """Relink since the previous run's relink (kept in the LookupEvents cursor; an hour of slack)."""
+    cursor = _cursor(source, AuditCursor.Kind.LOOKUP)
+    stamp = (cursor.position or {}).get("relinked_at")
+    started = timezone.now()
+    since = _parse(stamp) - dt.timedelta(hours=1) if stamp else None
+    updated = relink_events(source, since=since)
+    position = dict(AuditCursor.objects.get(pk=cursor.pk).position or {})
+    position["relinked_at"] = _iso(started)
+    AuditCursor.objects.filter(pk=cursor.pk).update(position=position, updated_at=timezone.now())
     return updated
 
 
@@ -1068,7 +1106,7 @@ def ingest_source(
         except LockLost as exc:
             result.s3.error(str(exc))
             return result
-        result.relinked = relink_events(source)
+        result.relinked = _relink(source)
         result.evidence_attached = _attach_evidence()
         if rebuild:
             from registry_app.services.deployments import rebuild_after_ingest

@@ -190,3 +190,16 @@ def test_postgres_copy_falls_back_to_on_conflict_when_an_id_appears_meanwhile(so
     assert inserted == {rec["eventID"]}
     assert CloudTrailEvent.objects.filter(event_id=rec["eventID"]).count() == 1
     assert cloudtrail_ingest._copy_rows(connection, [list(row)]) == set()
+
+
+def test_relink_since_targets_packages_first_seen_since(source: RegistrySource) -> None:
+    before = timezone.now() - dt.timedelta(minutes=1)
+    early = r.approve("new-group", 3)
+    by_name = r.record("DeleteModelPackage", {"modelPackageName": "new-group/3"})
+    store(source, [early, by_name, r.create_group("new-group")])
+    group = ModelPackageGroupFactory(source=source, name="new-group")
+    package = ModelPackageFactory(group=group, version=3)
+
+    assert relink_events(source, since=before) == 3
+    assert get(early).package == package and get(by_name).package == package
+    assert relink_events(source, since=timezone.now()) == 0
