@@ -25,22 +25,17 @@ import gzip
 import hashlib
 import json
 import os
-import resource
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchlib import free_port, pct, peak_rss_mb, run_phase, setup_django, start_moto, stop
+
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 BUCKET = "bench-cloudtrail"
@@ -49,28 +44,6 @@ VERSIONS = 50
 ENDPOINTS = 20
 PEOPLE = ("mlead", "fairness", "compliance", *(f"ds-{i:02d}" for i in range(40)))
 DAYS = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
-    import django
-
-    django.setup()
 
 
 # --------------------------------------------------------------------------------------------- records
@@ -507,15 +480,6 @@ def phase_pages(reps: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- driver
 
 
-def run_phase(env: dict[str, str], *args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--phase", *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"phase {args} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def scratch_database(env: dict[str, str]) -> str | None:
     """With DATABASE_URL (PostgreSQL): a fresh ``<name>_audit_bench`` database beside it."""
     url = os.environ.get("DATABASE_URL")
@@ -581,31 +545,21 @@ def main() -> None:
         ALLOWED_HOSTS="testserver,127.0.0.1,localhost",
     )
     scratch = scratch_database(env)
-    moto = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    moto = start_moto(port)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         db = "PostgreSQL (scratch database)" if scratch else "SQLite"
         print(f"# audit benchmark: {args.records} records, {args.per_file} per file, db={db}")
-        gen = run_phase(env, "generate", str(args.records), str(args.per_file))
+        gen = run_phase(__file__, env, "generate", str(args.records), str(args.per_file))
         print(f"generated {gen['files']} log files ({gen['gz_mb']} MB gzip) in {gen['seconds']} s")
-        ingest = run_phase(env, "ingest")
+        ingest = run_phase(__file__, env, "ingest")
         print(json.dumps({"ingest": ingest}, indent=2))
         lookup_env = dict(env, VAR_DIR=tempfile.mkdtemp(prefix="audit-bench-lookup-"))
         lookup_env.pop("DATABASE_URL", None)  # (b) needs no big database: a fresh SQLite file
-        one = run_phase(lookup_env, "lookup", str(args.lookup_pages), "1")
+        one = run_phase(__file__, lookup_env, "lookup", str(args.lookup_pages), "1")
         lookup_env["VAR_DIR"] = tempfile.mkdtemp(prefix="audit-bench-lookup2-")
-        two = run_phase(lookup_env, "lookup", str(args.lookup_pages // 2), "2")
+        two = run_phase(__file__, lookup_env, "lookup", str(args.lookup_pages // 2), "2")
         print(json.dumps({"lookup_one_source": one, "lookup_two_sources_same_account": two}, indent=2))
-        pages = run_phase(env, "pages", str(args.page_reps))
+        pages = run_phase(__file__, env, "pages", str(args.page_reps))
         print(json.dumps({"pages": pages}, indent=2))
 
         print("\n| figure | value |\n|---|---|")
@@ -632,8 +586,7 @@ def main() -> None:
             else:
                 print(f"| {label} | median {res['median_ms']} ms, p95 {res['p95_ms']} ms, queries {res['queries']} |")
     finally:
-        moto.terminate()
-        moto.wait(timeout=10)
+        stop(moto)
         if not args.keep_db:
             drop_scratch(scratch)
 

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,28 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchlib import ROOT, free_port, pct, run_phase, setup_django, start_moto, stop
+
 REGION = "eu-west-1"
 ROLES = ("ml-lead", "fairness", "compliance")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
-    import django
-
-    django.setup()
 
 
 # --- part 1: pages -------------------------------------------------------------------------
@@ -255,15 +236,6 @@ def phase_latency(samples: int) -> dict[str, Any]:
     }
 
 
-def run_phase(env: dict[str, str], *args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--phase", *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"phase {args} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--packages", type=int, default=10_000)
@@ -292,23 +264,23 @@ def main() -> None:
     )
     if os.environ.get("DATABASE_URL"):
         raise SystemExit("run on the default SQLite (each phase needs its own fresh database)")
-    small = run_phase(dict(base, VAR_DIR=tempfile.mkdtemp()), "pages", "100", "200", str(args.reps))
+    small = run_phase(__file__, dict(base, VAR_DIR=tempfile.mkdtemp()), "pages", "100", "200", str(args.reps))
     large = run_phase(
-        dict(base, VAR_DIR=tempfile.mkdtemp()), "pages", str(args.packages), str(args.signoffs), str(args.reps)
+        __file__,
+        dict(base, VAR_DIR=tempfile.mkdtemp()),
+        "pages",
+        str(args.packages),
+        str(args.signoffs),
+        str(args.reps),
     )
 
     # Latency: moto server + a live Celery worker in their own processes.
     port = free_port()
     env = dict(base, VAR_DIR=tempfile.mkdtemp(), AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
     bin_dir = Path(sys.executable).parent
-    moto = subprocess.Popen(
-        [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    moto = start_moto(port)
     worker = None
     try:
-        time.sleep(1.5)
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)
         worker = subprocess.Popen(
             [str(bin_dir / "celery"), "-A", "governance", "worker", "-l", "warning", "--concurrency", "4"],
@@ -318,12 +290,10 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         time.sleep(4)
-        latency = run_phase(env, "latency", str(args.latency_samples))
+        latency = run_phase(__file__, env, "latency", str(args.latency_samples))
     finally:
         for proc in (worker, moto):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=20)
+            stop(proc)
 
     print(json.dumps({"small": small, "large": large, "latency": latency}, indent=2))
     print("\n| page | queries (small → large dataset) | median ms | p95 ms |\n|---|---|---|---|")

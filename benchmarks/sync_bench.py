@@ -17,28 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchlib import free_port, peak_rss_mb, run_phase, start_moto, stop
+
 REGION = "eu-west-1"
 BUCKET = "bench-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def boto(service: str) -> Any:
@@ -181,13 +167,6 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
 
 
 # --- driver ------------------------------------------------------------------------------
-def run_phase(env: dict[str, str], *args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--phase", *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"phase {args} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -222,36 +201,26 @@ def main() -> None:
         VAR_DIR=tmp,
         LOG_LEVEL="ERROR",
     )
-    moto = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    moto = start_moto(port)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         n = args.groups * args.versions
         print(
             f"# sync benchmark: {args.groups} groups x {args.versions} versions = {n} packages, "
             f"threads={args.threads}, db={'DATABASE_URL' if os.environ.get('DATABASE_URL') else 'sqlite'}"
         )
-        seed = run_phase(env, "seed", str(args.groups), str(args.versions))
+        seed = run_phase(__file__, env, "seed", str(args.groups), str(args.versions))
         print(f"seeded in {seed['seconds']} s")
-        floor_ld = run_phase(env, "floor", "describe")
-        floor_search = run_phase(env, "floor", "search")
-        floor_list = run_phase(env, "floor", "listing")
-        full = run_phase(env, "sync", "full", str(args.threads))
-        incr = run_phase(env, "sync", "incremental", str(args.threads))
+        floor_ld = run_phase(__file__, env, "floor", "describe")
+        floor_search = run_phase(__file__, env, "floor", "search")
+        floor_list = run_phase(__file__, env, "floor", "listing")
+        full = run_phase(__file__, env, "sync", "full", str(args.threads))
+        incr = run_phase(__file__, env, "sync", "incremental", str(args.threads))
         fallback = None
         if args.fallback:
             fb_env = dict(env, VAR_DIR=tempfile.mkdtemp(prefix="sync-bench-fb-"))
             if os.environ.get("DATABASE_URL"):
                 fb_env.pop("DATABASE_URL")  # a fresh SQLite file: this must be a first sync too
-            fallback = run_phase(fb_env, "sync", "full-fallback", str(args.threads))
+            fallback = run_phase(__file__, fb_env, "sync", "full-fallback", str(args.threads))
         pages = -(-n // 100)
         # Strategy lower bound: its listing pages (Search: 100 records a page on AWS; moto returns
         # everything in one) + one S3 GET per report + the group listing pages.
@@ -297,8 +266,7 @@ def main() -> None:
             )
             print(f"| full sync without Search peak RSS | {fallback['rss_mb']} MB |")
     finally:
-        moto.terminate()
-        moto.wait(timeout=10)
+        stop(moto)
 
 
 if __name__ == "__main__":
