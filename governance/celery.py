@@ -49,4 +49,8 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.send_sla_reminders",
             "schedule": crontab(minute=7),  # hourly; the Notification key limits it to one per day
         },
+        "outside-decision-emails": {
+            "task": "registry_app.tasks.notify_outside_decisions",
+            "schedule": 600.0,  # resend compliance emails that failed; see services/bypasses.py
+        },
     }

@@ -194,3 +194,12 @@ def ingest_audit_all_task() -> int:
 
 
 # --- end audit ingest ------------------------------------------------------------------------
+
+
+# --- outside decisions ------------------------------------------------------------------------
+@shared_task(name="registry_app.tasks.notify_outside_decisions", ignore_result=True)
+def notify_outside_decisions_task() -> int:
+    """Beat (every 10 minutes): resend compliance emails about outside decisions that failed to send."""
+    from registry_app.services.bypasses import outside_decisions_notify_pending
+
+    return outside_decisions_notify_pending()

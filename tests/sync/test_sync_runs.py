@@ -77,3 +77,5 @@ def test_effective_celery_config() -> None:
     assert schedule["incremental-sync-all-sources"]["task"] == "registry_app.tasks.sync_all_sources"
     assert "registry_app.tasks.sync_all_sources" in app.tasks
     assert "registry_app.tasks.sync_registry" in app.tasks
+    for entry in schedule.values():  # every scheduled task exists (a typo would be ignored silently)
+        assert entry["task"] in app.tasks, entry
