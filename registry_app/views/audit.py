@@ -152,6 +152,23 @@ def _bad_request(request: HttpRequest, form: forms.Form, title: str) -> HttpResp
     return render(request, "registry_app/audit/bad_request.html", {"form": form, "title": title}, status=400)
 
 
+def _export_items(
+    request: HttpRequest, fmt: str, *, title: str, stem: str, meta: dict[str, Any], stream: Any
+) -> HttpResponseBase:
+    """CSV / JSON / printable export of timeline items; ``stream()`` is called once per format pass."""
+    return exports.export_response(
+        request,
+        fmt,
+        title=title,
+        stem=stem,
+        meta=meta,
+        columns=exports.TIMELINE_COLUMNS,
+        print_columns=exports.PRINT_COLUMNS,
+        rows=lambda: exports.timeline_rows(stream()),
+        json_items=lambda: (item.export_row() for item in stream()),
+    )
+
+
 def _timeline(
     request: HttpRequest, scope: sa.Scope, *, template: str, context: dict[str, Any], stem: str
 ) -> HttpResponseBase:
@@ -162,16 +179,13 @@ def _timeline(
     fmt = form.cleaned_data["format"]
     if fmt:
         _require_export(request)
-        return exports.export_response(
+        return _export_items(
             request,
             fmt,
             title=f"Audit timeline: {scope.title}",
             stem=f"timeline-{stem}",
             meta={"scope": scope.title, "kinds": ",".join(filters.kinds) or "all", "actor": filters.actor or "any"},
-            columns=exports.TIMELINE_COLUMNS,
-            print_columns=exports.PRINT_COLUMNS,
-            rows=lambda: exports.timeline_rows(sa.timeline_stream(scope, filters)),
-            json_items=lambda: (item.export_row() for item in sa.timeline_stream(scope, filters)),
+            stream=lambda: sa.timeline_stream(scope, filters),
         )
     page = sa.timeline_page(scope, filters)
     context = {**context, "page": page, "form": form, "can_export": exports.can_export(request.user)}
@@ -243,16 +257,13 @@ def audit_search(request: HttpRequest) -> HttpResponseBase:
     fmt = form.cleaned_data["format"]
     if fmt:
         _require_export(request)
-        return exports.export_response(
+        return _export_items(
             request,
             fmt,
             title="Audit search",
             stem="audit-search",
             meta=filters.as_query(),
-            columns=exports.TIMELINE_COLUMNS,
-            print_columns=exports.PRINT_COLUMNS,
-            rows=lambda: exports.timeline_rows(sa.audit_search_stream(filters)),
-            json_items=lambda: (item.export_row() for item in sa.audit_search_stream(filters)),
+            stream=lambda: sa.audit_search_stream(filters),
         )
     result = sa.audit_search(filters)
     template = "registry_app/audit/search.html" + ("#results" if wants_partial(request) else "")
