@@ -115,7 +115,6 @@ def execute_run(run_id: int, *, client: RegistryClient | None = None, task_id: s
     except Exception as exc:  # noqa: BLE001 - recorded on the run, then re-raised for task retry logic
         log.exception("sync of %s failed", source.name)
         status, error = SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
-        syncer.fail_exc = exc
     finally:
         release_lock(source, token)
     run.duration_s = round(time.perf_counter() - started, 3)
@@ -232,7 +231,6 @@ class RegistrySync:
         self.lock_token = lock_token
         self.counts: dict[str, int] = {}
         self.errors: list[dict[str, str]] = []
-        self.fail_exc: Exception | None = None
         self._groups: dict[str, ModelPackageGroup] = {}
         self._last_progress = 0.0
 
