@@ -23,7 +23,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 KIND_REGRESSION = "regression"
@@ -72,6 +72,7 @@ class ParsedReport:
     curves: dict[str, dict]
     confusion_matrix: dict | None
     warnings: list[str]
+    document: dict | None = field(default=None, repr=False, compare=False)  # the JSON as parsed
 
 
 class ReportParseError(ValueError):
@@ -688,6 +689,7 @@ def parse_report(body: bytes | str) -> ParsedReport:
         curves=out.curves,
         confusion_matrix=out.confusion_matrix,
         warnings=out.finish(),
+        document=document,
     )
 
 

@@ -202,20 +202,11 @@ def fetch_report(client: RegistryClient, ref: sync.MetricsSourceRef) -> FetchedR
             return result
     try:
         result.parsed = reports.parse_report(obj.body)
-        result.document = _document(obj.body)
+        result.document = result.parsed.document
     except reports.ReportParseError as exc:
         result.status = EvaluationReport.Status.PARSE_ERROR
         result.error = str(exc)
     return result
-
-
-def _document(body: bytes) -> Any:
-    import json
-
-    try:
-        return json.loads(body.decode("utf-8-sig"))
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------
