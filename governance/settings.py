@@ -131,13 +131,24 @@ STORAGES = {
     },
 }
 
-# --- Security headers (hardened further by the production-readiness work) -------------
+# Authentication backends: the SSO section below prepends/appends its backend; the hardening
+# section puts the login-throttling backend first.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+# --- Security headers and hardening (section owned by the hardening work) -------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and SITE_URL.startswith("https"))
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG and SITE_URL.startswith("https"))
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# --- end of hardening section ---
+
+# --- Single sign-on: OpenID Connect (section owned by the SSO work) -------------------
+# --- end of SSO section ---
+
+# --- Observability: health checks, JSON logs, metrics (section owned by the observability work)
+# --- end of observability section ---
 
 # --- Email ----------------------------------------------------------------------------
 EMAIL_HOST = env_str("EMAIL_HOST", "") or ""
@@ -173,6 +184,8 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE") or (
     f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}" if TESTING else "celery"
 )
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# --- Celery queues and routing (section owned by the scale-out work) -------------------
+# --- end of Celery queues section ---
 
 # --- Cache (Redis when available, so every web process sees the same entries) ---------------
 CACHE_URL = env_str("CACHE_URL") or REDIS_URL
