@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-stamp
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test lint format bench-sync clean
+.PHONY: install demo test lint format bench-sync bench-load bench-soak clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -32,6 +32,14 @@ format: install
 
 bench-sync: install
 	$(PY) benchmarks/sync_bench.py
+
+bench-load: install
+	$(PIP) install -q -c requirements.lock -e '.[test,bench]'
+	$(PY) benchmarks/load_bench.py $(BENCH_ARGS)
+
+bench-soak: install
+	$(PIP) install -q -c requirements.lock -e '.[test,bench]'
+	$(PY) benchmarks/soak_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles
