@@ -123,6 +123,7 @@ def execute_run(run_id: int, *, client: RegistryClient | None = None, task_id: s
     run.counts = {k: v for k, v in sorted(syncer.counts.items()) if v}
     if stats.throttles:
         run.counts["throttled_attempts"] = sum(stats.throttles.values())
+        run.counts.update({f"throttled_{op}": n for op, n in sorted(stats.throttles.items())})  # for /metrics
     run.errors = syncer.errors[:MAX_ERRORS_KEPT]
     _finish(run, status, error=error)
     # No task-level retry: botocore already retried throttling/5xx, and the next scheduled
