@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "registry_app.observability.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -148,6 +149,36 @@ SECURE_REFERRER_POLICY = "same-origin"
 # --- end of SSO section ---
 
 # --- Observability: health checks, JSON logs, metrics (section owned by the observability work)
+# Logs: one JSON object per line (python-json-logger) by default with DEBUG off, plain text in
+# development and tests; LOG_FORMAT=json|plain overrides. Every record carries request_id, user,
+# task_id, task_name and source (null when unknown): registry_app/observability/logs.py.
+LOG_FORMAT = (env_str("LOG_FORMAT") or ("plain" if DEBUG or TESTING else "json")).strip().lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or plain")
+LOG_LEVEL = (env_str("LOG_LEVEL", "INFO") or "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "registry_app.observability.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
+# /readyz: a source is stale when its last successful incremental/full sync is older than this
+# (unset: 3 × SYNC_INTERVAL_SECONDS + 300; 0: report ages without failing); broker connect timeout.
+READY_MAX_SYNC_AGE_SECONDS = env_int("READY_MAX_SYNC_AGE_SECONDS", 0) if env_str("READY_MAX_SYNC_AGE_SECONDS") else None
+READY_BROKER_TIMEOUT_SECONDS = env_int("READY_BROKER_TIMEOUT_SECONDS", 2)
+# /metrics: with a token, only "Authorization: Bearer <token>"; without one, only direct loopback requests.
+METRICS_TOKEN = env_str("METRICS_TOKEN") or ""
 # --- end of observability section ---
 
 # --- Email ----------------------------------------------------------------------------
@@ -212,12 +243,3 @@ AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 SYNC_THREADS = env_int("SYNC_THREADS", 8)
 REPORT_MAX_BYTES = env_int("REPORT_MAX_BYTES", 5 * 1024 * 1024)
 SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 3600)
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
-}

@@ -3,7 +3,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from registry_app.views import ops
+
 urlpatterns = [
+    # Exact paths (no trailing slash) for load balancers and Prometheus; see README, Operations.
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("registry_app.urls")),
