@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
     "registry_app",
 ]
 
@@ -59,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -134,15 +137,80 @@ STORAGES = {
 
 # Authentication backends: the SSO section below prepends/appends its backend; the hardening
 # section puts the login-throttling backend first.
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # --- Security headers and hardening (section owned by the hardening work) -------------
+# Production defaults apply whenever DEBUG is off outside the test run; every one of them can be
+# overridden from the environment (e.g. SECURE_SSL_REDIRECT=false behind a TLS-terminating proxy
+# that already redirects). See docs/architecture.md (Security).
+_PRODUCTION = not DEBUG and not TESTING
+if _PRODUCTION and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")):
+    # The same rule as Django's security.W009, but fatal: a guessable key forges sessions.
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak for DEBUG off: use at least 50 characters with at least 5 distinct ones "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+    )
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _PRODUCTION)
+# Load-balancer probes and the metrics scraper talk plain HTTP to the instance (paths without the
+# leading slash, as SecurityMiddleware matches them).
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", _PRODUCTION) else None
+)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _PRODUCTION)
+# The preload flag only makes the domain eligible (submitting it to the browsers' list is a separate,
+# manual step). An operator who turns it off has decided so: the deploy check then stays quiet.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _PRODUCTION)
+if SECURE_HSTS_SECONDS and not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "security.W021"]
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and SITE_URL.startswith("https"))
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG and SITE_URL.startswith("https"))
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _PRODUCTION)
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)  # a working day, then log in again
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Content Security Policy (django-csp 4): scripts and styles only from our own static files, no
+# inline script, handler or style attribute anywhere. form-action gains the OIDC provider's
+# origin at the end of this file once the SSO section has configured one.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        **({"report-uri": [env_str("CSP_REPORT_URI")]} if env_str("CSP_REPORT_URI") else {}),
+    }
+}
+
+# Evaluation reports: only s3:// URIs are fetched (registry_app.aws.sagemaker.parse_s3_uri), at most
+# REPORT_MAX_BYTES (AWS section), and the body transfer is abandoned after this many seconds.
+REPORT_FETCH_SECONDS = env_int("REPORT_FETCH_SECONDS", 60)
+
+# Login throttling (django-axes): a username is locked out from one client address after
+# AXES_FAILURE_LIMIT failures, for AXES_COOLOFF_MINUTES; a success resets the count. The test run
+# keeps it off by default because Django's test client ``login()`` calls ``authenticate()`` without
+# a request, which axes refuses; tests/security/test_login_throttling.py turns it on.
+AXES_ENABLED = env_bool("AXES_ENABLED", not TESTING)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # a float: axes reads it as hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_VERBOSE = False
+# Behind N trusted proxies the client address is the N-th from the right of X-Forwarded-For.
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0) or None
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 # --- end of hardening section ---
 
 # --- Single sign-on: OpenID Connect (section owned by the SSO work) -------------------
@@ -243,3 +311,12 @@ AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 SYNC_THREADS = env_int("SYNC_THREADS", 8)
 REPORT_MAX_BYTES = env_int("REPORT_MAX_BYTES", 5 * 1024 * 1024)
 SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 3600)
+
+# --- Hardening: CSP form-action for the OIDC provider (read last, after the SSO section) --------
+_oidc_authorize = globals().get("OIDC_OP_AUTHORIZATION_ENDPOINT") or ""
+if _oidc_authorize:
+    from urllib.parse import urlsplit
+
+    _oidc_parts = urlsplit(str(_oidc_authorize))
+    if _oidc_parts.scheme and _oidc_parts.netloc:
+        CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(f"{_oidc_parts.scheme}://{_oidc_parts.netloc}")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from registry_app.aws.errors import AwsError, translate
 from registry_app.aws.session import CallStats, SourceConfig, make_client, timed
@@ -43,6 +44,10 @@ class UnsupportedUri(AwsError):
     pass
 
 
+class ReportFetchTimeout(AwsError):
+    pass
+
+
 @dataclass(frozen=True)
 class FetchedObject:
     body: bytes
@@ -50,11 +55,33 @@ class FetchedObject:
     size: int
 
 
+# Bucket names as S3 allows them (lower case, digits, dots, hyphens; 3-63 characters).
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_READ_CHUNK = 64 * 1024
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.lstrip("/"):
-        raise UnsupportedUri(f"only s3://bucket/key URIs are fetched, not {uri[:200]!r}", operation="GetObject")
-    return parsed.netloc, parsed.path.lstrip("/")
+    """``(bucket, key)`` of an ``s3://bucket/key`` URI; anything else raises ``UnsupportedUri``.
+
+    Registry records are written by anyone who can register a model, so a report URI is untrusted:
+    only this one scheme is ever fetched, and only through the S3 client. Deliberately strict: the
+    scheme must be exactly ``s3://`` (SageMaker writes it in lower case; ``S3://``, leading blanks and
+    ``https://`` virtual-host forms are refused rather than normalised), the bucket must be a valid
+    bucket name (no credentials, port or host), and the key must be non-empty and free of control
+    characters. Nothing is fetched for a refused URI.
+    """
+    text = uri if isinstance(uri, str) else ""
+    shown = text[:200]
+    if not text.startswith("s3://"):
+        scheme = text.split(":", 1)[0] if ":" in text[:32] else ""
+        reason = f"scheme {scheme!r} is never fetched" if scheme else "no s3:// scheme"
+        raise UnsupportedUri(f"only s3://bucket/key URIs are fetched; {reason} (URI {shown!r})", operation="GetObject")
+    bucket, slash, key = text[len("s3://") :].partition("/")
+    if not _BUCKET_RE.fullmatch(bucket):
+        raise UnsupportedUri(f"not a valid S3 bucket name in {shown!r}; nothing fetched", operation="GetObject")
+    if not slash or not key or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        raise UnsupportedUri(f"no usable object key in {shown!r}; nothing fetched", operation="GetObject")
+    return bucket, key
 
 
 class RegistryClient:
@@ -169,11 +196,19 @@ class RegistryClient:
         return jsonable(self._call("sagemaker", "DescribeModel", ModelName=name))
 
     # -- S3 (evaluation reports) ---------------------------------------------------------
-    def get_object(self, uri: str, *, max_bytes: int) -> FetchedObject:
-        """GET at most ``max_bytes`` (+1 to detect overflow) of an ``s3://`` object; one call."""
+    def get_object(self, uri: str, *, max_bytes: int, timeout_s: float | None = None) -> FetchedObject:
+        """GET at most ``max_bytes`` (+1 to detect overflow) of an ``s3://`` object; one call.
+
+        ``timeout_s`` bounds the whole body transfer (each socket read is already bounded by the
+        client's read timeout), so a server trickling bytes cannot hold a sync thread for long.
+        """
         bucket, key = parse_s3_uri(uri)
         response = self._call("s3", "GetObject", Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")
-        body = response["Body"].read(max_bytes + 1)
+        stream = response["Body"]
+        try:
+            body = _read_capped(stream, max_bytes + 1, uri, timeout_s)
+        finally:
+            stream.close()
         total = _total_size(response, len(body))
         if total > max_bytes or len(body) > max_bytes:
             raise ReportTooLarge(f"{uri}: {total} bytes exceeds the {max_bytes}-byte cap", operation="GetObject")
@@ -192,6 +227,24 @@ class RegistryClient:
 
     def delete_message(self, queue_url: str, receipt_handle: str) -> None:
         self._call("sqs", "DeleteMessage", QueueUrl=queue_url, ReceiptHandle=receipt_handle)
+
+
+def _read_capped(stream: Any, limit: int, uri: str, timeout_s: float | None) -> bytes:
+    """Read at most ``limit`` bytes in chunks, giving up once ``timeout_s`` has passed."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        if deadline is not None and time.monotonic() > deadline:
+            raise ReportFetchTimeout(
+                f"{uri}: not fully read within {timeout_s:g} s ({size} bytes so far)", operation="GetObject"
+            )
+        chunk = stream.read(min(_READ_CHUNK, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _total_size(response: dict[str, Any], fallback: int) -> int:

@@ -187,7 +187,9 @@ def fetch_report(client: RegistryClient, ref: sync.MetricsSourceRef) -> FetchedR
     if not ref.is_json:
         return FetchedReport(ref, EvaluationReport.Status.SKIPPED, error=f"content type {ref.content_type!r}")
     try:
-        obj = client.get_object(ref.s3_uri, max_bytes=settings.REPORT_MAX_BYTES)
+        obj = client.get_object(
+            ref.s3_uri, max_bytes=settings.REPORT_MAX_BYTES, timeout_s=settings.REPORT_FETCH_SECONDS
+        )
     except ReportTooLarge as exc:
         return FetchedReport(ref, EvaluationReport.Status.TOO_LARGE, error=str(exc))
     except UnsupportedUri as exc:

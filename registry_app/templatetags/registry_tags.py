@@ -144,8 +144,11 @@ def headline(metric: Any) -> str:
 
 @register.filter
 def duration(seconds: Any) -> str:
+    """Seconds (or a ``timedelta``) for people: ``42.0 s``, ``3 min 05 s``, ``2 h 10 min``."""
     if seconds is None:
         return EMPTY
+    if isinstance(seconds, dt.timedelta):
+        seconds = seconds.total_seconds()
     try:
         total = float(seconds)
     except (TypeError, ValueError):
