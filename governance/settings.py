@@ -284,6 +284,41 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE") or (
 )
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- Celery queues and routing (section owned by the scale-out work) -------------------
+# One queue per kind of work, so a push or an email never waits behind a long sync: run one
+# worker (or several, on several machines) per queue; docs/scaling.md. Every queue name starts
+# with CELERY_QUEUE_PREFIX: "" in production (queues "sync", "push", "audit", "email" and the
+# default queue for anything else), and in tests the per-process default queue's name, so
+# parallel test processes (or CI jobs) sharing one Redis never take each other's tasks.
+# A worker started without -Q consumes every queue below (the demo does that).
+CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX") or (f"{CELERY_TASK_DEFAULT_QUEUE}-" if TESTING else "")
+TASK_QUEUE_KINDS = ("sync", "push", "audit", "email")
+TASK_QUEUE_NAMES = {kind: f"{CELERY_QUEUE_PREFIX}{kind}" for kind in TASK_QUEUE_KINDS}
+CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in (CELERY_TASK_DEFAULT_QUEUE, *TASK_QUEUE_NAMES.values())}
+_ROUTED_TASKS = {
+    "sync": (
+        "sync_registry",
+        "sync_shard",
+        "sync_all_sources",
+        "sync_all_endpoints",
+        "poll_all_event_queues",
+    ),
+    "push": ("push", "resend_stuck_pushes"),
+    "audit": ("ingest_audit", "ingest_audit_all"),
+    "email": (
+        "notify_review_requested",
+        "notify_decided",
+        "notify_conflict",
+        "send_sla_reminders",
+        "notify_outside_decisions",
+    ),
+}
+CELERY_TASK_ROUTES = {
+    f"registry_app.tasks.{task}": {"queue": TASK_QUEUE_NAMES[kind]}
+    for kind, tasks in _ROUTED_TASKS.items()
+    for task in tasks
+}
+# A full reconciliation fans out one task per this many model package groups (docs/scaling.md).
+SYNC_SHARD_GROUPS = max(1, env_int("SYNC_SHARD_GROUPS", 10))
 # --- end of Celery queues section ---
 
 # --- Cache (Redis when available, so every web process sees the same entries) ---------------

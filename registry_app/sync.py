@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -322,3 +323,65 @@ def parse_event(body: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(detail, dict):
         raise RecordError("EventBridge event has no detail object")
     return str(envelope["detail-type"]), detail
+
+
+# --- sharding a full reconciliation (docs/scaling.md) ---------------------------------------
+# Counts that say whether something happened during the run, not how often: a run whose shards
+# all fell back from Search to List + Describe fell back once, so these merge with max.
+FLAG_COUNTS = frozenset({"search_fallback"})
+# Bookkeeping kept in ``SyncRun.counts`` while the shards run; dropped when the run finishes.
+SHARDS_DONE = "shards_done"
+SHARD_IDS_DONE = "shard_ids_done"
+
+
+def plan_shards(group_ids: Iterable[int], per_shard: int) -> list[list[int]]:
+    """Split the groups to reconcile into shards of at most ``per_shard`` groups (stable order)."""
+    ids = sorted(set(group_ids))
+    size = max(1, per_shard)
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def merge_counts(total: dict[str, Any], part: dict[str, int]) -> dict[str, Any]:
+    """Add one shard's counts to the run's: sums, except the yes/no ``FLAG_COUNTS`` (max)."""
+    merged = dict(total)
+    for key, value in part.items():
+        if not value:
+            continue
+        current = int(merged.get(key) or 0)
+        merged[key] = max(current, int(value)) if key in FLAG_COUNTS else current + int(value)
+    return merged
+
+
+def merge_calls(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
+    """API calls by operation, summed over the shards; sorted like ``CallStats.as_dict``."""
+    merged = dict(total)
+    for operation, n in part.items():
+        merged[operation] = int(merged.get(operation) or 0) + int(n)
+    return dict(sorted(merged.items()))
+
+
+def sharded_outcome(counts: dict[str, Any], *, has_errors: bool, final_error: str = "") -> tuple[str, str]:
+    """(status, error) of a finished sharded run.
+
+    ``failed`` when the last step raised or no group could be reconciled, ``partial`` when some
+    groups (or packages, reports...) failed while the rest completed, else ``succeeded``.
+    """
+    if final_error:
+        return "failed", final_error
+    groups = int(counts.get("groups") or 0)
+    failed = int(counts.get("groups_failed") or 0)
+    if failed:
+        message = (
+            f"{failed} of {groups} groups could not be reconciled (see errors); nothing in them was marked deleted"
+        )
+        return ("failed" if failed >= groups else "partial"), message
+    return ("partial" if has_errors else "succeeded"), ""
+
+
+def final_counts(counts: dict[str, Any]) -> dict[str, int]:
+    """The counts a finished run shows: no shard bookkeeping, no zeros, sorted."""
+    return {
+        key: value
+        for key, value in sorted(counts.items())
+        if key not in (SHARDS_DONE, SHARD_IDS_DONE) and isinstance(value, int) and value
+    }

@@ -16,7 +16,19 @@ def sync_registry_task(run_id: int) -> None:
     """Execute one queued SyncRun (claimed by a conditional UPDATE, so a redelivery is a no-op)."""
     from registry_app.services.registry_sync import execute_run
 
-    execute_run(run_id, task_id=sync_registry_task.request.id or "")
+    execute_run(run_id, task_id=sync_registry_task.request.id or "", fan_out=True)
+
+
+@shared_task(name="registry_app.tasks.sync_shard", ignore_result=True, acks_late=True)
+def sync_shard_task(run_id: int, shard: int, group_ids: list[int], lock_token: str) -> None:
+    """One shard of a full reconciliation: these groups' packages; the last shard finalises the run.
+
+    ``acks_late``: a worker that dies mid-shard leaves the message to be redelivered, and running a
+    shard twice is harmless (change-detected writes; the run counts each shard once).
+    """
+    from registry_app.services.registry_sync import shard_execute
+
+    shard_execute(run_id, shard, group_ids, lock_token)
 
 
 def _request_for_all(mode: str, *, only_with_queue: bool = False) -> int:

@@ -148,24 +148,30 @@ class RegistryClient:
             params["ModelPackageGroupName"] = group
         yield from self._pages("sagemaker", "ListModelPackages", "ModelPackageSummaryList", **params)
 
-    def iter_search_package_pages(self, *, modified_since: dt.datetime | None = None) -> Iterator[list[dict]]:
-        """Full ModelPackage records through Search (100 per call on AWS), oldest change first."""
+    def iter_search_package_pages(
+        self, *, modified_since: dt.datetime | None = None, group: str | None = None
+    ) -> Iterator[list[dict]]:
+        """Full ModelPackage records through Search (100 per call on AWS), oldest change first;
+        only one model package group's when ``group`` (a name) is given."""
         params: dict[str, Any] = {
             "Resource": "ModelPackage",
             "MaxResults": PAGE_SIZE,
             "SortBy": "LastModifiedTime",
             "SortOrder": "Ascending",
         }
+        filters: list[dict[str, str]] = []
         if modified_since is not None:
-            params["SearchExpression"] = {
-                "Filters": [
-                    {
-                        "Name": "LastModifiedTime",
-                        "Operator": "GreaterThanOrEqualTo",
-                        "Value": modified_since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                    }
-                ]
-            }
+            filters.append(
+                {
+                    "Name": "LastModifiedTime",
+                    "Operator": "GreaterThanOrEqualTo",
+                    "Value": modified_since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+            )
+        if group:
+            filters.append({"Name": "ModelPackageGroupName", "Operator": "Equals", "Value": group})
+        if filters:
+            params["SearchExpression"] = {"Filters": filters}
         for page in self._pages("sagemaker", "Search", "Results", **params):
             yield [record["ModelPackage"] for record in page if record.get("ModelPackage")]
 

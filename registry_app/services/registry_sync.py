@@ -7,6 +7,19 @@ package, so a failure in one package is recorded and the rest continue.
 Entry points:
 - ``execute_run(run_id)``: claim a queued SyncRun, take the source lock, run it.
 - ``sync_source(source, mode, trigger)``: create a run and execute it now (management command).
+- ``shard_execute(run_id, shard, group_ids, lock_token)``: one shard of a full reconciliation.
+
+A full reconciliation is sharded per model package group. The first step (``full_start``)
+lists the groups (a failed group listing fails the run and marks nothing), marks vanished
+groups and their packages deleted, and splits the remaining groups into shards of
+``SYNC_SHARD_GROUPS``. Each shard reconciles its groups' packages (Search filtered by group,
+or List + Describe), marking deleted only packages missing from a listing of their own group
+that completed. Shards run as separate Celery tasks (``fan_out``, from the sync task) on any
+number of workers, or one after the other in this process (the management command, tests);
+the code is the same. The run's ``counts`` keep the bookkeeping: the number of shards and the
+ids of those done, updated under a row lock (``select_for_update``; SQLite's IMMEDIATE
+transactions serialise the same way), so exactly one shard sees itself last and finalises
+(cards and endpoints, status, lease release). No Celery chord: the project keeps no results.
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,6 +85,23 @@ def renew_lock(source: RegistrySource, token: str) -> None:
     )
 
 
+def hold_lock(source: RegistrySource, token: str) -> bool:
+    """Renew the lease for its holder, or take it back if it lapsed and nobody else holds it.
+
+    A shard of a full reconciliation runs under the lease its run took; a shard that waited in
+    the queue longer than the lease finds another sync holding it and must not run.
+    """
+    now = timezone.now()
+    return bool(
+        RegistrySource.objects.filter(pk=source.pk)
+        .filter(Q(sync_lock_token=token) | Q(sync_locked_until__isnull=True) | Q(sync_locked_until__lt=now))
+        .update(
+            sync_lock_token=token,
+            sync_locked_until=now + timezone.timedelta(seconds=settings.SYNC_LOCK_SECONDS),
+        )
+    )
+
+
 def release_lock(source: RegistrySource, token: str) -> None:
     RegistrySource.objects.filter(pk=source.pk, sync_lock_token=token).update(
         sync_lock_token="", sync_locked_until=None
@@ -84,8 +115,14 @@ def sync_source(
     return execute_run(run.pk)
 
 
-def execute_run(run_id: int, *, client: RegistryClient | None = None, task_id: str = "") -> SyncRun:
-    """Run a queued SyncRun once. A second delivery of the same task finds it claimed and returns."""
+def execute_run(
+    run_id: int, *, client: RegistryClient | None = None, task_id: str = "", fan_out: bool = False
+) -> SyncRun:
+    """Run a queued SyncRun once. A second delivery of the same task finds it claimed and returns.
+
+    ``fan_out``: a full reconciliation sends its shards as Celery tasks (after commit) and
+    returns while they run; otherwise they run here, one after the other.
+    """
     claimed = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.QUEUED).update(
         status=SyncRun.Status.RUNNING, started_at=timezone.now(), task_id=task_id[:64]
     )
@@ -97,14 +134,14 @@ def execute_run(run_id: int, *, client: RegistryClient | None = None, task_id: s
     if token is None:
         _finish(run, SyncRun.Status.SKIPPED, error="another sync of this source is running")
         return run
+    if run.mode == SyncRun.Mode.FULL:
+        return full_start(run, token, client=client, fan_out=fan_out)
     started = time.perf_counter()
     stats = client.stats if client is not None else CallStats()
     client = client or RegistryClient(SourceConfig.from_source(source), stats)
     syncer = RegistrySync(source, run, client, lock_token=token)
     try:
-        if run.mode == SyncRun.Mode.FULL:
-            syncer.full()
-        elif run.mode == SyncRun.Mode.ENDPOINTS:
+        if run.mode == SyncRun.Mode.ENDPOINTS:
             syncer.cards_and_endpoints()
         elif run.mode == SyncRun.Mode.EVENT:
             syncer.consume_events()
@@ -129,6 +166,169 @@ def execute_run(run_id: int, *, client: RegistryClient | None = None, task_id: s
     # No task-level retry: botocore already retried throttling/5xx, and the next scheduled
     # run (a minute later) picks up whatever this one could not finish.
     return run
+
+
+# ---------------------------------------------------------------------------------------
+# Full reconciliation, sharded per group
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _StatsMark:
+    """Where a (possibly shared) client's counters stood when a step began."""
+
+    calls: dict[str, int]
+    throttles: dict[str, int]
+    seconds: float
+
+    @classmethod
+    def of(cls, stats: CallStats) -> _StatsMark:
+        return cls(stats.as_dict(), dict(stats.throttles), stats.seconds)
+
+    def since(self, stats: CallStats) -> tuple[dict[str, int], dict[str, int], float]:
+        calls = Counter(stats.as_dict())
+        calls.subtract(self.calls)
+        throttles = Counter(dict(stats.throttles))
+        throttles.subtract(self.throttles)
+        return (
+            {op: n for op, n in calls.items() if n > 0},
+            {op: n for op, n in sorted(throttles.items()) if n > 0},
+            stats.seconds - self.seconds,
+        )
+
+
+def _accumulate(run: SyncRun, syncer: RegistrySync, stats: CallStats, mark: _StatsMark) -> None:
+    """Add one step's counts, errors and AWS calls to ``run`` (locked by the caller)."""
+    calls, throttles, seconds = mark.since(stats)
+    counts = dict(syncer.counts)
+    if throttles:
+        counts["throttled_attempts"] = sum(throttles.values())
+        counts.update({f"throttled_{op}": n for op, n in throttles.items()})  # for /metrics
+    run.counts = sync.merge_counts(run.counts or {}, counts)
+    run.aws_calls = sync.merge_calls(run.aws_calls or {}, calls)
+    run.aws_seconds = round((run.aws_seconds or 0.0) + seconds, 3)
+    run.errors = [*(run.errors or []), *syncer.errors][:MAX_ERRORS_KEPT]
+
+
+def full_start(run: SyncRun, token: str, *, client: RegistryClient | None = None, fan_out: bool = False) -> SyncRun:
+    """First step of a full reconciliation (the run is claimed and holds the source lease).
+
+    Lists the groups, marks the vanished ones (and their packages) deleted, records the shard
+    plan on the run and then sends the shards (``fan_out``, after commit) or runs them here.
+    """
+    source = run.source
+    client = client or RegistryClient(SourceConfig.from_source(source), CallStats())
+    mark = _StatsMark.of(client.stats)
+    syncer = RegistrySync(source, run, client, lock_token=token)
+    try:
+        group_ids = syncer.full_plan()
+    except Exception as exc:  # noqa: BLE001 - no complete group listing: fail, mark nothing
+        log.exception("full sync of %s failed listing groups", source.name)
+        release_lock(source, token)
+        _accumulate(run, syncer, client.stats, mark)
+        run.counts = sync.final_counts(run.counts)
+        run.duration_s = _elapsed(run)
+        _finish(run, SyncRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return run
+    plan = sync.plan_shards(group_ids, settings.SYNC_SHARD_GROUPS)
+    syncer.count("groups", len(group_ids))
+    with transaction.atomic():
+        locked = SyncRun.objects.select_for_update().get(pk=run.pk)
+        _accumulate(locked, syncer, client.stats, mark)
+        locked.counts.update({"shards": len(plan), sync.SHARDS_DONE: 0, sync.SHARD_IDS_DONE: []})
+        locked.progress = f"Reconciling {len(group_ids)} groups in {len(plan)} shards"
+        locked.save(update_fields=["counts", "aws_calls", "aws_seconds", "errors", "progress"])
+        if fan_out and plan:
+            transaction.on_commit(lambda: _enqueue_shards(run.pk, plan, token))
+    if not plan:
+        return finalise_run(run.pk, token, client=client)
+    if not fan_out:
+        for index, shard_groups in enumerate(plan):
+            shard_execute(run.pk, index, shard_groups, token, client=client)
+    return SyncRun.objects.select_related("source").get(pk=run.pk)
+
+
+def _enqueue_shards(run_id: int, plan: list[list[int]], token: str) -> None:
+    """Send one task per shard; if the broker is down, the run fails and frees the lease."""
+    from registry_app.tasks import sync_shard_task
+
+    try:
+        for index, group_ids in enumerate(plan):
+            sync_shard_task.delay(run_id, index, group_ids, token)
+    except Exception as exc:  # noqa: BLE001 - any broker/transport failure
+        log.error("could not enqueue the shards of sync run %s: %s", run_id, exc)
+        run = SyncRun.objects.select_related("source").get(pk=run_id)
+        release_lock(run.source, token)
+        SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).update(
+            status=SyncRun.Status.FAILED,
+            finished_at=timezone.now(),
+            progress="",
+            error=f"Could not reach the task broker to send the shards: {exc}"[:4000],
+        )
+
+
+def shard_execute(
+    run_id: int, shard: int, group_ids: list[int], token: str, *, client: RegistryClient | None = None
+) -> SyncRun | None:
+    """Reconcile one shard's groups and record it done; the shard that completes the set finalises.
+
+    Idempotent: a shard already recorded (a redelivered task) or a run no longer running is a
+    no-op. Running it twice concurrently does the (change-detected) work twice and counts it once.
+    """
+    run = SyncRun.objects.select_related("source").filter(pk=run_id).first()
+    if run is None or run.status != SyncRun.Status.RUNNING or shard in (run.counts or {}).get(sync.SHARD_IDS_DONE, []):
+        return run
+    source = run.source
+    client = client or RegistryClient(SourceConfig.from_source(source), CallStats())
+    mark = _StatsMark.of(client.stats)
+    total = int((run.counts or {}).get("shards") or 0)
+    syncer = RegistrySync(source, run, client, lock_token=token, label=f"Shard {shard + 1}/{total}: ")
+    if hold_lock(source, token):
+        syncer.reconcile_groups(group_ids)
+    else:
+        syncer.count("groups_failed", len(group_ids))
+        syncer.error(f"shard {shard + 1}", "another sync holds the source's lease (this shard waited too long)")
+    with transaction.atomic():
+        locked = SyncRun.objects.select_for_update().get(pk=run_id)
+        done = list((locked.counts or {}).get(sync.SHARD_IDS_DONE, []))
+        if locked.status != SyncRun.Status.RUNNING or shard in done:
+            return locked  # a duplicate delivery recorded this shard first
+        _accumulate(locked, syncer, client.stats, mark)
+        done.append(shard)
+        locked.counts[sync.SHARD_IDS_DONE] = done
+        locked.counts[sync.SHARDS_DONE] = len(done)
+        locked.save(update_fields=["counts", "aws_calls", "aws_seconds", "errors"])
+        last = len(done) >= int(locked.counts.get("shards") or 0)
+    if last:
+        return finalise_run(run_id, token, client=client)
+    return locked
+
+
+def finalise_run(run_id: int, token: str, *, client: RegistryClient | None = None) -> SyncRun:
+    """Last step of a full reconciliation: cards and endpoints, the run's status, the lease freed."""
+    run = SyncRun.objects.select_related("source").get(pk=run_id)
+    source = run.source
+    client = client or RegistryClient(SourceConfig.from_source(source), CallStats())
+    mark = _StatsMark.of(client.stats)
+    syncer = RegistrySync(source, run, client, lock_token=token, label="Cards and endpoints: ")
+    error = ""
+    try:
+        syncer.cards_and_endpoints()
+    except Exception as exc:  # noqa: BLE001 - recorded on the run
+        log.exception("full sync of %s failed on cards and endpoints", source.name)
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        release_lock(source, token)
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().select_related("source").get(pk=run_id)
+        _accumulate(run, syncer, client.stats, mark)
+        status, message = sync.sharded_outcome(run.counts, has_errors=bool(run.errors), final_error=error)
+        run.counts = sync.final_counts(run.counts)
+        run.duration_s = _elapsed(run)
+        _finish(run, status, error=message)
+    return run
+
+
+def _elapsed(run: SyncRun) -> float | None:
+    return round((timezone.now() - run.started_at).total_seconds(), 3) if run.started_at else None
 
 
 def _finish(run: SyncRun, status: str, *, error: str = "") -> None:
@@ -217,16 +417,26 @@ def fetch_report(client: RegistryClient, ref: sync.MetricsSourceRef) -> FetchedR
 # ---------------------------------------------------------------------------------------
 class RegistrySync:
     def __init__(
-        self, source: RegistrySource, run: SyncRun | None, client: RegistryClient, *, lock_token: str = ""
+        self,
+        source: RegistrySource,
+        run: SyncRun | None,
+        client: RegistryClient,
+        *,
+        lock_token: str = "",
+        label: str = "",
     ) -> None:
         self.source = source
         self.run = run
         self.client = client
         self.lock_token = lock_token
+        # Set for one step of a sharded full reconciliation: progress names the step, and the
+        # run's AWS call counts are merged at the end of the step instead of overwritten.
+        self.label = label
         self.counts: dict[str, int] = {}
         self.errors: list[dict[str, str]] = []
         self._groups: dict[str, ModelPackageGroup] = {}
         self._last_progress = 0.0
+        self._search_unavailable = False
 
     # -- helpers -------------------------------------------------------------------------
     def count(self, key: str, n: int = 1) -> None:
@@ -242,7 +452,12 @@ class RegistrySync:
         now = time.monotonic()
         if self.run is not None and (force or now - self._last_progress > 2.0):
             self._last_progress = now
-            SyncRun.objects.filter(pk=self.run.pk).update(progress=text[:200], aws_calls=self.client.stats.as_dict())
+            if self.label:
+                SyncRun.objects.filter(pk=self.run.pk).update(progress=f"{self.label}{text}"[:200])
+            else:
+                SyncRun.objects.filter(pk=self.run.pk).update(
+                    progress=text[:200], aws_calls=self.client.stats.as_dict()
+                )
             if self.lock_token:
                 renew_lock(self.source, self.lock_token)
 
@@ -281,37 +496,62 @@ class RegistrySync:
         self._process(self._describe_bundles(to_describe, self._known_reports(to_describe)))
         self._mark_vanished_packages(mirror, seen)
 
-    def full(self) -> None:
-        """Groups (own + shared), every package through Search (or List+Describe), cards, endpoints."""
+    def full_plan(self) -> list[int]:
+        """Full reconciliation, first step: the complete group listing (own and shared through
+        RAM, with tags); vanished groups and their packages are marked deleted. Returns the ids
+        of the groups whose packages the shards reconcile. A failed listing raises."""
         self.ensure_account()
-        seen_groups = self._sync_groups()
+        seen_groups, cross_account_listed = self._sync_groups()
         self.load_groups()
-        mirror = self._mirror_index()
-        known = self._known_reports(None)
+        self._mark_vanished_groups(seen_groups, cross_account_listed=cross_account_listed)
+        return sorted(g.pk for g in self._groups.values() if g.deleted_at is None)
+
+    def reconcile_groups(self, group_ids: Iterable[int]) -> None:
+        """Full reconciliation, one shard: every package of these groups. One group's failure is
+        recorded (``groups_failed``) and leaves that group untouched; the others continue."""
+        self.ensure_account()
+        self.load_groups()
+        wanted = set(group_ids)
+        for group in sorted((g for g in self._groups.values() if g.pk in wanted), key=lambda g: g.name):
+            try:
+                self._reconcile_group(group)
+            except Exception as exc:  # noqa: BLE001 - isolated per group, recorded on the run
+                log.warning("sync %s: group %s failed: %s", self.source.name, group.name, exc)
+                self.count("groups_failed")
+                self.error(f"group {group.name}", f"{type(exc).__name__}: {exc}")
+            else:
+                self.count("groups_reconciled")
+
+    def _reconcile_group(self, group: ModelPackageGroup) -> None:
+        """Search filtered by the group (100 full records a page), or List + Describe for groups
+        shared from another account (Search does not return them) and where Search is denied.
+        Packages missing from the group's *complete* listing are marked deleted; a listing that
+        raises half-way marks nothing."""
+        mirror = self._mirror_index(group=group)
+        known = self._known_reports(None, group=group)
         seen: set[str] = set()
-        try:
-            self._process(self._search_bundles(known, seen))
-        except (AccessDeniedError, ValidationError) as exc:
-            # Search denied (or unsupported): the same result through List + Describe.
-            log.info("sync %s: Search unavailable, using List + Describe: %s", self.source.name, exc)
-            self.count("search_fallback")
-            arns = [s["ModelPackageArn"] for s in self._all_summaries() if s.get("ModelPackageArn")]
+        shared = group.owner_account != self.source.account_id
+        searched = False
+        if not shared and not self._search_unavailable:
+            try:
+                self._process(self._search_bundles(known, seen, group=group.name))
+                searched = True
+            except (AccessDeniedError, ValidationError) as exc:
+                # Search denied (or unsupported): the same result through List + Describe.
+                log.info("sync %s: Search unavailable, using List + Describe: %s", self.source.name, exc)
+                self._search_unavailable = True
+                self.count("search_fallback")
+        if not searched:
+            # Shared groups are listed by ARN, as RAM shares require; own groups by name.
+            arns = [
+                summary["ModelPackageArn"]
+                for page in self.client.iter_package_summary_pages(group=group.arn if shared else group.name)
+                for summary in page
+                if summary.get("ModelPackageArn")
+            ]
             seen.update(arns)
             self._process(self._describe_bundles(arns, known, refetch_failed=True))
-        # Shared (RAM) groups are not returned by Search in this account: list them per group.
-        shared = [
-            g for g in self._groups.values() if g.deleted_at is None and g.owner_account != self.source.account_id
-        ]
-        if shared:
-            extra = []
-            for group in shared:
-                for page in self.client.iter_package_summary_pages(group=group.arn):
-                    extra.extend(s["ModelPackageArn"] for s in page if s.get("ModelPackageArn") not in seen)
-            seen.update(extra)
-            self._process(self._describe_bundles(extra, known, refetch_failed=True))
         self._mark_vanished_packages(mirror, seen)
-        self._mark_vanished_groups(seen_groups)
-        self.cards_and_endpoints()
 
     def cards_and_endpoints(self) -> None:
         self.ensure_account()
@@ -343,15 +583,18 @@ class RegistrySync:
         self._process(self._describe_bundles([arn], self._known_reports([arn])))
 
     # -- groups --------------------------------------------------------------------------
-    def _sync_groups(self) -> set[str]:
+    def _sync_groups(self) -> tuple[set[str], bool]:
+        """Store every listed group; returns the listed ARNs and whether the shared listing completed."""
         summaries: dict[str, dict[str, Any]] = {}
         for page in self.client.iter_group_pages():
             summaries.update({s["ModelPackageGroupArn"]: s for s in page})
+        cross_account_listed = True
         try:
             for page in self.client.iter_group_pages(cross_account=True):
                 summaries.update({s["ModelPackageGroupArn"]: s for s in page})
         except (AccessDeniedError, ValidationError) as exc:
             self.error("ListModelPackageGroups(CrossAccount)", str(exc))
+            cross_account_listed = False
         existing = {g.arn: g for g in ModelPackageGroup.objects.filter(source=self.source)}
         for arn, summary in summaries.items():
             try:
@@ -360,7 +603,7 @@ class RegistrySync:
                 self.error(f"ListTags {arn}", str(exc))
                 tags = None
             self._store_group(sync.group_fields(summary, tags), existing.get(arn))
-        return set(summaries)
+        return set(summaries), cross_account_listed
 
     def _describe_and_store_group(self, name_or_arn: str) -> None:
         try:
@@ -400,12 +643,29 @@ class RegistrySync:
             self._groups[name] = group
         return group
 
-    def _mark_vanished_groups(self, seen_arns: set[str]) -> None:
-        # Shared groups disappear from listings when the share is revoked: also marked deleted.
-        vanished = [g.pk for g in self._groups.values() if g.deleted_at is None and g.arn not in seen_arns]
-        if vanished:
-            ModelPackageGroup.objects.filter(pk__in=vanished).update(deleted_at=timezone.now())
-            self.count("groups_deleted", len(vanished))
+    def _mark_vanished_groups(self, seen_arns: set[str], *, cross_account_listed: bool = True) -> None:
+        """Groups the complete listing no longer returns, and their packages, are marked deleted.
+
+        Shared groups disappear from listings when the share is revoked: also marked deleted,
+        but only when the shared listing itself completed.
+        """
+        vanished = [
+            g
+            for g in self._groups.values()
+            if g.deleted_at is None
+            and g.arn not in seen_arns
+            and (cross_account_listed or g.owner_account == self.source.account_id)
+        ]
+        if not vanished:
+            return
+        now = timezone.now()
+        ModelPackageGroup.objects.filter(pk__in=[g.pk for g in vanished]).update(deleted_at=now)
+        for group in vanished:
+            group.deleted_at = now
+        self.count("groups_deleted", len(vanished))
+        self._mark_packages_deleted(
+            list(ModelPackage.objects.filter(group__in=vanished, deleted_at__isnull=True).values_list("pk", flat=True))
+        )
 
     # -- packages: producing bundles -----------------------------------------------------
     def _all_summaries(self) -> Iterator[dict[str, Any]]:
@@ -416,8 +676,11 @@ class RegistrySync:
                 for page in self.client.iter_package_summary_pages(group=group.arn):
                     yield from page
 
-    def _mirror_index(self) -> dict[str, dict[str, Any]]:
-        rows = ModelPackage.objects.filter(source=self.source).values(
+    def _mirror_index(self, *, group: ModelPackageGroup | None = None) -> dict[str, dict[str, Any]]:
+        rows = ModelPackage.objects.filter(source=self.source)
+        if group is not None:
+            rows = rows.filter(group=group)
+        rows = rows.values(
             "id",
             "arn",
             "approval_status",
@@ -429,8 +692,12 @@ class RegistrySync:
         )
         return {row["arn"]: row for row in rows.iterator(chunk_size=2000)}
 
-    def _known_reports(self, arns: list[str] | None) -> dict[str, dict[str, KnownReport]]:
+    def _known_reports(
+        self, arns: list[str] | None, *, group: ModelPackageGroup | None = None
+    ) -> dict[str, dict[str, KnownReport]]:
         qs = EvaluationReport.objects.filter(package__source=self.source)
+        if group is not None:
+            qs = qs.filter(package__group=group)
         if arns is not None:
             if not arns:
                 return {}
@@ -472,16 +739,23 @@ class RegistrySync:
 
         yield from self._parallel(job, arns)
 
-    def _search_bundles(self, known: dict[str, dict[str, KnownReport]], seen: set[str]) -> Iterator[Bundle]:
+    def _search_bundles(
+        self, known: dict[str, dict[str, KnownReport]], seen: set[str], *, group: str
+    ) -> Iterator[Bundle]:
         def job(record: dict[str, Any]) -> Bundle:
             arn = record["ModelPackageArn"]
             refs = self._reports_to_fetch(record, known.get(arn, {}), refetch_failed=True)
             return Bundle(arn, record, [fetch_report(self.client, ref) for ref in refs])
 
         def records() -> Iterator[dict[str, Any]]:
-            for page in self.client.iter_search_package_pages():
+            for page in self.client.iter_search_package_pages(group=group):
                 for record in page:
-                    if record.get("ModelPackageArn") and record.get("ModelPackageVersion") is not None:
+                    # The filter is the API's; a record of another group is not this shard's to apply.
+                    if (
+                        record.get("ModelPackageArn")
+                        and record.get("ModelPackageVersion") is not None
+                        and record.get("ModelPackageGroupName") == group
+                    ):
                         seen.add(record["ModelPackageArn"])
                         yield record
 
@@ -641,7 +915,11 @@ class RegistrySync:
 
     def _mark_vanished_packages(self, mirror: dict[str, dict[str, Any]], seen: set[str]) -> None:
         """Packages the complete listing no longer returns: marked deleted, never removed."""
-        gone = [row["id"] for arn, row in mirror.items() if arn not in seen and row["deleted_at"] is None]
+        self._mark_packages_deleted(
+            [row["id"] for arn, row in mirror.items() if arn not in seen and row["deleted_at"] is None]
+        )
+
+    def _mark_packages_deleted(self, gone: list[int]) -> None:
         if not gone:
             return
         now = timezone.now()
