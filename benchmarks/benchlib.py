@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -73,3 +74,208 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# --------------------------------------------------------------------------------------------- full stack
+# Used by load_bench.py and soak_bench.py: a private Redis, a scratch PostgreSQL database, gunicorn,
+# a Celery worker consuming every configured queue, and browser-like logins and sign-offs.
+
+PG_DEFAULT = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def pg_scratch(name: str) -> str:
+    """A fresh PostgreSQL database ``name`` on DATABASE_URL's server (else local), returned as a URL."""
+    import psycopg
+
+    base = (os.environ.get("DATABASE_URL") or PG_DEFAULT).rpartition("/")[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"
+
+
+def pg_drop(url: str | None) -> None:
+    if not url:
+        return
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_terminate(url: str) -> int:
+    """Drop every connection to the database of ``url`` (other than this one); returns how many."""
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return sum(1 for (ok,) in rows if ok)
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_redis(port: int, workdir: str) -> None:
+    """A private, non-persistent redis-server on loopback (daemonized); stop it with ``stop_redis``."""
+    if _port_open(port):
+        raise SystemExit(f"port {port} is already in use: stop whatever listens there (a previous run's Redis?)")
+    subprocess.run(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+            "--dir",
+            workdir,
+            "--pidfile",
+            str(Path(workdir) / f"redis-{port}.pid"),
+            "--logfile",
+            str(Path(workdir) / f"redis-{port}.log"),
+        ],
+        check=True,
+    )
+    for _ in range(100):
+        if _port_open(port):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"redis-server did not start on port {port}")
+
+
+def stop_redis(port: int) -> None:
+    if _port_open(port):
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, check=False)
+    for _ in range(100):
+        if not _port_open(port):
+            return
+        time.sleep(0.05)
+
+
+def celery_queues(env: dict[str, str]) -> list[str]:
+    """Every queue name the settings route tasks to (the default queue, CELERY_TASK_QUEUES, the
+    queues named in CELERY_TASK_ROUTES, and any other CELERY_*QUEUE* string setting), so a worker
+    started with ``-Q`` consumes all of them however the queues are split."""
+    code = (
+        "import json, os, django\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'governance.settings')\n"
+        "django.setup()\n"
+        "from django.conf import settings as s\n"
+        "names = {s.CELERY_TASK_DEFAULT_QUEUE}\n"
+        "for q in getattr(s, 'CELERY_TASK_QUEUES', None) or ():\n"
+        "    names.add(q if isinstance(q, str) else getattr(q, 'name', None) or q.get('name'))\n"
+        "routes = getattr(s, 'CELERY_TASK_ROUTES', None) or {}\n"
+        "for table in routes if isinstance(routes, (list, tuple)) else [routes]:\n"
+        "    for route in (table.values() if isinstance(table, dict) else []):\n"
+        "        queue = route if isinstance(route, str) else (route or {}).get('queue')\n"
+        "        names.add(getattr(queue, 'name', queue))\n"
+        "for key in dir(s):\n"
+        "    value = getattr(s, key)\n"
+        "    if key.startswith('CELERY_') and 'QUEUE' in key and isinstance(value, str) and value:\n"
+        "        names.add(value)\n"
+        "    if key.startswith('CELERY_') and 'QUEUE' in key and isinstance(value, dict):\n"
+        "        names.update(v for v in value.values() if isinstance(v, str))\n"
+        "print(json.dumps(sorted(n for n in names if n)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def start_worker(env: dict[str, str], queues: list[str], concurrency: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """``celery -A governance worker`` (as scripts/demo.py runs it) in its own process group."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "celery"), "-A", "governance", "worker", "-l", "warning"]
+            + ["--concurrency", str(concurrency), "-Q", ",".join(queues), "-n", f"bench-{os.getpid()}@%h"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def kill_group(proc: subprocess.Popen[bytes] | None, sig: int = 9) -> None:
+    """Signal the process group ``proc`` leads (a worker and its pool children) and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    import signal
+
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+
+
+def start_gunicorn(
+    env: dict[str, str], port: int, workers: int, threads: int, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """gunicorn serving governance.wsgi on 127.0.0.1:port, answering the login page before this returns."""
+    import urllib.request
+
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "governance.wsgi", "-b", f"127.0.0.1:{port}"]
+            + ["--workers", str(workers), "--threads", str(threads), "--timeout", "120", "--graceful-timeout", "10"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2) as response:
+                if response.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+    kill_group(proc)
+    raise SystemExit(f"gunicorn did not answer the login page on port {port}; see {log_path}")
+
+
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def form_csrf(html: str) -> str | None:
+    match = CSRF_INPUT.search(html)
+    return match.group(1) if match else None
+
+
+def browser_login(
+    session: Any, base_url: str, username: str, password: str, *, origin: str = "", **kw: Any
+) -> bool:
+    """Log in through the login form like a browser (CSRF token from the page, Origin header);
+    ``session`` is a requests.Session, or a locust HttpSession with ``base_url=""`` and
+    ``origin=self.host``. True when the login took."""
+    origin = origin or base_url
+    page = session.get(f"{base_url}/accounts/login/", **kw)
+    token = form_csrf(page.text) or session.cookies.get("csrftoken", "")
+    response = session.post(
+        f"{base_url}/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token, "next": "/groups/"},
+        headers={"Origin": origin, "Referer": f"{origin}/accounts/login/"},
+        allow_redirects=False,
+        **kw,
+    )
+    return response.status_code == 302 and "sessionid" in session.cookies

@@ -1,0 +1,427 @@
+"""Load benchmark: gunicorn + PostgreSQL + a Celery worker on Redis, driven by locust on loopback.
+
+The stack, all on 127.0.0.1 and all started (and stopped) by this script:
+
+* a scratch PostgreSQL database ``h6_load_<pid>`` (created, dropped at the end unless --keep-db);
+* a private Redis (``redis-server --port 6391``, no persistence) as broker and cache;
+* a moto server standing in for SageMaker, reached by the worker through ``AWS_ENDPOINT_URL``;
+* gunicorn (``governance.wsgi``, 4 workers x 2 threads, ``DEBUG`` off, collected static files);
+* a Celery worker (``celery -A governance worker``) consuming every queue the settings name;
+* locust, headless: 50 browsing users and 5 signing users (benchmarks/locustfile.py).
+
+Data: queue_bench.build_dataset (10,000 packages in 200 groups, 2,000 pending, reports, metrics,
+20,000 sign-offs), 1,000,000 CloudTrail events written through the ingest service's own writer
+(``cloudtrail_ingest.store_records``, records from audit_bench.make_record aimed at those
+packages), endpoint deployments rebuilt from them, and 200 pending packages created in moto and
+mirrored by a real full sync, for the signers (their decisions are pushed by the worker).
+
+    .venv/bin/python benchmarks/load_bench.py [--quick] [--packages 10000] [--events 1000000]
+        [--users 55] [--signers 5] [--duration 60] [--keep-db]
+
+Prints a table (req/s, median and p95 per page, errors) and a final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import (
+    ROOT,
+    celery_queues,
+    free_port,
+    kill_group,
+    pg_drop,
+    pg_scratch,
+    run_phase,
+    setup_django,
+    start_gunicorn,
+    start_moto,
+    start_redis,
+    start_worker,
+    stop,
+    stop_redis,
+)
+
+REDIS_PORT = 6391
+PASSWORD = "load-bench-password-42"
+LIVE_REGION = "us-east-1"
+SIGNER_ROLES = ("ml-lead", "fairness", "compliance", "ml-lead", "fairness")
+BROWSER_ROLES = ("ml-lead", "fairness", "compliance")
+
+
+# --------------------------------------------------------------------------------------------- seeding
+
+
+def seed_events(total: int) -> dict[str, Any]:
+    """``total`` CloudTrail records (audit_bench's mix) about the dataset's packages, stored by
+    the ingest service's writer in 20,000-record transactions; then the deployment rebuild."""
+    import audit_bench
+    from django.db import transaction
+
+    from registry_app.models import CloudTrailEvent, RegistrySource
+    from registry_app.services.cloudtrail_ingest import Linker, StoreStats, store_records
+    from registry_app.services.deployments import rebuild_after_ingest
+
+    source = RegistrySource.objects.get(name="bench")
+    audit_bench.ACCOUNT = source.account_id  # the records name the dataset's account ...
+    renamed = {"bench-group-": "group-"}  # ... and its groups (group-000 .. group-199, 50 versions each)
+
+    def aim(value: Any) -> Any:
+        if isinstance(value, str):
+            for old, new in renamed.items():
+                value = value.replace(old, new)
+            return value
+        if isinstance(value, dict):
+            return {k: aim(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [aim(v) for v in value]
+        return value
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    first = now - dt.timedelta(days=audit_bench.DAYS)
+    step = (now - first - dt.timedelta(hours=1)) / max(1, total)
+    linker = Linker(source)
+    stats = StoreStats()
+    started = time.perf_counter()
+    chunk = 20_000
+    for lo in range(0, total, chunk):
+        records = []
+        for i in range(lo, min(total, lo + chunk)):
+            record = audit_bench.make_record(i, first + step * i)
+            record["requestParameters"] = aim(record["requestParameters"])
+            record["responseElements"] = aim(record["responseElements"])
+            records.append(record)
+        with transaction.atomic():
+            store_records(source, records, via=CloudTrailEvent.Via.S3, linker=linker, fallback_time=now, stats=stats)
+    stored_s = time.perf_counter() - started
+    rebuilt = rebuild_after_ingest(source, endpoints=stats.endpoints, configs=stats.configs, models=stats.models)
+    return {
+        "events": CloudTrailEvent.objects.count(),
+        "linked_to_package": CloudTrailEvent.objects.filter(package__isnull=False).count(),
+        "store_s": round(stored_s, 1),
+        "events_per_s": round(stats.inserted / stored_s) if stored_s else 0,
+        "deployments_rebuilt": len(rebuilt),
+        "rebuild_s": round(time.perf_counter() - started - stored_s, 1),
+    }
+
+
+def seed_live(groups: int, per_group: int) -> dict[str, Any]:
+    """Pending packages in moto (LIVE_REGION), mirrored by a real full sync: the signers' work."""
+    import boto3
+
+    from registry_app.models import RegistrySource
+    from registry_app.services.registry_sync import sync_source
+
+    sm = boto3.client("sagemaker", region_name=LIVE_REGION)
+    names = [f"live-{g:03d}" for g in range(groups)]
+    for name in names:
+        sm.create_model_package_group(ModelPackageGroupName=name, ModelPackageGroupDescription="load bench")
+        for v in range(per_group):
+            sm.create_model_package(
+                ModelPackageGroupName=name,
+                ModelApprovalStatus="PendingManualApproval",
+                ModelPackageDescription=f"{name} v{v + 1}",
+                InferenceSpecification={
+                    "Containers": [{"Image": f"1.dkr.ecr.{LIVE_REGION}.amazonaws.com/x:{v}"}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+                CustomerMetadataProperties={"GitCommitSha": f"{v:07x}", "owner": "load-bench"},
+            )
+    source = RegistrySource.objects.create(name="live", region=LIVE_REGION)
+    run = sync_source(source, mode="full")
+    return {"live_groups": names, "live_packages": groups * per_group, "live_sync": run.status}
+
+
+def seed_users(browsers: int, signers: int) -> dict[str, list[str]]:
+    from django.contrib.auth.models import Group, User
+
+    def make(name: str, role: str) -> str:
+        user = User.objects.create_user(name, f"{name}@bench.example", PASSWORD)
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+        return name
+
+    return {
+        "browsers": [make(f"browser-{i:02d}", BROWSER_ROLES[i % 3]) for i in range(browsers)],
+        "signers": [make(f"signer-{i}", SIGNER_ROLES[i % len(SIGNER_ROLES)]) for i in range(signers)],
+    }
+
+
+def phase_seed(packages: int, events: int, live_groups: int, live_per_group: int, browsers: int, signers: int) -> Any:
+    setup_django()
+    import audit_bench
+    from queue_bench import build_dataset
+
+    from registry_app.models import ModelPackage, ModelPackageGroup
+
+    started = time.perf_counter()
+    dataset = build_dataset(packages, 2 * packages)
+    dataset_s = time.perf_counter() - started
+    audit = seed_events(events)
+    live = seed_live(live_groups, live_per_group)
+    users = seed_users(browsers, signers)
+
+    rng = random.Random(11)
+    bench = list(ModelPackage.objects.filter(source__name="bench").values_list("group__name", "version"))
+    sample = rng.sample(bench, min(300, len(bench)))
+    groups = list(ModelPackageGroup.objects.filter(source__name="bench").values_list("name", flat=True))
+    endpoints = [f"bench-ep-{i}" for i in range(audit_bench.ENDPOINTS)]
+    now = dt.datetime.now(dt.UTC)
+    moments = [(now - dt.timedelta(days=d)).strftime("%Y-%m-%dT%H:%M") for d in (1, 7, 30, 90, 150)]
+    data = {
+        "password": PASSWORD,
+        **users,
+        "live_groups": live["live_groups"],
+        "review_urls": [f"/packages/{g}/{v}/?source=bench" for g, v in sample],
+        "timeline_urls": [f"/packages/{g}/{v}/audit/?source=bench" for g, v in sample],
+        "group_urls": [f"/groups/{g}/?source=bench" for g in rng.sample(groups, min(100, len(groups)))],
+        "endpoint_urls": [f"/endpoints/{e}/" for e in endpoints],
+        "audit_urls": [f"/audit/?actor={p}" for p in audit_bench.PEOPLE[:20]],
+        "as_of_urls": [f"/as-of/?endpoint={e}&at={m}" for e in endpoints[:10] for m in moments],
+    }
+    return {
+        "data": data,
+        "dataset": {k: dataset[k] for k in ("packages", "pending", "signoffs")},
+        "dataset_s": round(dataset_s, 1),
+        "audit": audit,
+        "live": {k: v for k, v in live.items() if k != "live_groups"},
+        "seed_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def phase_settle(wait_s: int) -> dict[str, Any]:
+    """Wait for the signers' pushes to leave pending/sending; count sign-offs, decisions, pushes."""
+    setup_django()
+    from django.db.models import Count
+
+    from registry_app.models import Decision, PushOutbox, SignOff
+
+    live = PushOutbox.objects.filter(package__source__name="live")
+    deadline = time.monotonic() + wait_s
+    while live.filter(state__in=("pending", "sending")).exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    return {
+        "signoffs": SignOff.objects.filter(package__source__name="live").count(),
+        "decisions": Decision.objects.filter(package__source__name="live").count(),
+        "pushes": dict(live.values_list("state").annotate(n=Count("pk")).order_by("state")),
+    }
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+def read_stats(prefix: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    rows, total = [], {}
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            item = {
+                "page": row["Name"] if row["Name"] != "Aggregated" else "all requests",
+                "method": row["Type"],
+                "requests": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]),
+                "median_ms": float(row["Median Response Time"] or 0),
+                "p95_ms": float(row["95%"] or 0) if row["95%"] != "N/A" else 0.0,
+                "rps": round(float(row["Requests/s"] or 0), 2),
+            }
+            (rows.append(item) if row["Name"] != "Aggregated" else total.update(item))
+    return rows, total
+
+
+def read_failures(prefix: Path) -> list[dict[str, str]]:
+    path = Path(f"{prefix}_failures.csv")
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [dict(r) for r in csv.DictReader(handle)][:10]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            for p in [proc, *proc.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes in all)")
+    parser.add_argument("--packages", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=55, help="locust users in all (signers included)")
+    parser.add_argument("--signers", type=int, default=5)
+    parser.add_argument("--spawn-rate", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=60, help="seconds of load")
+    parser.add_argument("--live-groups", type=int, default=20)
+    parser.add_argument("--live-per-group", type=int, default=10)
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--web-threads", type=int, default=2)
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--phase", nargs="+")
+    args = parser.parse_args()
+    if args.phase:
+        name, *rest = args.phase
+        result = phase_seed(*(int(x) for x in rest)) if name == "seed" else phase_settle(int(rest[0]))
+        print(json.dumps(result, default=str))
+        return
+    if args.quick:
+        args.packages, args.events, args.duration, args.live_groups, args.live_per_group = 500, 20_000, 20, 5, 6
+
+    tmp = Path(tempfile.mkdtemp(prefix="h6-load-"))
+    moto_port, web_port = free_port(), free_port()
+    site = f"http://127.0.0.1:{web_port}"
+    env = dict(
+        os.environ,
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SITE_URL=site,
+        # Plain HTTP on loopback: whatever the hardening defaults, no HTTPS redirect or secure cookies here.
+        SECURE_SSL_REDIRECT="false",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        SECURE_HSTS_SECONDS="0",
+        LOG_LEVEL="WARNING",
+        VAR_DIR=str(tmp / "var"),
+        STATIC_ROOT=str(tmp / "static"),
+        REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/0",
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{moto_port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION=LIVE_REGION,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+    )
+    env.pop("CELERY_BROKER_URL", None)
+    db = pg_scratch(f"h6_load_{os.getpid()}")
+    env["DATABASE_URL"] = db
+    size = f"{args.packages:,} packages, {args.events:,} audit events"
+    print(f"# load benchmark: {size}, {args.users} users ({args.signers} signing) for {args.duration} s; db {db}")
+    start_redis(REDIS_PORT, str(tmp))
+    moto = web = worker = None
+    try:
+        moto = start_moto(moto_port)
+        seed_env = dict(env, DEBUG="true")  # seeding runs migrations and bulk writes in one process
+        seed = run_phase(
+            __file__,
+            seed_env,
+            "seed",
+            *map(str, (args.packages, args.events, args.live_groups, args.live_per_group, args.users, args.signers)),
+        )
+        data_path = tmp / "data.json"
+        data_path.write_text(json.dumps(seed.pop("data")))
+        print(json.dumps({"seed": seed}, indent=2))
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
+        )
+
+        queues = celery_queues(env)
+        worker = start_worker(env, queues, 2, tmp / "worker.log")
+        web = start_gunicorn(env, web_port, args.web_workers, args.web_threads, tmp / "gunicorn.log")
+        import psutil
+
+        psutil.cpu_percent(None)
+        before = {"web": cpu_seconds([web.pid]), "worker": cpu_seconds([worker.pid])}
+        prefix = tmp / "load"
+        import resource
+
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ramp = -(-args.users // args.spawn_rate) + 1  # seconds until every user runs (logins done)
+        started = time.perf_counter()
+        locust = subprocess.run(
+            [str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "benchmarks" / "locustfile.py")]
+            + ["--headless", "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.duration + ramp}s"]
+            + ["--reset-stats"]  # measure from the moment every user is logged in and running
+            + ["--host", site, "--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"],
+            env=dict(
+                env,
+                LOAD_BENCH_DATA=str(data_path),
+                LOAD_BENCH_SIGNERS=str(args.signers),
+                LOAD_BENCH_SIGNER_OUT=str(tmp / "signers.json"),
+            ),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+        machine_cpu = psutil.cpu_percent(None)
+        gen = resource.getrusage(resource.RUSAGE_CHILDREN)  # the only child reaped meanwhile: locust
+        cpu = {
+            "web_s": round(cpu_seconds([web.pid]) - before["web"], 1),
+            "worker_s": round(cpu_seconds([worker.pid]) - before["worker"], 1),
+            "locust_s": round(gen.ru_utime + gen.ru_stime - reaped.ru_utime - reaped.ru_stime, 1),
+        }
+        if locust.returncode not in (0, 1):  # 1: some requests failed (reported below)
+            raise SystemExit(f"locust failed ({locust.returncode}):\n{locust.stdout[-3000:]}\n{locust.stderr[-3000:]}")
+        rows, total = read_stats(prefix)
+        signers = json.loads((tmp / "signers.json").read_text()) if (tmp / "signers.json").exists() else {}
+        settle = run_phase(__file__, env, "settle", "120")
+        result = {
+            "packages": args.packages,
+            "audit_events": seed["audit"]["events"],
+            "users": args.users,
+            "signers": args.signers,
+            "duration_s": args.duration,
+            "wall_s": round(wall, 1),
+            "gunicorn": f"{args.web_workers} workers x {args.web_threads} threads",
+            "celery_queues": queues,
+            "throughput_rps": total.get("rps"),
+            "requests": total.get("requests"),
+            "errors": total.get("failures"),
+            "median_ms": total.get("median_ms"),
+            "p95_ms": total.get("p95_ms"),
+            "pages": rows,
+            "failures": read_failures(prefix),
+            "signer_outcomes": signers,
+            "after_load": settle,
+            "machine_cpu_percent": machine_cpu,
+            "cpu_seconds": cpu,
+        }
+        print("\n| page | requests | req/s | median ms | p95 ms | errors |\n|---|---:|---:|---:|---:|---:|")
+        for row in sorted(rows, key=lambda r: -r["requests"]):
+            print(
+                f"| {row['method']} {row['page']} | {row['requests']:,} | {row['rps']} | {row['median_ms']:.0f} | "
+                f"{row['p95_ms']:.0f} | {row['failures']} |"
+            )
+        print(
+            f"| **all** | **{total.get('requests', 0):,}** | **{total.get('rps')}** | "
+            f"**{total.get('median_ms', 0):.0f}** | **{total.get('p95_ms', 0):.0f}** | **{total.get('failures')}** |"
+        )
+        print(f"\nsign-offs: {signers}; after the load: {settle}")
+        print(
+            f"CPU during the load: machine {machine_cpu} % of {os.cpu_count()} cores; gunicorn {cpu['web_s']} s, "
+            f"worker {cpu['worker_s']} s, locust {cpu['locust_s']} s (the load generator shares the 2 cores)"
+        )
+        print(json.dumps(result))
+    finally:
+        kill_group(web, 15)
+        kill_group(worker, 15)
+        stop(moto)
+        stop_redis(REDIS_PORT)
+        if not args.keep_db:
+            pg_drop(db)
+
+
+if __name__ == "__main__":
+    main()
