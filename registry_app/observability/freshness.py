@@ -41,7 +41,7 @@ def source_freshness() -> list[SourceFreshness]:
             status__in=SUCCESS_STATUSES,
             finished_at__isnull=False,
         )
-        .order_by("-queued_at", "-id")
+        .order_by("-queued_at")  # exactly the index's order (a tie-breaker would make PostgreSQL sort)
         .values("finished_at")[:1]
     )
     rows = (

@@ -85,6 +85,7 @@ def seeded(db: None, now: dt.datetime) -> dict[str, Any]:
     # Outside the hour: a nightly full sync and an old incremental.
     run(300, 700.0, mode=SyncRun.Mode.FULL, aws_calls={"Search": 10})
     run(120, 3.0, aws_calls={"ListModelPackages": 9})
+    run(30 * 60, 12.0, mode=SyncRun.Mode.ENDPOINTS)  # beyond the 26-hour horizon of the "last run" figures
     # Inside the hour.
     run(30, 4.0, aws_calls={"ListModelPackages": 3}, counts={"throttled_attempts": 2, "throttled_ListModelPackages": 2})
     ok = run(20, 6.0, aws_calls={}, counts={"throttled_attempts": 3})  # as runs recorded the total only
@@ -163,6 +164,10 @@ def test_sync_metrics(seeded: dict[str, Any], now: dt.datetime) -> None:
     assert value(samples, "governance_sync_last_run_failed", source="alpha", mode="incremental") == 1.0
     assert value(samples, "governance_sync_last_duration_seconds", source="alpha", mode="full") == 700.0
     assert value(samples, "governance_sync_last_run_failed", source="alpha", mode="full") == 0.0
+    assert {dict(labels)["mode"] for labels in series(samples, "governance_sync_last_duration_seconds")} == {
+        "incremental",
+        "full",
+    }
 
     # The last hour.
     runs = series(samples, "governance_sync_runs_last_hour")
