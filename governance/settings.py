@@ -214,6 +214,53 @@ if AXES_IPWARE_PROXY_COUNT:
 # --- end of hardening section ---
 
 # --- Single sign-on: OpenID Connect (section owned by the SSO work) -------------------
+# mozilla-django-oidc with the code flow (+PKCE); README.md (Single sign-on). SSO is on when both
+# OIDC_OP_ISSUER and OIDC_RP_CLIENT_ID are set. Endpoints come from the issuer's discovery document
+# (fetched on first use, cached) unless set explicitly; ID tokens must carry iss == OIDC_OP_ISSUER.
+from registry_app.auth.roles import RoleMapError, parse_role_map  # noqa: E402 - pure, no Django import
+
+OIDC_OP_ISSUER = (env_str("OIDC_OP_ISSUER") or "").strip().rstrip("/")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT") or ""
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT") or ""
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT") or ""
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT") or ""
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID") or ""
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET") or ""
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES") or "openid email profile"
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO") or "RS256"
+OIDC_ENABLED = bool(OIDC_OP_ISSUER and OIDC_RP_CLIENT_ID)
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME") or "single sign-on"  # the button: "Sign in with <name>"
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM") or "groups"
+try:
+    OIDC_ROLE_MAP = parse_role_map(env_str("OIDC_ROLE_MAP"))  # "idp-group=role,..." (registry_app/auth/roles.py)
+except RoleMapError as _exc:
+    raise ImproperlyConfigured(str(_exc)) from _exc
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USER", True)
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)  # seconds, every call to the provider
+OIDC_VERIFY_SSL = env_bool("OIDC_VERIFY_SSL", True)
+OIDC_CLOCK_SKEW_SECONDS = env_int("OIDC_CLOCK_SKEW_SECONDS", 60)
+OIDC_DISCOVERY_CACHE_SECONDS = env_int("OIDC_DISCOVERY_CACHE_SECONDS", 3600)
+OIDC_STORE_ID_TOKEN = False
+OIDC_AUTHENTICATE_CLASS = "registry_app.auth.views.SSOAuthenticateView"
+OIDC_CALLBACK_CLASS = "registry_app.auth.views.SSOCallbackView"
+LOGIN_REDIRECT_URL_FAILURE = LOGIN_URL
+# Local username/password logins (the demo's): LOCAL_LOGIN_ENABLED=false hides the form, refuses its
+# POSTs and makes the password backend refuse everyone (the admin's login form included).
+LOCAL_LOGIN_ENABLED = env_bool("LOCAL_LOGIN_ENABLED", True)
+if OIDC_ENABLED and not OIDC_RP_CLIENT_SECRET:
+    raise ImproperlyConfigured("OIDC_RP_CLIENT_SECRET must be set with OIDC_RP_CLIENT_ID")
+if OIDC_ENABLED and OIDC_RP_SIGN_ALGO.lower() == "none":
+    raise ImproperlyConfigured("OIDC_RP_SIGN_ALGO=none would accept unsigned ID tokens")
+if not LOCAL_LOGIN_ENABLED and not OIDC_ENABLED:
+    raise ImproperlyConfigured("LOCAL_LOGIN_ENABLED=false needs single sign-on (OIDC_OP_ISSUER, OIDC_RP_CLIENT_ID)")
+# The password backend with the switch takes ModelBackend's place; the OIDC backend goes last (it
+# answers only the callback, and refuses while OIDC_ENABLED is off).
+AUTHENTICATION_BACKENDS = [
+    "registry_app.auth.backends.LocalPasswordBackend" if path == "django.contrib.auth.backends.ModelBackend" else path
+    for path in AUTHENTICATION_BACKENDS
+] + ["registry_app.auth.backends.SSOBackend"]
 # --- end of SSO section ---
 
 # --- Observability: health checks, JSON logs, metrics (section owned by the observability work)
