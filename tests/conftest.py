@@ -87,9 +87,14 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.fixture
 def celery_worker_live(transactional_db) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A real worker thread pool on the real broker, consuming every queue of this test process
+    (the default queue and the sync/push/audit/email queues, all named per process)."""
     from celery.contrib.testing.worker import start_worker
 
     from governance.celery import app
 
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30) as worker:
+    queues = sorted(app.amqp.queues)
+    with start_worker(
+        app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30, queues=queues
+    ) as worker:
         yield worker

@@ -105,3 +105,26 @@ def test_shared_group_mirrored_with_owner_account(source) -> None:  # type: igno
     assert ModelPackage.objects.get(arn=fresh.shared[1]["ModelPackageArn"]).approval_status == "Approved"
     assert result.aws_calls == {"DescribeModelPackage": 1, "ListModelPackages": 2}
     assert not ModelPackage.objects.filter(deleted_at__isnull=False).exists()
+
+
+def test_shared_listing_denied_marks_no_shared_group_deleted(source) -> None:  # type: ignore[no-untyped-def]
+    """The cross-account group listing fails: shared groups are not taken for vanished (the listing
+    was not complete); they are still reconciled by ARN, and nothing in them is marked deleted."""
+    from registry_app.aws.errors import AccessDeniedError
+
+    run(source, FakeClient(source), SyncRun.Mode.FULL)
+
+    class DeniedShares(FakeClient):
+        def iter_group_pages(self, *, cross_account: bool = False) -> Iterator[list[dict]]:
+            if cross_account:
+                raise AccessDeniedError("ListModelPackageGroups: AccessDeniedException", operation="x")
+            yield from super().iter_group_pages()
+
+    client = DeniedShares(source)
+    result = run(source, client, SyncRun.Mode.FULL)
+    assert result.status == SyncRun.Status.PARTIAL
+    assert [e["subject"] for e in result.errors] == ["ListModelPackageGroups(CrossAccount)"]
+    assert ModelPackageGroup.objects.get(name="central-fraud").deleted_at is None
+    assert not ModelPackage.objects.filter(deleted_at__isnull=False).exists()
+    assert ModelPackageGroup.objects.get(name="central-fraud").arn in client.listed_groups
+    assert result.counts["groups_reconciled"] == 2
