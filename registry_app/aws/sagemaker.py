@@ -55,8 +55,9 @@ class FetchedObject:
     size: int
 
 
-# Bucket names as S3 allows them (lower case, digits, dots, hyphens; 3-63 characters).
+# Bucket names as S3 allows them (lower case, digits, dots, hyphens; 3-63 characters; no "..").
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_LIKE_RE = re.compile(r"\d+\.\d+\.\d+\.\d+")  # S3 forbids bucket names formatted as IP addresses
 _READ_CHUNK = 64 * 1024
 
 
@@ -77,7 +78,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
         reason = f"scheme {scheme!r} is never fetched" if scheme else "no s3:// scheme"
         raise UnsupportedUri(f"only s3://bucket/key URIs are fetched; {reason} (URI {shown!r})", operation="GetObject")
     bucket, slash, key = text[len("s3://") :].partition("/")
-    if not _BUCKET_RE.fullmatch(bucket):
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket or _IP_LIKE_RE.fullmatch(bucket):
         raise UnsupportedUri(f"not a valid S3 bucket name in {shown!r}; nothing fetched", operation="GetObject")
     if not slash or not key or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
         raise UnsupportedUri(f"no usable object key in {shown!r}; nothing fetched", operation="GetObject")

@@ -315,6 +315,7 @@ class Finding:
     tag: str
     detail: str
     line: int
+    csp: bool = True  # False: allowed by a strict CSP, but never produced by our own templates
 
     def __str__(self) -> str:
         return f"line {self.line}: <{self.tag}> {self.detail}"
@@ -328,23 +329,27 @@ class _Auditor(HTMLParser):
         self.in_head = False
         self.forms: list[str] = []
 
-    def _add(self, tag: str, detail: str) -> None:
-        self.findings.append(Finding(tag, detail, self.getpos()[0]))
+    def _add(self, tag: str, detail: str, *, csp: bool = True) -> None:
+        self.findings.append(Finding(tag, detail, self.getpos()[0], csp))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "head":
             self.in_head = True
         if tag == "body":
             self.in_head = False
-        if tag in _FOREIGN_TAGS:
-            self._add(tag, "element never rendered by our templates")
+        if tag == "style":
+            self._add(tag, "inline <style> element")
+        elif tag in _FOREIGN_TAGS:
+            self._add(tag, "element never rendered by our templates", csp=False)
         if tag == "meta" and not self.in_head:
-            self._add(tag, "meta outside <head>")
+            self._add(tag, "meta outside <head>", csp=False)
         values = dict(attrs)
         if tag == "script":
             src = values.get("src") or ""
-            if not src.startswith("/static/"):
-                self._add(tag, f"script without a same-origin static src ({src!r})")
+            if not src:
+                self._add(tag, "inline script (no src)")
+            elif not src.startswith("/static/"):
+                self._add(tag, f"script from outside our static files ({src!r})", csp=False)
         for name, value in attrs:
             if name.startswith("on"):
                 self._add(tag, f"event handler attribute {name}={value!r}")
@@ -370,6 +375,11 @@ class _Auditor(HTMLParser):
 class Audit:
     findings: list[Finding]
     text: str
+
+    @property
+    def csp_findings(self) -> list[Finding]:
+        """What a strict CSP (no inline script, handler or style) would block or need an exception for."""
+        return [finding for finding in self.findings if finding.csp]
 
     def shows(self, marker: str) -> bool:
         return marker.lower() in self.text.lower()
