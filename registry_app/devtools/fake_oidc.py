@@ -565,10 +565,8 @@ def parse_user(spec: str) -> FakeUser:
     return FakeUser(username=username, email=email, groups=[g.strip() for g in groups.split(",") if g.strip()])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fake_oidc", description="A fake OpenID Connect provider on loopback (tests and demo only)."
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options (shared by ``python -m`` and ``manage.py fake_oidc_provider``)."""
     parser.add_argument("--host", default="127.0.0.1", help="Loopback address to bind (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=9000, help="Port (0 = any free port; default 9000).")
     parser.add_argument("--client-id", default=DEMO_CLIENT_ID)
@@ -577,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--redirect-uri",
         action="append",
         default=[],
-        help="Registered redirect URI (repeatable), e.g. http://127.0.0.1:8000/oidc/callback/",
+        help="Registered redirect URI (repeatable); default http://127.0.0.1:8000/oidc/callback/ and localhost's",
     )
     parser.add_argument(
         "--user",
@@ -589,41 +587,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--auto-approve", default=None, help="Sign in as this user without showing the picker.")
     parser.add_argument("--groups-claim", default="groups")
     parser.add_argument("--verbose", action="store_true", help="Log every request to stderr.")
-    return parser
 
 
-def main(argv: list[str] | None = None, out: Any = None) -> int:
-    """Serve until SIGINT/SIGTERM; prints the issuer and the users first."""
-    out = out or sys.stdout
-    args = build_parser().parse_args(argv)
-    if not args.redirect_uri:
-        args.redirect_uri = ["http://127.0.0.1:8000/oidc/callback/", "http://localhost:8000/oidc/callback/"]
-    users = args.user or [
-        FakeUser(u.username, u.email, u.name, list(u.groups), u.sub) for u in DEMO_USERS
-    ]  # copies: set_groups must not change the module's defaults
-    provider = FakeOIDCProvider(
-        clients=[FakeClient(args.client_id, args.client_secret, tuple(args.redirect_uri))],
+def provider_from_options(options: Any) -> FakeOIDCProvider:
+    redirect_uris = options.redirect_uri or [
+        "http://127.0.0.1:8000/oidc/callback/",
+        "http://localhost:8000/oidc/callback/",
+    ]
+    # Copies of the demo users: set_groups must not change the module's defaults.
+    users = options.user or [FakeUser(u.username, u.email, u.name, list(u.groups), u.sub) for u in DEMO_USERS]
+    return FakeOIDCProvider(
+        clients=[FakeClient(options.client_id, options.client_secret, tuple(redirect_uris))],
         users=users,
-        host=args.host,
-        port=args.port,
-        auto_approve=args.auto_approve,
-        groups_claim=args.groups_claim,
-        log=(lambda message: sys.stderr.write(message + "\n")) if args.verbose else None,
+        host=options.host,
+        port=options.port,
+        auto_approve=options.auto_approve,
+        groups_claim=options.groups_claim,
+        log=(lambda message: sys.stderr.write(message + "\n")) if options.verbose else None,
     )
-    stop = threading.Event()
 
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
 
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+def serve(provider: FakeOIDCProvider, out: Any, stop: threading.Event | None = None) -> int:
+    """Serve until ``stop`` is set (by default: until SIGINT/SIGTERM); prints the issuer and the users first."""
+    if stop is None:
+        stop = threading.Event()
+
+        def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
     with provider:
-        out.write(f"Fake OIDC provider: issuer {provider.issuer} (client id {args.client_id})\n")
+        client_ids = ", ".join(provider.clients)
+        out.write(f"Fake OIDC provider: issuer {provider.issuer} (client id {client_ids})\n")
         for user in provider.users.values():
             out.write(f"  {user.username:<16} groups {', '.join(user.groups) or '(none)'}\n")
         out.flush()
         stop.wait()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fake_oidc", description="A fake OpenID Connect provider on loopback (tests and demo only)."
+    )
+    add_arguments(parser)
+    return serve(provider_from_options(parser.parse_args(argv)), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -141,3 +141,38 @@ def test_picker_form_lists_users_without_auto_approve(provider: FakeOIDCProvider
 def test_binds_to_loopback_only() -> None:
     with pytest.raises(ValueError, match="loopback"):
         FakeOIDCProvider(clients=[], users=[], host="0.0.0.0")  # noqa: S104 - the refusal is the point
+
+
+def test_command_line_options_build_and_serve_a_provider() -> None:
+    """What ``manage.py fake_oidc_provider`` and ``python -m registry_app.devtools.fake_oidc`` run."""
+    import argparse
+    import io
+    import threading
+
+    from registry_app.devtools import fake_oidc
+
+    parser = argparse.ArgumentParser()
+    fake_oidc.add_arguments(parser)
+    options = parser.parse_args(["--port", "0", "--user", "zed:zed@x.example:g1,g2", "--redirect-uri", REDIRECT])
+    provider = fake_oidc.provider_from_options(options)
+    assert provider.users["zed"].groups == ["g1", "g2"] and provider.clients["governance-dashboard"].redirect_uris == (
+        REDIRECT,
+    )
+    out, stop = io.StringIO(), threading.Event()
+    server = threading.Thread(target=fake_oidc.serve, args=(provider, out, stop))
+    server.start()
+    try:
+        for _ in range(100):
+            if "issuer" in out.getvalue():
+                break
+            threading.Event().wait(0.05)
+        config = requests.get(provider.issuer + "/.well-known/openid-configuration", timeout=10).json()
+        assert config["issuer"] == provider.issuer and f"issuer {provider.issuer}" in out.getvalue()
+    finally:
+        stop.set()
+        server.join(timeout=10)
+    assert not server.is_alive()
+    defaults = fake_oidc.provider_from_options(parser.parse_args(["--port", "0"]))
+    assert sorted(defaults.users) == sorted(u.username for u in fake_oidc.DEMO_USERS)
+    defaults.set_groups("sso-mlead", [])
+    assert fake_oidc.DEMO_USERS[0].groups == ["idp-ml-leads", "idp-everyone"]  # the defaults are copies
