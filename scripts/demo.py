@@ -45,7 +45,10 @@ PASSWORD = "demo-governance"
 SOURCES = (("acme-prod", "eu-west-1"), ("acme-us", "us-east-1"))
 CLOUDTRAIL_BUCKET = "acme-cloudtrail"  # the seed writes the trail's log files there
 CLOUDTRAIL_BACKFILL_DAYS = 200  # the seeded history spans the last six months
-COLORS = {"moto": "35", "setup": "36", "web": "32", "worker": "33", "beat": "34"}
+COLORS = {"moto": "35", "setup": "36", "web": "32", "worker": "33", "beat": "34", "sso": "31"}
+# Single sign-on against the loopback test provider (registry_app/devtools/fake_oidc.py): its demo users
+# sso-mlead, sso-fairness, sso-compliance, sso-admin (staff) and sso-nobody sit in these IdP groups.
+SSO_ROLE_MAP = "idp-ml-leads=ml-lead,idp-fairness=fairness,idp-compliance=compliance,idp-admins=staff"
 
 
 class DemoError(Exception):
@@ -297,6 +300,19 @@ def build_env(web_port: int, moto_port: int, var_dir: Path, mail_dir: Path) -> d
     return env
 
 
+def sso_env(oidc_port: int) -> dict[str, str]:
+    """Point the web process at the fake provider (the client id and secret are the provider's demo ones)."""
+    from registry_app.devtools.fake_oidc import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    return {
+        "OIDC_OP_ISSUER": f"http://127.0.0.1:{oidc_port}",
+        "OIDC_RP_CLIENT_ID": DEMO_CLIENT_ID,
+        "OIDC_RP_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "OIDC_PROVIDER_NAME": "Acme SSO (test provider)",
+        "OIDC_ROLE_MAP": SSO_ROLE_MAP,
+    }
+
+
 def backfill_since() -> str:
     import datetime as dt
 
@@ -336,7 +352,9 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
     fresh_state(var_dir)
     web_port = choose_web_port(args.port)
     moto_port = free_port()
+    oidc_port = free_port()
     env = build_env(web_port, moto_port, var_dir, mail_dir)
+    env.update(sso_env(oidc_port))
     site = env["SITE_URL"]
 
     # 1. Fake AWS.
@@ -378,7 +396,27 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
         banner(["Demo seeded and synced (--no-serve): stopping the fake AWS and exiting.", f"Database: {database}"])
         return 0
 
-    # 3. Web, worker, beat.
+    # 3. The fake identity provider (single sign-on), then web, worker, beat.
+    sso = sup.start(
+        "sso",
+        [
+            sys.executable,
+            "-m",
+            "registry_app.devtools.fake_oidc",
+            "--port",
+            str(oidc_port),
+            "--redirect-uri",
+            f"{site}/oidc/callback/",
+            "--redirect-uri",
+            f"http://localhost:{web_port}/oidc/callback/",
+        ],
+        env,
+    )
+    issuer = env["OIDC_OP_ISSUER"]
+    if not sup.wait_until(
+        "answering discovery", lambda: http_answers(f"{issuer}/.well-known/openid-configuration", want_ok=True), sso
+    ):
+        return 0
     web = sup.start(
         "web",
         [
@@ -414,6 +452,10 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
             "",
             "  Demo logins:",
             *[f"  {line}" for line in users_table[1:]],
+            "",
+            f'  Single sign-on: "Sign in with Acme SSO (test provider)" on the login page; the fake IdP at {issuer}',
+            "  lets you pick sso-mlead, sso-fairness, sso-compliance (roles from their IdP groups),",
+            "  sso-admin (staff) or sso-nobody (no role). Role map: " + SSO_ROLE_MAP,
             "",
             f"  Emails      written as files to {mail_dir} (open the links in them)",
             f"  Fake AWS    moto at {moto_url} (eu-west-1 + us-east-1; browse {moto_url}/moto-api/)",
