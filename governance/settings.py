@@ -338,6 +338,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # parallel test processes (or CI jobs) sharing one Redis never take each other's tasks.
 # A worker started without -Q consumes every queue below (the demo does that).
 CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX") or (f"{CELERY_TASK_DEFAULT_QUEUE}-" if TESTING else "")
+if CELERY_QUEUE_PREFIX and not TESTING and not env_str("CELERY_TASK_DEFAULT_QUEUE"):
+    # Two deployments sharing one Redis: the default queue takes the prefix too ("<prefix>celery").
+    CELERY_TASK_DEFAULT_QUEUE = f"{CELERY_QUEUE_PREFIX}celery"
 TASK_QUEUE_KINDS = ("sync", "push", "audit", "email")
 TASK_QUEUE_NAMES = {kind: f"{CELERY_QUEUE_PREFIX}{kind}" for kind in TASK_QUEUE_KINDS}
 CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in (CELERY_TASK_DEFAULT_QUEUE, *TASK_QUEUE_NAMES.values())}

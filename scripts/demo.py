@@ -435,8 +435,10 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
         ],
         env,
     )
+    # One worker for every queue (no -Q: sync, push, audit, email and the default), with room for a
+    # push beside the syncs and the audit ingest; production runs a worker per queue (docs/scaling.md).
     sup.start(
-        "worker", [*tool("celery", "celery"), "-A", "governance", "worker", "-l", "info", "--concurrency", "2"], env
+        "worker", [*tool("celery", "celery"), "-A", "governance", "worker", "-l", "info", "--concurrency", "4"], env
     )
     sup.start("beat", [*tool("celery", "celery"), "-A", "governance", "beat", "-l", "info"], env)
     if not sup.wait_until("serving the login page", lambda: http_answers(f"{site}/accounts/login/", want_ok=True), web):

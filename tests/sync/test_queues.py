@@ -65,8 +65,16 @@ def test_queue_names_are_per_test_process() -> None:
     assert f"{default}-" == settings.CELERY_QUEUE_PREFIX
 
 
-def test_production_queue_names() -> None:
-    """Outside tests: the plain names the docs, compose file and demo use."""
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("", ["celery", "audit", "celery", "email", "push", "sync", "push"]),
+        ("acme-", ["acme-celery", "acme-audit", "acme-celery", "acme-email", "acme-push", "acme-sync", "acme-push"]),
+    ],
+)
+def test_production_queue_names(prefix: str, expected: list[str]) -> None:
+    """Outside tests: the plain names the docs, compose file and demo use; CELERY_QUEUE_PREFIX
+    (two deployments on one Redis) renames every queue, the default one included."""
     import subprocess
     import sys
 
@@ -77,6 +85,33 @@ def test_production_queue_names() -> None:
         " app.amqp.router.route({}, 'registry_app.tasks.push')['queue'].name)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "PYTEST"))}
-    env.update(DEBUG="true", VAR_DIR=str(settings.VAR_DIR))
+    env.update(DEBUG="true", VAR_DIR=str(settings.VAR_DIR), CELERY_QUEUE_PREFIX=prefix)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["celery", "audit", "celery", "email", "push", "sync", "push"]
+    assert out.stdout.split() == expected
+
+
+def test_compose_runs_one_worker_per_queue_with_health_checks() -> None:
+    """docker-compose.yml consumes every production queue exactly once, and checks every service
+    the stack depends on (the file itself is validated with `docker compose config -q`)."""
+    from pathlib import Path
+
+    import yaml
+
+    compose = yaml.safe_load((Path(settings.BASE_DIR) / "docker-compose.yml").read_text())
+    services = compose["services"]
+    consumed: list[str] = []
+    for name, service in services.items():
+        command = service.get("command") or []
+        if command[:4] == ["celery", "-A", "governance", "worker"]:
+            queues = command[command.index("-Q") + 1].replace("${CELERY_QUEUE_PREFIX:-}", "")
+            consumed.extend(queues.split(","))
+            assert "inspect ping" in " ".join(service["healthcheck"]["test"]), name
+            assert service["environment"]["WORKER_NAME"] == command[command.index("-n") + 1].split("@")[0]
+    assert sorted(consumed) == sorted(["celery", *KINDS])
+    beats = [s for s in services.values() if (s.get("command") or [])[:4] == ["celery", "-A", "governance", "beat"]]
+    assert len(beats) == 1
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    for name in ("moto", "mailpit"):
+        assert services[name]["healthcheck"]["test"], name
