@@ -146,6 +146,11 @@ def rotate_payloads(round_no: int) -> dict[str, str]:
     return {name: clamp(name, token(i) + PAYLOADS[(i + round_no) % len(PAYLOADS)]) for i, name in enumerate(FIELDS)}
 
 
+def benign_texts() -> dict[str, str]:
+    """Ordinary values (token plus field name) for the same fields, for tests about the pages themselves."""
+    return {name: clamp(name, f"{token(i)}-{name.replace('_', '-')}") for i, name in enumerate(FIELDS)}
+
+
 @dataclass
 class Site:
     user: Any
