@@ -46,6 +46,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -473,37 +474,41 @@ class _Handler(BaseHTTPRequestHandler):
 
     # routes --------------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        provider = self.provider
+        self._dispatch(
+            {
+                "/.well-known/openid-configuration": lambda: self._json(200, provider.discovery()),
+                "/jwks": lambda: self._json(200, provider.jwks()),
+                "/authorize": lambda: self._authorize(self._query(), chosen=None),
+                "/userinfo": self._userinfo,
+            }
+        )
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        provider = self.provider
+        authorization = self.headers.get("Authorization", "")
+        self._dispatch(
+            {
+                "/token": lambda: self._json(200, provider.exchange_code(self._form(), authorization)),
+                "/authorize": lambda: self._authorize(form := self._form(), chosen=form.get("user", "")),
+                "/userinfo": self._userinfo,
+            }
+        )
+
+    def _dispatch(self, routes: dict[str, Callable[[], None]]) -> None:
         path = urlsplit(self.path).path
         self.provider.hits[path] += 1
+        route = routes.get(path)
         try:
-            if path == "/.well-known/openid-configuration":
-                self._json(200, self.provider.discovery())
-            elif path == "/jwks":
-                self._json(200, self.provider.jwks())
-            elif path == "/authorize":
-                self._authorize(self._query(), chosen=None)
-            elif path == "/userinfo":
-                self._json(200, self.provider.userinfo(self.headers.get("Authorization", "")))
-            else:
+            if route is None:
                 self._json(404, {"error": "not_found"})
+            else:
+                route()
         except _OAuthError as exc:
             self._oauth_error(exc)
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        path = urlsplit(self.path).path
-        self.provider.hits[path] += 1
-        try:
-            form = self._form()
-            if path == "/token":
-                self._json(200, self.provider.exchange_code(form, self.headers.get("Authorization", "")))
-            elif path == "/authorize":
-                self._authorize(form, chosen=form.get("user", ""))
-            elif path == "/userinfo":
-                self._json(200, self.provider.userinfo(self.headers.get("Authorization", "")))
-            else:
-                self._json(404, {"error": "not_found"})
-        except _OAuthError as exc:
-            self._oauth_error(exc)
+    def _userinfo(self) -> None:
+        self._json(200, self.provider.userinfo(self.headers.get("Authorization", "")))
 
     def _oauth_error(self, exc: _OAuthError) -> None:
         headers = {"WWW-Authenticate": f'Bearer error="{exc.error}"'} if exc.status == 401 else None
