@@ -113,6 +113,8 @@ FIELDS: tuple[str, ...] = (
     "standalone_card_text",
     "metric_name",
     "metric_facet",
+    "report_label",
+    "report_uri",
     "report_error",
     "endpoint_name",
     "variant_name",
@@ -226,8 +228,16 @@ def build_site(texts: dict[str, str], *, source: RegistrySource | None = None) -
         embedded_card_content=card_content,
         **common,
     )
+    curve = {"x": [0, 0.1, 1], "y": [0, 0.8, 1], "x_label": t["report_label"], "y_label": t["report_label"]}
     for package in (approved, pending):
-        report = EvaluationReportFactory(package=package, slot="ModelQuality.Statistics")
+        report = EvaluationReportFactory(
+            package=package,
+            slot="ModelQuality.Statistics",
+            s3_uri=t["report_uri"],
+            curves={t["report_label"]: curve},
+            confusion_matrix={"labels": [t["report_label"], "b"], "matrix": [[5, 1], [2, 7]]},
+            document={"binary_classification_metrics": {t["report_label"]: {"value": 0.5}}},
+        )
         MetricFactory(report=report, name=t["metric_name"], value=0.9 if package is approved else 0.93)
         MetricFactory(report=report, name="auc", value=0.91)
         bias = EvaluationReportFactory(package=package, slot="Bias.PostTrainingReport", kind="clarify_bias")
