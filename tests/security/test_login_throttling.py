@@ -17,6 +17,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from tests.factories import UserFactory
+from tests.security.hostile import audit_html
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("axes_on")]
 
@@ -58,6 +59,8 @@ def assert_locked_out(response) -> None:  # type: ignore[no-untyped-def]
     assert "locked after 5 failed attempts" in html
     assert "Try again in 15 min 00 s" in html
     assert "sessionid" not in response.cookies
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert not audit_html(html).findings
 
 
 def test_the_production_limits() -> None:
