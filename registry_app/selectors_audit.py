@@ -45,6 +45,7 @@ from registry_app.models import (
     PushOutbox,
     SignOff,
 )
+from registry_app.models.audit import endpoint_name_is
 from registry_app.models.registry import ApprovalStatus
 from registry_app.services.bypasses import PUSH_EXPLAINS_WITHIN, STATUS_EVENT_NAMES, request_status
 
@@ -628,13 +629,13 @@ def group_scope(group: ModelPackageGroup) -> Scope:
 
 
 def _endpoint_names_q(name: str, field_name: str = "endpoint_name") -> Q:
-    """The name as written and lower-cased (endpoint ARNs lower-case it); both use the column's index."""
+    """The name as written and lower-cased (endpoint ARNs lower-case it), for plain-indexed columns."""
     return Q(**{f"{field_name}__in": sorted({name, name.lower()})})
 
 
 def endpoint_scope(name: str) -> Scope:
-    on_endpoint = _endpoint_names_q(name)
-    deployments = Q(endpoint_name__iexact=name)  # a small table; the rebuild keeps one spelling
+    on_endpoint = endpoint_name_is(name)  # any spelling, through ct_endpoint_time
+    deployments = endpoint_name_is(name)  # through deploy_endpoint_start
     return Scope(
         title=name,
         filters={
@@ -1653,9 +1654,9 @@ def _no_window_answer(
 ) -> tuple[bool, str, list[Evidence], list[str]]:
     """Why nothing is known to serve at ``at``: really nothing (before the endpoint existed, or after it
     stopped), or a gap in the evidence."""
-    first = EndpointDeployment.objects.filter(endpoint_name__iexact=name).order_by("started_at", "pk").first()
+    first = EndpointDeployment.objects.filter(endpoint_name_is(name)).order_by("started_at", "pk").first()
     created = (
-        CloudTrailEvent.objects.filter(_endpoint_names_q(name), event_name="CreateEndpoint", error_code="")
+        CloudTrailEvent.objects.filter(endpoint_name_is(name), event_name="CreateEndpoint", error_code="")
         .order_by("event_time", "pk")
         .first()
     )
@@ -1692,13 +1693,13 @@ def _no_window_answer(
             [f"No deployment known before {_iso(earliest)}: the endpoint's CloudTrail history starts then."],
         )
     previous = (
-        EndpointDeployment.objects.filter(endpoint_name__iexact=name, ended_at__isnull=False, ended_at__lte=at)
+        EndpointDeployment.objects.filter(endpoint_name_is(name), ended_at__isnull=False, ended_at__lte=at)
         .order_by("-ended_at", "-pk")
         .first()
     )
     deleted = (
         CloudTrailEvent.objects.filter(
-            _endpoint_names_q(name), event_name="DeleteEndpoint", error_code="", event_time__lte=at
+            endpoint_name_is(name), event_name="DeleteEndpoint", error_code="", event_time__lte=at
         )
         .order_by("-event_time", "-pk")
         .first()
@@ -1720,7 +1721,7 @@ def as_of(endpoint_name: str, at: dt.datetime) -> AsOfAnswer:
     """What served ``endpoint_name`` at ``at``, with each fact's evidence, or what is missing."""
     endpoint = _pick_endpoint(endpoint_name)
     windows = list(
-        EndpointDeployment.objects.filter(endpoint_name__iexact=endpoint_name, started_at__lte=at)
+        EndpointDeployment.objects.filter(endpoint_name_is(endpoint_name), started_at__lte=at)
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
         .select_related("package__group", "package__model_card")
         .order_by("variant_name", "-started_at", "-pk")
@@ -1785,11 +1786,11 @@ def endpoint_overview(name: str) -> EndpointOverview | None:
         else []
     )
     history = list(
-        EndpointDeployment.objects.filter(endpoint_name__iexact=name)
+        EndpointDeployment.objects.filter(endpoint_name_is(name))
         .select_related("package__group")
         .order_by("-started_at", "-pk")[: ENDPOINT_HISTORY_SHOWN + 1]
     )
-    if endpoint is None and not history and not CloudTrailEvent.objects.filter(_endpoint_names_q(name)).exists():
+    if endpoint is None and not history and not CloudTrailEvent.objects.filter(endpoint_name_is(name)).exists():
         return None
     serving = [v.package for v in variants if v.package is not None]
     if not serving:

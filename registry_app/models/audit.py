@@ -5,10 +5,28 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
+
+
+def endpoint_name_is(name: str, field_name: str = "endpoint_name") -> Q:
+    """``LOWER(field) = LOWER(name)``: a case-insensitive match on an endpoint name that the
+    ``Lower(endpoint_name)`` indexes of CloudTrailEvent and EndpointDeployment serve (``iexact``
+    compiles to ``UPPER(...)`` / ``LIKE``, which no index serves). SageMaker endpoint names are
+    case-insensitive and endpoint ARNs lower-case them."""
+    return Q(Exact(Lower(field_name), Lower(Value(name))))
 
 
 class CloudTrailEvent(models.Model):
-    """One CloudTrail record (from LookupEvents or the trail's S3 files), de-duplicated by eventID."""
+    """One CloudTrail record (from LookupEvents or the trail's S3 files), de-duplicated by eventID.
+
+    A backfill writes a million of these, so every index is one a query needs (see the comments in
+    ``Meta``) and the foreign keys carry no database constraint: the ingest writes ids from the
+    mirror it just read, the mirror only soft-deletes, and Django still applies ``SET_NULL`` when a
+    row is deleted through the ORM. A per-row constraint check (a trigger on PostgreSQL) and an
+    index per key cost more than the whole row otherwise.
+    """
 
     class Via(models.TextChoices):
         LOOKUP = "lookup", "LookupEvents"
@@ -25,9 +43,15 @@ class CloudTrailEvent(models.Model):
         ROLE = "role", "IAM role (AssumeRole)"
         UNKNOWN = "", "Unlinked"
 
-    event_id = models.CharField(max_length=128, unique=True)
+    event_id = models.CharField(max_length=128)  # unique: see Meta.constraints (no extra LIKE index)
     source = models.ForeignKey(
-        "registry_app.RegistrySource", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "registry_app.RegistrySource",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     via = models.CharField(max_length=16, choices=Via.choices)
     event_time = models.DateTimeField()
@@ -40,27 +64,52 @@ class CloudTrailEvent(models.Model):
     actor_type = models.CharField(max_length=32, blank=True)
     actor_arn = models.CharField(max_length=2048, blank=True)
     actor_name = models.CharField(max_length=256, blank=True, help_text="Human-readable: sourceIdentity, session...")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        db_constraint=False,
+    )
     resource_type = models.CharField(max_length=16, choices=ResourceType.choices, blank=True)
     resource_name = models.CharField(max_length=2048, blank=True)
     package = models.ForeignKey(
-        "registry_app.ModelPackage", null=True, blank=True, on_delete=models.SET_NULL, related_name="cloudtrail_events"
+        "registry_app.ModelPackage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cloudtrail_events",
+        db_index=False,  # ct_package_time starts with it
+        db_constraint=False,
     )
     group = models.ForeignKey(
-        "registry_app.ModelPackageGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "registry_app.ModelPackageGroup",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
-    endpoint_name = models.CharField(max_length=63, blank=True, db_index=True)
+    # As CloudTrail spelled it; matched case-insensitively through ct_endpoint_time (Lower(...)).
+    endpoint_name = models.CharField(max_length=63, blank=True)
     raw = models.JSONField()
     ingested_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-event_time", "-id"]
+        constraints = [models.UniqueConstraint(fields=["event_id"], name="ct_event_id_unique")]
         indexes = [
+            # Global timeline, search without filters, date-range exports: keyset newest first.
             models.Index(fields=["-event_time", "-id"], name="ct_time_keyset"),
+            # /audit/?actor=, ?event=, ?resource= (exact matches), and as-of/bypass lookups by ARN.
             models.Index(fields=["actor_name", "-event_time"], name="ct_actor_time"),
             models.Index(fields=["event_name", "-event_time"], name="ct_name_time"),
             models.Index(fields=["resource_name", "-event_time"], name="ct_resource_time"),
+            # Package timelines and the as-of status history.
             models.Index(fields=["package", "-event_time"], name="ct_package_time"),
+            # Endpoint timelines and deployment rebuilds, case-insensitive (ARNs lower-case names).
+            models.Index(Lower("endpoint_name"), F("event_time").desc(), name="ct_endpoint_time"),
         ]
 
     def __str__(self) -> str:
@@ -126,7 +175,7 @@ class EndpointDeployment(models.Model):
     """Which package version an endpoint variant served, from when to when, with its evidence."""
 
     source = models.ForeignKey("registry_app.RegistrySource", null=True, blank=True, on_delete=models.SET_NULL)
-    endpoint_name = models.CharField(max_length=63, db_index=True)
+    endpoint_name = models.CharField(max_length=63)  # matched through deploy_endpoint_start (Lower(...))
     variant_name = models.CharField(max_length=63, blank=True)
     config_name = models.CharField(max_length=63, blank=True)
     model_name = models.CharField(max_length=63, blank=True)
@@ -141,7 +190,10 @@ class EndpointDeployment(models.Model):
 
     class Meta:
         ordering = ["endpoint_name", "-started_at"]
-        indexes = [models.Index(fields=["endpoint_name", "started_at", "ended_at"], name="deploy_window")]
+        indexes = [
+            # "What served E at T": the windows of one endpoint (any spelling) started by T, newest first.
+            models.Index(Lower("endpoint_name"), F("started_at").desc(), F("ended_at"), name="deploy_endpoint_start"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.endpoint_name}:{self.variant_name} {self.package_arn}"

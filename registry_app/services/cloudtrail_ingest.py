@@ -421,7 +421,7 @@ def _insert_rows(rows: list[list[Any]]) -> set[str] | int:
     if connection.vendor != "sqlite":
         CloudTrailEvent.objects.bulk_create([_model(r) for r in rows], batch_size=1000, ignore_conflicts=True)
         return len(rows)
-    adapt_time = connection.ops.adapt_datetimefield_value
+    adapt_time = _sqlite_time_adapter(connection)
     time_at, ingested_at = INSERT_COLUMNS.index("event_time"), len(INSERT_COLUMNS) - 1
     now = adapt_time(rows[0][ingested_at])
     for row in rows:
@@ -435,6 +435,23 @@ def _insert_rows(rows: list[list[Any]]) -> set[str] | int:
 
 def _first(row: list[Any]) -> Any:
     return row[0]
+
+
+def _sqlite_time_adapter(connection: Any) -> Callable[[dt.datetime], Any]:
+    """``connection.ops.adapt_datetimefield_value`` with a fast path for the UTC datetimes the parser
+    makes (the text Django itself would store: naive UTC, ``str(datetime)``); anything else, or a
+    connection whose time zone is not UTC, goes through Django's adapter."""
+    adapt = connection.ops.adapt_datetimefield_value
+    if not settings.USE_TZ or connection.timezone_name != "UTC":
+        return adapt
+    utc = dt.UTC
+
+    def adapter(value: dt.datetime) -> Any:
+        if value.tzinfo is utc:
+            return str(value.replace(tzinfo=None))
+        return adapt(value)
+
+    return adapter
 
 
 def _copy_rows(connection: Any, rows: list[list[Any]]) -> set[str]:
@@ -686,6 +703,7 @@ class AuditIngest:
         """Store events and move the cursor in one transaction (the lease is checked in it too)."""
         stats = StoreStats()
         with transaction.atomic():
+            _relaxed_commit()
             if not renew_audit_lock(self.source, self.lock_token):
                 raise LockLost(f"audit lock of {self.source.name} was lost")
             store_prepared(self.source, events, via=via, linker=self.linker, stats=stats)
@@ -840,7 +858,7 @@ class AuditIngest:
             result.note = "no CloudTrail bucket configured for this source"
             return
         result.ran = True
-        with _sqlite_cache(int(_setting("AUDIT_SQLITE_CACHE_MB", 64))):
+        with _sqlite_cache(int(_setting("AUDIT_SQLITE_CACHE_MB", 256))):
             self._run_s3(result)
 
     def _run_s3(self, result: PassResult) -> None:
@@ -1028,9 +1046,21 @@ class _Parser:
             self.pool = None
 
 
+def _relaxed_commit() -> None:
+    """PostgreSQL: this transaction's COMMIT does not wait for its WAL flush (``synchronous_commit``
+    off, for this transaction only). A server crash can lose the last few commits, never corrupt
+    anything; each commit carries its events *and* the cursor, so a lost one is simply read again."""
+    connection = connections[router.db_for_write(CloudTrailEvent)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
 @contextlib.contextmanager
 def _sqlite_cache(megabytes: int) -> Iterator[None]:
-    """A bigger SQLite page cache on this connection while a pass inserts (a dozen indexes per row)."""
+    """A bigger SQLite page cache on this connection while a pass inserts, and WAL checkpoints that
+    many megabytes apart: at a million rows the indexes' hot pages no longer fit the default cache,
+    and every checkpoint re-copies (and syncs) the pages each commit touched again."""
     connection = connections[router.db_for_write(CloudTrailEvent)]
     if connection.vendor != "sqlite" or megabytes <= 0:
         yield
@@ -1038,12 +1068,16 @@ def _sqlite_cache(megabytes: int) -> Iterator[None]:
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA cache_size")
         previous = cursor.fetchone()[0]
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        checkpoint = cursor.fetchone()[0]
         cursor.execute(f"PRAGMA cache_size = -{int(megabytes) * 1024}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {int(megabytes) * 256}")  # 4 KiB pages
     try:
         yield
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"PRAGMA cache_size = {int(previous)}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint)}")
 
 
 def _cancel(pending: list[tuple[str, Future[Any]]]) -> None:
@@ -1106,6 +1140,7 @@ def ingest_source(
         except LockLost as exc:
             result.s3.error(str(exc))
             return result
+        _analyze_after(result.inserted)
         result.relinked = _relink(source)
         result.evidence_attached = _attach_evidence()
         if rebuild:
@@ -1119,6 +1154,31 @@ def ingest_source(
         result.duration_s = round(time.perf_counter() - started, 3)
         result.aws_calls = stats.as_dict()
     return result
+
+
+def analyze_after_rows() -> int:
+    # Refresh the planner's statistics once a run has inserted this many events (a backfill).
+    return int(_setting("AUDIT_ANALYZE_AFTER_ROWS", 20_000))
+
+
+def _analyze_after(inserted: int) -> None:
+    """Refresh the query planner's statistics on the event table after a large ingest.
+
+    Without them SQLite cannot tell that ``event_name IN (...)`` matches most of the table while
+    ``package_id IN (...)`` matches a handful of rows, and walks ``ct_name_time`` (the as-of status
+    history then reads every UpdateModelPackage); PostgreSQL's autovacuum gets there eventually.
+    SQLite samples (``analysis_limit``), so this stays well under a second at a million rows.
+    """
+    if inserted < max(1, analyze_after_rows()):
+        return
+    connection = connections[router.db_for_write(CloudTrailEvent)]
+    table = connection.ops.quote_name(CloudTrailEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA analysis_limit = 2000")
+            cursor.execute(f"ANALYZE {table}")
+        elif connection.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {table}")
 
 
 def _discover_account(source: RegistrySource, reader: CloudTrailReader, result: IngestResult) -> None:

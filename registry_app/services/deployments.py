@@ -34,6 +34,7 @@ from django.db.models import Q
 
 from registry_app import cloudtrail as ct
 from registry_app.models import CloudTrailEvent, Endpoint, EndpointDeployment, ModelPackage, RegistrySource
+from registry_app.models.audit import endpoint_name_is
 
 log = logging.getLogger(__name__)
 
@@ -471,8 +472,8 @@ def _mirror_models(source: RegistrySource | None) -> dict[str, MirrorVariant]:
 def rebuild_endpoint(source: RegistrySource | None, endpoint_name: str) -> int:
     """Recompute one endpoint's EndpointDeployment rows (delete + insert in one transaction)."""
     events_qs = CloudTrailEvent.objects.filter(
+        endpoint_name_is(endpoint_name),
         resource_type=ct.ENDPOINT,
-        endpoint_name__iexact=endpoint_name,
         event_name__in=[*DEPLOY_EVENTS, WEIGHTS_EVENT, DELETE_EVENT],
     )
     if source is not None:
@@ -523,7 +524,7 @@ def rebuild_endpoint(source: RegistrySource | None, endpoint_name: str) -> int:
         for s in segments
     ]
     with transaction.atomic():
-        stale = EndpointDeployment.objects.filter(endpoint_name__iexact=endpoint_name)
+        stale = EndpointDeployment.objects.filter(endpoint_name_is(endpoint_name))
         if source is not None:
             stale = stale.filter(source=source)
         stale.delete()
@@ -549,7 +550,7 @@ def _targets(endpoint_name: str | None, source: RegistrySource | None) -> dict[t
     events = CloudTrailEvent.objects.filter(resource_type=ct.ENDPOINT).exclude(endpoint_name="")
     mirror = Endpoint.objects.all()
     if endpoint_name:
-        events = events.filter(endpoint_name__iexact=endpoint_name)
+        events = events.filter(endpoint_name_is(endpoint_name))
         mirror = mirror.filter(name__iexact=endpoint_name)
     if source is not None:
         events = events.filter(source=source)
@@ -620,7 +621,7 @@ def deployments_at(
 ) -> list[EndpointDeployment]:
     """What ``endpoint_name`` served at ``at``: one row per variant (package, weight, evidence). One query."""
     qs = (
-        EndpointDeployment.objects.filter(endpoint_name__iexact=endpoint_name, started_at__lte=at)
+        EndpointDeployment.objects.filter(endpoint_name_is(endpoint_name), started_at__lte=at)
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
         .select_related("package__group")
         .order_by("variant_name", "-started_at")
@@ -632,7 +633,7 @@ def deployments_at(
 
 def deployment_history(endpoint_name: str, *, source: RegistrySource | None = None) -> list[EndpointDeployment]:
     """Every window of an endpoint, newest first. One query."""
-    qs = EndpointDeployment.objects.filter(endpoint_name__iexact=endpoint_name).select_related("package__group")
+    qs = EndpointDeployment.objects.filter(endpoint_name_is(endpoint_name)).select_related("package__group")
     if source is not None:
         qs = qs.filter(source=source)
     return list(qs.order_by("-started_at", "variant_name"))
