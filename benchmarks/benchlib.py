@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -211,19 +212,24 @@ def start_worker(env: dict[str, str], queues: list[str], concurrency: int, log_p
 
 
 def kill_group(proc: subprocess.Popen[bytes] | None, sig: int = 9) -> None:
-    """Signal the process group ``proc`` leads (a worker and its pool children) and reap it."""
+    """Stop the process group ``proc`` leads (a worker and its pool children) and reap it: SIGTERM goes
+    to the leader (which stops its children), any other signal (SIGKILL) to the whole group at once."""
     if proc is None or proc.poll() is not None:
         return
     import signal
 
     try:
-        os.killpg(proc.pid, sig)
+        if sig == signal.SIGTERM:
+            proc.terminate()  # the leader shuts its children down (a warm shutdown for Celery)
+        else:
+            os.killpg(proc.pid, sig)
     except ProcessLookupError:
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # leftovers of the group
+    if proc.poll() is None:
         proc.wait(timeout=20)
 
 
@@ -262,9 +268,7 @@ def form_csrf(html: str) -> str | None:
     return match.group(1) if match else None
 
 
-def browser_login(
-    session: Any, base_url: str, username: str, password: str, *, origin: str = "", **kw: Any
-) -> bool:
+def browser_login(session: Any, base_url: str, username: str, password: str, *, origin: str = "", **kw: Any) -> bool:
     """Log in through the login form like a browser (CSRF token from the page, Origin header);
     ``session`` is a requests.Session, or a locust HttpSession with ``base_url=""`` and
     ``origin=self.host``. True when the login took."""
@@ -279,3 +283,24 @@ def browser_login(
         **kw,
     )
     return response.status_code == 302 and "sessionid" in session.cookies
+
+
+PACKAGE_LINK = re.compile(r'href="(/packages/([\w.-]+)/(\d+)/\?source=[\w%.-]+)(?:#review)?"')
+ROLE_INPUT = re.compile(r'name="role" value="([^"]+)"')
+
+
+def queue_links(html: str, group: str) -> list[str]:
+    """Review-page links of ``group``'s packages on a queue page."""
+    return sorted({m.group(1) for m in PACKAGE_LINK.finditer(html) if m.group(2) == group})
+
+
+def signoff_form_data(html: str, decision: str, comment: str) -> dict[str, str] | None:
+    """The POST body a browser sends from the review page's sign-off form; None without a form."""
+    token = form_csrf(html) if 'class="signoff-form"' in html else None
+    if not token:
+        return None
+    data = {"csrfmiddlewaretoken": token, "decision": decision, "comment": comment}
+    role = ROLE_INPUT.search(html)
+    if role:
+        data["role"] = role.group(1)
+    return data

@@ -4,7 +4,8 @@
 package and endpoint timelines, ``/audit/`` search and ``/as-of/``. ``Signer`` (5): logs in with
 a role, takes a package from its own queue (``/queue/?group=...``), opens the review page and
 posts a sign-off with the form's CSRF token, like a browser: mostly approvals with a comment,
-some rejections. Requests are named by page, so locust's statistics are per page.
+some rejections. Requests are named by page, so locust's statistics are per page. The statistics are reset once
+all ``LOAD_BENCH_USERS`` users have logged in, and the run stops ``LOAD_BENCH_DURATION`` seconds later.
 
     LOAD_BENCH_DATA=/path/data.json locust -f benchmarks/locustfile.py --headless -u 55 -r 10 -t 60s
 
@@ -19,17 +20,18 @@ import itertools
 import json
 import os
 import random
-import re
 import sys
 import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import HttpUser, between, events, task
+from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import browser_login, form_csrf  # noqa: E402
+from benchlib import browser_login, queue_links, signoff_form_data  # noqa: E402
 
 DATA: dict[str, Any] = json.loads(Path(os.environ["LOAD_BENCH_DATA"]).read_text())
 PASSWORD: str = DATA["password"]
@@ -37,7 +39,17 @@ SIGNER_OUTCOMES: Counter[str] = Counter()
 _LOCK = threading.Lock()
 _BROWSER_IDS = itertools.count()
 _SIGNER_IDS = itertools.count()
-PACKAGE_LINK = re.compile(r'href="(/packages/([\w.-]+)/(\d+)/\?source=[\w%.-]+)(?:#review)?"')
+_LOGGED_IN = itertools.count(1)
+# The measured window: it opens (statistics reset) once every user has logged in, and the run
+# quits DURATION seconds later; the one-off logins (PBKDF2, CPU-heavy) stay out of the figures.
+USERS = int(os.environ.get("LOAD_BENCH_USERS", "0"))
+DURATION = float(os.environ.get("LOAD_BENCH_DURATION", "0"))
+
+
+def _logged_in(environment: Environment) -> None:
+    if next(_LOGGED_IN) == USERS and DURATION and environment.runner is not None:
+        environment.stats.reset_all()
+        gevent.spawn_later(DURATION, environment.runner.quit)
 
 
 def _count(outcome: str) -> None:
@@ -61,6 +73,7 @@ class Browser(HttpUser):
         self.username = users[next(_BROWSER_IDS) % len(users)]
         if not browser_login(self.client, "", self.username, PASSWORD, origin=self.host, name="login"):
             raise RuntimeError(f"login failed for {self.username}")
+        _logged_in(self.environment)
 
     def _get(self, url: str, name: str) -> None:
         self.client.get(url, name=name)
@@ -115,31 +128,24 @@ class Signer(HttpUser):
         self.username = signers[next(_SIGNER_IDS) % len(signers)]
         if not browser_login(self.client, "", self.username, PASSWORD, origin=self.host, name="login"):
             raise RuntimeError(f"login failed for {self.username}")
+        _logged_in(self.environment)
 
     @task
     def sign_one(self) -> None:
         group = random.choice(DATA["live_groups"])
         queue = self.client.get(f"/queue/?group={group}", name="/queue/?group= (signer)")
-        links = sorted({m.group(1) for m in PACKAGE_LINK.finditer(queue.text) if m.group(2) == group})
+        links = queue_links(queue.text, group)
         if not links:
             _count("queue empty for the group")
             return
         url = random.choice(links)
         page = self.client.get(url, name="review page (signer)")
-        token = form_csrf(page.text) if 'class="signoff-form"' in page.text else None
-        if not token:
+        reject = random.random() < 0.1
+        comment = "Bias metrics regressed on the holdout set; retrain." if reject else "Reviewed under load: ok."
+        data = signoff_form_data(page.text, "reject" if reject else "approve", comment)
+        if data is None:
             _count("no sign-off form (already signed or decided)")
             return
-        reject = random.random() < 0.1
-        data = {
-            "csrfmiddlewaretoken": token,
-            "decision": "reject" if reject else "approve",
-            "comment": "Bias metrics regressed on the holdout set; retrain." if reject else "Reviewed under load: ok.",
-        }
-        # The form's own role field: a hidden input when one role is signable.
-        role = re.search(r'name="role" value="([^"]+)"', page.text)
-        if role:
-            data["role"] = role.group(1)
         action = url.replace("/?source=", "/signoff/?source=")
         with self.client.post(
             action,
