@@ -397,11 +397,19 @@ SYNC_THREADS = env_int("SYNC_THREADS", 8)
 REPORT_MAX_BYTES = env_int("REPORT_MAX_BYTES", 5 * 1024 * 1024)
 SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 3600)
 
+
 # --- Hardening: CSP form-action for the OIDC provider (read last, after the SSO section) --------
-_oidc_authorize = globals().get("OIDC_OP_AUTHORIZATION_ENDPOINT") or ""
-if _oidc_authorize:
+# The SSO login is a form post answered by a redirect to the provider, and browsers hold redirects
+# after a form submission to form-action: allow the authorization endpoint's origin (explicit, or
+# the issuer's, whose discovery document normally names an endpoint on the same origin).
+def _origin(url: object) -> str:
     from urllib.parse import urlsplit
 
-    _oidc_parts = urlsplit(str(_oidc_authorize))
-    if _oidc_parts.scheme and _oidc_parts.netloc:
-        CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(f"{_oidc_parts.scheme}://{_oidc_parts.netloc}")
+    parts = urlsplit(str(url or ""))
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in {"https", "http"} and parts.netloc else ""
+
+
+for _oidc_url in (globals().get("OIDC_OP_AUTHORIZATION_ENDPOINT"), globals().get("OIDC_OP_ISSUER")):
+    _oidc_origin = _origin(_oidc_url)
+    if _oidc_origin and _oidc_origin not in CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"]:
+        CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_oidc_origin)

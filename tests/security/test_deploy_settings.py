@@ -40,6 +40,11 @@ _SCRUB = {
     "SESSION_COOKIE_AGE",
     "SESSION_EXPIRE_AT_BROWSER_CLOSE",
     "AXES_ENABLED",
+    "OIDC_OP_ISSUER",
+    "OIDC_RP_CLIENT_ID",
+    "OIDC_RP_CLIENT_SECRET",
+    "OIDC_OP_AUTHORIZATION_ENDPOINT",
+    "LOCAL_LOGIN_ENABLED",
 }
 
 
@@ -186,3 +191,21 @@ def test_exempt_patterns_are_anchored() -> None:
 
     assert all(exempt(p) for p in ("/healthz", "/readyz", "/metrics", "/healthz/"))
     assert not any(exempt(p) for p in ("/groups/healthz", "/healthz/x", "/readyzz", "/admin/metrics"))
+
+
+def test_csp_form_action_allows_the_oidc_provider(tmp_path: Path) -> None:
+    sso = {
+        "OIDC_OP_ISSUER": "https://idp.example.com/realms/acme",
+        "OIDC_RP_CLIENT_ID": "governance",
+        "OIDC_RP_CLIENT_SECRET": "not-a-real-secret",
+    }
+    expr = "s.CONTENT_SECURITY_POLICY['DIRECTIVES']['form-action']"
+    assert _setting(expr, PRODUCTION, tmp_path).stdout.strip() == repr(["'self'"])
+    issuer_only = _setting(expr, {**PRODUCTION, **sso}, tmp_path)
+    assert issuer_only.stdout.strip() == repr(["'self'", "https://idp.example.com"]), issuer_only.stderr
+    explicit = _setting(
+        expr,
+        {**PRODUCTION, **sso, "OIDC_OP_AUTHORIZATION_ENDPOINT": "https://login.example.net/oauth2/authorize"},
+        tmp_path,
+    )
+    assert explicit.stdout.strip() == repr(["'self'", "https://login.example.net", "https://idp.example.com"])
