@@ -24,6 +24,7 @@ Prints a table (req/s, median and p95 per page, errors) and a final JSON line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -33,6 +34,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -281,6 +283,39 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+class CpuSampler(threading.Thread):
+    """Samples, every half second, the CPU seconds used so far by gunicorn (all its processes) and by
+    the PostgreSQL backends serving the scratch database, so the measured window's share is known."""
+
+    def __init__(self, web_pid: int, db_name: str) -> None:
+        super().__init__(daemon=True)
+        self.web_pid, self.db_name = web_pid, db_name
+        self.samples: list[tuple[float, float, float]] = []
+        self.done = threading.Event()
+
+    def _pg(self) -> float:
+        import psutil
+
+        total = 0.0
+        for proc in psutil.process_iter(["cmdline"]):
+            line = " ".join(proc.info["cmdline"] or [])
+            if line.startswith("postgres:") and f" {self.db_name} " in line:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        return total
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self.samples.append((time.time(), cpu_seconds([self.web_pid]), self._pg()))
+
+    def between(self, start: float, end: float) -> tuple[float, float]:
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2:
+            return 0.0, 0.0
+        return inside[-1][1] - inside[0][1], inside[-1][2] - inside[0][2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes in all)")
@@ -362,6 +397,8 @@ def main() -> None:
         import psutil
 
         psutil.cpu_percent(None)
+        sampler = CpuSampler(web.pid, db.rpartition("/")[2])
+        sampler.start()
         before = {"web": cpu_seconds([web.pid]), "worker": cpu_seconds([worker.pid])}
         prefix = tmp / "load"
         import resource
@@ -378,6 +415,7 @@ def main() -> None:
                 LOAD_BENCH_SIGNERS=str(args.signers),
                 LOAD_BENCH_USERS=str(args.users),
                 LOAD_BENCH_DURATION=str(args.duration),
+                LOAD_BENCH_WINDOW_OUT=str(tmp / "window.json"),
                 LOAD_BENCH_SIGNER_OUT=str(tmp / "signers.json"),
             ),
             cwd=ROOT,
@@ -396,7 +434,13 @@ def main() -> None:
         }
         if locust.returncode not in (0, 1):  # 1: some requests failed (reported below)
             raise SystemExit(f"locust failed ({locust.returncode}):\n{locust.stdout[-3000:]}\n{locust.stderr[-3000:]}")
+        sampler.done.set()
         rows, total = read_stats(prefix)
+        window = json.loads((tmp / "window.json").read_text()) if (tmp / "window.json").exists() else {}
+        web_cpu, pg_cpu = sampler.between(window.get("start", 0), window.get("end", 0))
+        served = max(1, int(total.get("requests") or 0))
+        cost_ms = {"gunicorn": round(1000 * web_cpu / served, 1), "postgres": round(1000 * pg_cpu / served, 1)}
+        capacity = round((os.cpu_count() or 2) * 1000 / max(0.1, cost_ms["gunicorn"] + cost_ms["postgres"]), 1)
         signers = json.loads((tmp / "signers.json").read_text()) if (tmp / "signers.json").exists() else {}
         settle = run_phase(__file__, env, "settle", "120")
         result = {
@@ -418,6 +462,8 @@ def main() -> None:
             "signer_outcomes": signers,
             "after_load": settle,
             "machine_cpu_percent": machine_cpu,
+            "cpu_ms_per_request": cost_ms,
+            "idle_machine_capacity_rps_estimate": capacity,
             "loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
             "seed_tasks_drained_s": drained_s,
             "cpu_seconds": cpu,
@@ -437,6 +483,10 @@ def main() -> None:
             f"CPU during the load: machine {machine_cpu} % of {os.cpu_count()} cores; gunicorn {cpu['web_s']} s, "
             f"worker {cpu['worker_s']} s, locust {cpu['locust_s']} s (the load generator shares the 2 cores); "
             f"1-minute load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+        )
+        print(
+            f"server CPU per request in the window: gunicorn {cost_ms['gunicorn']} ms + PostgreSQL "
+            f"{cost_ms['postgres']} ms -> about {capacity} req/s on {os.cpu_count()} otherwise idle cores"
         )
         print(json.dumps(result))
     finally:

@@ -22,6 +22,7 @@ import os
 import random
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ def _logged_in(environment: Environment) -> None:
     if next(_LOGGED_IN) == USERS and DURATION and environment.runner is not None:
         environment.stats.reset_all()
         gevent.spawn_later(DURATION, environment.runner.quit)
+        marker = os.environ.get("LOAD_BENCH_WINDOW_OUT")
+        if marker:
+            Path(marker).write_text(json.dumps({"start": time.time(), "end": time.time() + DURATION}))
 
 
 def _count(outcome: str) -> None:
