@@ -110,7 +110,7 @@ class _Window:
     durations: dict[tuple[str, str], list[float]]  # (source, mode) -> finished runs' durations
     calls: Counter[tuple[str, str]]  # (source, operation) -> API calls
     throttles: Counter[tuple[str, str]]  # (source, operation) -> throttled attempts
-    throttles_total: Counter[str]  # source -> throttled attempts (runs that stored no operation)
+    throttles_total: Counter[str]  # source -> throttled attempts, all operations ("throttled_attempts")
 
 
 def _recent_runs(source_ids: list[int], since: dt.datetime) -> _Window:
