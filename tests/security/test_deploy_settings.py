@@ -37,6 +37,7 @@ _SCRUB = {
     "SECURE_PROXY_SSL_HEADER",
     "SESSION_COOKIE_SECURE",
     "CSRF_COOKIE_SECURE",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",  # set for the rest of the process once a browser test has run
     "SESSION_COOKIE_AGE",
     "SESSION_EXPIRE_AT_BROWSER_CLOSE",
     "AXES_ENABLED",
