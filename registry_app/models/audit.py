@@ -3,6 +3,9 @@ and decisions made outside the dashboard."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q, Value
@@ -16,6 +19,34 @@ def endpoint_name_is(name: str, field_name: str = "endpoint_name") -> Q:
     compiles to ``UPPER(...)`` / ``LIKE``, which no index serves). SageMaker endpoint names are
     case-insensitive and endpoint ARNs lower-case them."""
     return Q(Exact(Lower(field_name), Lower(Value(name))))
+
+
+class JSONTextField(models.JSONField):
+    """A JSON document kept as plain text: dicts in, dicts out, as with ``JSONField``, without the
+    database parsing every row it stores (PostgreSQL's ``jsonb`` input, SQLite's ``JSON_VALID``
+    check) and without SQL lookups into the document (``raw__key`` is refused, not mis-compiled).
+
+    For append-heavy evidence that is only ever read back whole: CloudTrail records arrive as the
+    record's own JSON text and are stored as such.
+    """
+
+    _lookups_kept = frozenset({"isnull"})
+
+    def get_internal_type(self) -> str:
+        return "TextField"
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if not prepared:
+            value = self.get_prep_value(value)
+        if value is None or hasattr(value, "as_sql"):
+            return value
+        return json.dumps(value, cls=self.encoder)
+
+    def get_lookup(self, lookup_name: str) -> Any:
+        return super().get_lookup(lookup_name) if lookup_name in self._lookups_kept else None
+
+    def get_transform(self, name: str) -> Any:
+        return None
 
 
 class CloudTrailEvent(models.Model):
@@ -93,7 +124,7 @@ class CloudTrailEvent(models.Model):
     )
     # As CloudTrail spelled it; matched case-insensitively through ct_endpoint_time (Lower(...)).
     endpoint_name = models.CharField(max_length=63, blank=True)
-    raw = models.JSONField()
+    raw = JSONTextField()  # the record's own JSON text
     ingested_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

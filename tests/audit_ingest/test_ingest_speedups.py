@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
 from typing import Any
 
@@ -74,3 +75,24 @@ def test_a_large_ingest_refreshes_the_planner_statistics(source: RegistrySource,
 
     cloudtrail_ingest._analyze_after(stats.inserted)
     assert _has_statistics()
+
+
+def test_raw_is_stored_as_text_and_read_back_as_the_record(source: RegistrySource) -> None:
+    from django.core.exceptions import FieldError
+
+    rec = r.approve("g", 1)
+    store_records(source, [rec], via=CloudTrailEvent.Via.S3, linker=Linker(source), fallback_time=timezone.now())
+    event = CloudTrailEvent.objects.get(event_id=rec["eventID"])
+    assert event.raw == rec
+
+    edited = dict(rec, eventName="UpdateModelPackage", extra={"nested": [1, "two", None]})
+    CloudTrailEvent.objects.filter(pk=event.pk).update(raw=edited)
+    event.refresh_from_db()
+    assert event.raw == edited
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT raw FROM {CloudTrailEvent._meta.db_table} WHERE id = %s", [event.pk])
+        (text,) = cursor.fetchone()
+    assert isinstance(text, str) and json.loads(text) == edited  # plain JSON text, as the record came
+    assert CloudTrailEvent.objects.filter(raw__isnull=False).count() == 1
+    with pytest.raises(FieldError):
+        list(CloudTrailEvent.objects.filter(raw__eventName="UpdateModelPackage"))
