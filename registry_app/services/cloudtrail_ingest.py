@@ -309,19 +309,48 @@ class Linker:
                 return pk
         return None
 
-    def resolve(self, event: ct.PreparedEvent) -> tuple[int | None, int | None]:
+    def resolve(self, event: PreparedRow) -> tuple[int | None, int | None]:
         """(package id, group id) for an event's link keys."""
         package_id = group_id = None
-        if event.package_name:
-            package_id, group_id = self._package(event.package_arn, event.package_group, event.package_version)
-        if group_id is None and event.group_name:
-            group_id = self.group(event.group_name)
-        if event.resource_type == ct.CARD and package_id is None:
-            found = self.card(event.card_name)
+        if event[_P_NAME]:
+            package_id, group_id = self._package(event[_P_ARN], event[_P_GROUP], event[_P_VERSION])
+        if group_id is None and event[_GROUP_NAME]:
+            group_id = self.group(event[_GROUP_NAME])
+        if event[_RESOURCE_TYPE] == ct.CARD and package_id is None:
+            found = self.card(event[_CARD_NAME])
             if found:
                 package_id, group_id = found
         return package_id, group_id
 
+
+# A prepared event as the writer reads it: a ``ct.PreparedEvent`` or the plain tuple of its fields
+# that a parsing process sends back (a tuple unpickles at half the cost of a named tuple, on the
+# thread that inserts), so the writer reads fields by position.
+PreparedRow = tuple[Any, ...]
+_FIELD = {name: index for index, name in enumerate(ct.PreparedEvent._fields)}
+_ID, _TIME, _ERROR = _FIELD["event_id"], _FIELD["event_time"], _FIELD["error_code"]
+_CANDIDATES, _RESOURCE_TYPE, _RESOURCE_NAME = _FIELD["candidates"], _FIELD["resource_type"], _FIELD["resource_name"]
+_P_ARN, _P_GROUP, _P_VERSION, _P_NAME = (
+    _FIELD["package_arn"],
+    _FIELD["package_group"],
+    _FIELD["package_version"],
+    _FIELD["package_name"],
+)
+_GROUP_NAME, _CARD_NAME, _ENDPOINT = _FIELD["group_name"], _FIELD["card_name"], _FIELD["endpoint_name"]
+_MODEL, _CONFIG, _RAW_JSON = _FIELD["model_name"], _FIELD["config_name"], _FIELD["raw_json"]
+if ct.PreparedEvent._fields[_TIME:_CANDIDATES] != (
+    "event_time",
+    "event_name",
+    "event_source",
+    "aws_region",
+    "account_id",
+    "read_only",
+    "error_code",
+    "actor_type",
+    "actor_arn",
+    "actor_name",
+):  # pragma: no cover - a guard for whoever reorders PreparedEvent
+    raise ImportError("PreparedEvent's field order no longer matches INSERT_COLUMNS")
 
 # The columns an ingest writes, in the order of ``_values`` (``id`` is the database's).
 INSERT_COLUMNS = (
@@ -352,29 +381,20 @@ _RAW = INSERT_COLUMNS.index("raw")
 _INSERT_SQL: dict[str, str] = {}
 
 
-def _values(source_id: int | None, via: str, event: ct.PreparedEvent, linker: Linker, now: dt.datetime) -> list[Any]:
+def _values(source_id: int | None, via: str, event: PreparedRow, linker: Linker, now: dt.datetime) -> list[Any]:
     package_id, group_id = linker.resolve(event)
     return [
-        event.event_id,
+        event[_ID],
         source_id,
         via,
-        event.event_time,
-        event.event_name,
-        event.event_source,
-        event.aws_region,
-        event.account_id,
-        event.read_only,
-        event.error_code,
-        event.actor_type,
-        event.actor_arn,
-        event.actor_name,
-        linker.user(event.candidates),
-        event.resource_type,
-        event.resource_name,
+        *event[_TIME:_CANDIDATES],  # event_time ... actor_name, in INSERT_COLUMNS order
+        linker.user(event[_CANDIDATES]),
+        event[_RESOURCE_TYPE],
+        event[_RESOURCE_NAME],
         package_id,
         group_id,
-        event.endpoint_name,
-        event.raw_json,
+        event[_ENDPOINT],
+        event[_RAW_JSON],
         now,
     ]
 
@@ -510,7 +530,7 @@ def store_records(
 
 def store_prepared(
     source: RegistrySource | None,
-    events: Iterable[ct.PreparedEvent],
+    events: Iterable[PreparedRow],
     *,
     via: str,
     linker: Linker,
@@ -524,7 +544,7 @@ def store_prepared(
     """
     stats = stats or StoreStats()
     size = batch_size()
-    chunk: list[ct.PreparedEvent] = []
+    chunk: list[PreparedRow] = []
     for event in events:
         stats.relevant += 1
         chunk.append(event)
@@ -537,41 +557,41 @@ def store_prepared(
 
 
 def _insert_chunk(
-    source: RegistrySource | None, via: str, chunk: list[ct.PreparedEvent], linker: Linker, stats: StoreStats
+    source: RegistrySource | None, via: str, chunk: list[PreparedRow], linker: Linker, stats: StoreStats
 ) -> None:
-    unique: dict[str, ct.PreparedEvent] = {}
+    unique: dict[str, PreparedRow] = {}
     for event in chunk:
-        unique.setdefault(event.event_id, event)
+        unique.setdefault(event[_ID], event)
     # Which events are new matters for the few that touch deployments (endpoint, config, model):
     # PostgreSQL's INSERT ... RETURNING says so; elsewhere those few are looked up first. The rest
     # are inserted with conflicts ignored and counted from the row count.
     fresh = list(unique.values())
     returning = connections[router.db_for_write(CloudTrailEvent)].vendor == "postgresql"
     if not returning:
-        deploying = [e.event_id for e in fresh if e.endpoint_name or e.model_name or e.config_name]
+        deploying = [e[_ID] for e in fresh if e[_ENDPOINT] or e[_MODEL] or e[_CONFIG]]
         if deploying:
             known = set(CloudTrailEvent.objects.filter(event_id__in=deploying).values_list("event_id", flat=True))
-            fresh = [e for e in fresh if e.event_id not in known]
-    linker.prefetch_users(name for event in fresh for name in event.candidates)
+            fresh = [e for e in fresh if e[_ID] not in known]
+    linker.prefetch_users(name for event in fresh for name in event[_CANDIDATES])
     now = timezone.now()
     source_id = source.pk if source else None
     outcome = _insert_rows([_values(source_id, via, event, linker, now) for event in fresh])
     if isinstance(outcome, set):
-        fresh = [event for event in fresh if event.event_id in outcome]
+        fresh = [event for event in fresh if event[_ID] in outcome]
         inserted = len(outcome)
     else:
         inserted = outcome
     stats.inserted += inserted
     stats.duplicates += len(chunk) - inserted
     for event in fresh:
-        if event.error_code:
+        if event[_ERROR]:
             continue
-        if event.endpoint_name:
-            stats.endpoints.add(event.endpoint_name)
-        if event.config_name and event.resource_type == ct.ENDPOINT_CONFIG:
-            stats.configs.add(event.config_name)
-        if event.model_name:
-            stats.models.add(event.model_name)
+        if event[_ENDPOINT]:
+            stats.endpoints.add(event[_ENDPOINT])
+        if event[_CONFIG] and event[_RESOURCE_TYPE] == ct.ENDPOINT_CONFIG:
+            stats.configs.add(event[_CONFIG])
+        if event[_MODEL]:
+            stats.models.add(event[_MODEL])
 
 
 def relink_events(source: RegistrySource, *, since: dt.datetime | None = None, limit: int = 5000) -> int:
@@ -695,7 +715,7 @@ class AuditIngest:
     def _commit(
         self,
         kind: str,
-        events: Iterable[ct.PreparedEvent],
+        events: Iterable[PreparedRow],
         via: str,
         position: dict[str, Any],
         result: PassResult,
@@ -899,7 +919,7 @@ class AuditIngest:
                     continue
                 yield obj
 
-    def _fetch(self, key: str, parser: _Parser) -> tuple[int, list[ct.PreparedEvent]]:
+    def _fetch(self, key: str, parser: _Parser) -> tuple[int, list[PreparedRow]]:
         body = self.reader.get_bytes(self.source.cloudtrail_bucket, key)
         return parser.parse(body, ct.delivery_time(key) or self.clock())
 
@@ -914,10 +934,10 @@ class AuditIngest:
         start_after, seen = self._start_after(root, state)
         recent: dict[str, None] = dict.fromkeys(state.get("recent", []))
         failed: dict[str, str] = dict(position.get("failed") or {})
-        pending: list[tuple[str, Future[tuple[int, list[ct.PreparedEvent]]]]] = []
+        pending: list[tuple[str, Future[tuple[int, list[PreparedRow]]]]] = []
         listing = self._listed(root, start_after, seen, result)
         group: list[str] = []
-        group_events: list[ct.PreparedEvent] = []
+        group_events: list[PreparedRow] = []
         group_started = time.monotonic()
         listed = 0
         parser = _Parser()
@@ -1030,11 +1050,11 @@ class _Parser:
             log.warning("audit ingest: no worker processes for parsing; parsing in threads", exc_info=True)
             self.pool = None
 
-    def parse(self, body: bytes, fallback: dt.datetime) -> tuple[int, list[ct.PreparedEvent]]:
+    def parse(self, body: bytes, fallback: dt.datetime) -> tuple[int, list[PreparedRow]]:
         pool = self.pool
         if pool is not None:
             try:
-                return pool.submit(ct.prepare_log_file, body, fallback).result()
+                return pool.submit(_prepare_rows, body, fallback).result()
             except BrokenProcessPool:
                 log.warning("audit ingest: a parsing process died; parsing in threads from now on")
                 self.pool = None
@@ -1054,6 +1074,12 @@ def _relaxed_commit() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+def _prepare_rows(body: bytes, fallback: dt.datetime) -> tuple[int, list[PreparedRow]]:
+    """``ct.prepare_log_file`` in a parsing process, its events sent back as plain tuples."""
+    seen, events = ct.prepare_log_file(body, fallback)
+    return seen, [tuple(event) for event in events]
 
 
 @contextlib.contextmanager
