@@ -399,9 +399,9 @@ SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 3600)
 
 
 # --- Hardening: CSP form-action for the OIDC provider (read last, after the SSO section) --------
-# The SSO login is a form post answered by a redirect to the provider, and browsers hold redirects
-# after a form submission to form-action: allow the authorization endpoint's origin (explicit, or
-# the issuer's, whose discovery document normally names an endpoint on the same origin).
+# Browsers hold the redirects that follow a form submission to form-action, so an SSO login started
+# by a form post must be allowed to land on the provider: allow the authorization endpoint's origin
+# (explicit, or the issuer's, whose discovery document normally names one on the same origin).
 def _origin(url: object) -> str:
     from urllib.parse import urlsplit
 
