@@ -38,6 +38,10 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.poll_all_event_queues",
             "schedule": float(settings.EVENTS_POLL_INTERVAL_SECONDS),
         },
+        "close-abandoned-sync-runs": {
+            "task": "registry_app.tasks.close_abandoned_sync_runs",
+            "schedule": 600.0,  # lost tasks, dead workers, lost shards; see services/sync_runs.py
+        },
         "resend-stuck-pushes": {
             "task": "registry_app.tasks.resend_stuck_pushes",
             "schedule": 120.0,  # pushes lost with a worker or the broker; see services/push.py

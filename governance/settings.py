@@ -349,6 +349,7 @@ _ROUTED_TASKS = {
         "sync_registry",
         "sync_shard",
         "sync_all_sources",
+        "close_abandoned_sync_runs",
         "sync_all_endpoints",
         "poll_all_event_queues",
     ),

@@ -31,6 +31,14 @@ def sync_shard_task(run_id: int, shard: int, group_ids: list[int], lock_token: s
     shard_execute(run_id, shard, group_ids, lock_token)
 
 
+@shared_task(name="registry_app.tasks.close_abandoned_sync_runs", ignore_result=True)
+def close_abandoned_sync_runs_task() -> int:
+    """Beat (every 10 minutes): runs whose task was lost or whose worker died are closed as failed."""
+    from registry_app.services.sync_runs import runs_close_abandoned
+
+    return runs_close_abandoned()
+
+
 def _request_for_all(mode: str, *, only_with_queue: bool = False) -> int:
     from registry_app.services.sync_runs import request_sync
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from registry_app import sync
 from registry_app.models import RegistrySource, SyncRun
 
 log = logging.getLogger(__name__)
@@ -76,3 +77,48 @@ def latest_runs_by_source() -> dict[int, SyncRun]:
         run.source_id: run
         for run in SyncRun.objects.filter(pk__in=[r for r in run_ids if r is not None]).select_related("source")
     }
+
+
+def runs_close_abandoned(now: dt.datetime | None = None) -> int:
+    """Mark runs that can no longer finish as failed, saying why; returns how many.
+
+    - queued for longer than ``QUEUED_STALE_AFTER``: the task was lost (broker restarted without
+      persistence, worker gone). If it is delivered after all, its claim (a conditional UPDATE
+      from "queued") finds nothing to do.
+    - running, started longer ago than the lease, on a source whose lease has lapsed: the worker
+      died, or a sharded full reconciliation lost shard tasks. A sync that is still alive renews
+      the lease, so it is never touched; a shard delivered later finds the run closed and stops.
+
+    Nothing is lost by closing a run: the next incremental sync (a minute later) and the nightly
+    full reconciliation redo its work.
+    """
+    now = now or timezone.now()
+    closed = SyncRun.objects.filter(status=SyncRun.Status.QUEUED, queued_at__lt=now - QUEUED_STALE_AFTER).update(
+        status=SyncRun.Status.FAILED,
+        finished_at=now,
+        progress="",
+        error="Never started: its task was lost (worker or broker down); the next scheduled sync redoes it.",
+    )
+    lapsed = Q(source__sync_locked_until__isnull=True) | Q(source__sync_locked_until__lt=now)
+    abandoned = SyncRun.objects.filter(
+        lapsed,
+        status=SyncRun.Status.RUNNING,
+        started_at__lt=now - dt.timedelta(seconds=settings.SYNC_LOCK_SECONDS),
+    )
+    for run in abandoned.only("pk", "counts"):
+        counts = run.counts or {}
+        total = int(counts.get("shards") or 0)
+        why = (
+            f"Abandoned: {total - int(counts.get(sync.SHARDS_DONE) or 0)} of {total} shards never reported"
+            if total
+            else "Abandoned: its worker stopped before finishing"
+        )
+        closed += SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
+            status=SyncRun.Status.FAILED,
+            finished_at=now,
+            progress="",
+            error=f"{why} (lease lapsed); the next scheduled sync redoes its work.",
+        )
+    if closed:
+        log.warning("closed %d abandoned sync run(s)", closed)
+    return closed

@@ -15,6 +15,7 @@ KINDS = {
         "sync_registry",
         "sync_shard",
         "sync_all_sources",
+        "close_abandoned_sync_runs",
         "sync_all_endpoints",
         "poll_all_event_queues",
     ],
