@@ -234,15 +234,18 @@ def kill_group(proc: subprocess.Popen[bytes] | None, sig: int = 9) -> None:
 
 
 def start_gunicorn(
-    env: dict[str, str], port: int, workers: int, threads: int, log_path: Path
+    env: dict[str, str], port: int, workers: int, threads: int, log_path: Path, *, keep_alive: int = 30
 ) -> subprocess.Popen[bytes]:
-    """gunicorn serving governance.wsgi on 127.0.0.1:port, answering the login page before this returns."""
+    """gunicorn (gthread) serving governance.wsgi on 127.0.0.1:port, answering the login page before this returns."""
     import urllib.request
 
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "governance.wsgi", "-b", f"127.0.0.1:{port}"]
-            + ["--workers", str(workers), "--threads", str(threads), "--timeout", "120", "--graceful-timeout", "10"],
+            + ["--workers", str(workers), "--threads", str(threads), "--timeout", "120", "--graceful-timeout", "10"]
+            # Idle keep-alive connections stay open longer than a user's think time (as behind a load
+            # balancer), so the server never closes one the client is just reusing (a reset, not an app error).
+            + ["--keep-alive", str(keep_alive)],
             env=env,
             cwd=ROOT,
             stdout=log,
@@ -304,3 +307,11 @@ def signoff_form_data(html: str, decision: str, comment: str) -> dict[str, str] 
     if role:
         data["role"] = role.group(1)
     return data
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so a stopped benchmark still runs its ``finally`` clean-up
+    (its worker, gunicorn, moto, Redis and scratch database); SIGINT is often ignored in background jobs."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -31,6 +31,7 @@ import json
 import os
 import random
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from typing import Any
 from benchlib import (
     ROOT,
     celery_queues,
+    exit_on_sigterm,
     free_port,
     kill_group,
     pg_drop,
@@ -268,6 +270,38 @@ def drain(queues: list[str], limit_s: float = 300) -> float:
     return round(time.perf_counter() - started, 1)
 
 
+def probe(site: str, data: dict[str, Any], reps: int) -> dict[str, dict[str, float]]:
+    """Each page alone: one logged-in client, ``reps`` sequential requests per page (service time
+    without queueing, on the same dataset, after the load)."""
+    import requests
+    from benchlib import browser_login
+
+    session = requests.Session()
+    browser_login(session, site, data["browsers"][1], data["password"])
+    pages = {
+        "/queue/ (mine)": ["/queue/"],
+        "/queue/?tab=all": ["/queue/?tab=all"],
+        "/queue/?tab=decided": ["/queue/?tab=decided"],
+        "review page": data["review_urls"],
+        "/groups/": ["/groups/"],
+        "group page": data["group_urls"],
+        "package timeline": data["timeline_urls"],
+        "endpoint timeline": data["endpoint_urls"],
+        "/audit/ search": data["audit_urls"],
+        "/as-of/": data["as_of_urls"],
+    }
+    out = {}
+    for label, urls in pages.items():
+        times = []
+        for i in range(reps):
+            started = time.perf_counter()
+            response = session.get(f"{site}{urls[i % len(urls)]}", timeout=120)
+            times.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+        out[label] = {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1)}
+    return out
+
+
 def cpu_seconds(pids: list[int]) -> float:
     import psutil
 
@@ -340,6 +374,7 @@ def main() -> None:
     if args.quick:
         args.packages, args.events, args.duration, args.live_groups, args.live_per_group = 500, 20_000, 20, 5, 6
 
+    exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="h6-load-"))
     moto_port, web_port = free_port(), free_port()
     site = f"http://127.0.0.1:{web_port}"
@@ -443,6 +478,7 @@ def main() -> None:
         capacity = round((os.cpu_count() or 2) * 1000 / max(0.1, cost_ms["gunicorn"] + cost_ms["postgres"]), 1)
         signers = json.loads((tmp / "signers.json").read_text()) if (tmp / "signers.json").exists() else {}
         settle = run_phase(__file__, env, "settle", "120")
+        alone = probe(site, json.loads(data_path.read_text()), 5)
         result = {
             "packages": args.packages,
             "audit_events": seed["audit"]["events"],
@@ -460,6 +496,7 @@ def main() -> None:
             "pages": rows,
             "failures": read_failures(prefix),
             "signer_outcomes": signers,
+            "page_alone": alone,
             "after_load": settle,
             "machine_cpu_percent": machine_cpu,
             "cpu_ms_per_request": cost_ms,
@@ -468,15 +505,16 @@ def main() -> None:
             "seed_tasks_drained_s": drained_s,
             "cpu_seconds": cpu,
         }
-        print("\n| page | requests | req/s | median ms | p95 ms | errors |\n|---|---:|---:|---:|---:|---:|")
+        print("\n| page | requests | req/s | median ms | p95 ms | errors | alone: median ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for row in sorted(rows, key=lambda r: -r["requests"]):
             print(
                 f"| {row['method']} {row['page']} | {row['requests']:,} | {row['rps']} | {row['median_ms']:.0f} | "
-                f"{row['p95_ms']:.0f} | {row['failures']} |"
+                f"{row['p95_ms']:.0f} | {row['failures']} | {alone.get(row['page'], {}).get('median_ms', '')} |"
             )
         print(
             f"| **all** | **{total.get('requests', 0):,}** | **{total.get('rps')}** | "
-            f"**{total.get('median_ms', 0):.0f}** | **{total.get('p95_ms', 0):.0f}** | **{total.get('failures')}** |"
+            f"**{total.get('median_ms', 0):.0f}** | **{total.get('p95_ms', 0):.0f}** | **{total.get('failures')}** | |"
         )
         print(f"\nsign-offs: {signers}; after the load: {settle}")
         print(

@@ -55,6 +55,7 @@ from benchlib import (
     ROOT,
     browser_login,
     celery_queues,
+    exit_on_sigterm,
     free_port,
     kill_group,
     pg_drop,
@@ -481,17 +482,17 @@ def main() -> None:
     parser.add_argument("--faults", type=int, default=1000, help="inject at least this many faults")
     parser.add_argument("--rate", type=float, default=0.3, help="share of SageMaker calls that fail")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--groups", type=int, default=12)
-    parser.add_argument("--per-group", type=int, default=15)
+    parser.add_argument("--groups", type=int, default=20)
+    parser.add_argument("--per-group", type=int, default=20)
     parser.add_argument("--signers-per-role", type=int, default=2)
-    parser.add_argument("--sync-every", type=float, default=6.0)
+    parser.add_argument("--sync-every", type=float, default=3.0)
     parser.add_argument("--outside-every", type=float, default=1.5)
     parser.add_argument("--min-seconds", type=int, default=120)
     parser.add_argument("--max-seconds", type=int, default=1200)
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--phase", nargs="+")
     args = parser.parse_args()
-    args.chaos_every = (6.0, 12.0)
+    args.chaos_every = (10.0, 20.0)  # seconds between two of: worker SIGKILL, Redis restart, PostgreSQL drop
     if args.phase:
         name, *rest = args.phase
         if name == "seed":
@@ -508,6 +509,7 @@ def main() -> None:
         args.faults, args.rate, args.groups, args.per_group = 60, 0.35, 4, 6
         args.min_seconds, args.max_seconds, args.sync_every, args.chaos_every = 30, 60, 4.0, (4.0, 8.0)
 
+    exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="h6-soak-"))
     moto_port, web_port = free_port(), free_port()
     site = f"http://127.0.0.1:{web_port}"
