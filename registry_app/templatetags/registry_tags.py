@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from django import template
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
@@ -96,6 +97,22 @@ def status_badge(status: Any, label: Any = None) -> SafeString:
     if not status:
         return format_html('<span class="muted">{}</span>', EMPTY)
     return format_html('<span class="{}">{}</span>', badge_class(status), label or status_label(status))
+
+
+@register.filter
+def endpoint_url(name: Any) -> str:
+    """The endpoint page's URL, or "" for a name no endpoint page can have.
+
+    CloudTrail keeps the request parameters of refused calls verbatim, so an endpoint name from an
+    event may hold "/" or be empty; such a name is shown as text instead of taking the page down.
+    """
+    text = str(name or "")
+    if not text:
+        return ""
+    try:
+        return reverse("registry:endpoint_detail", args=[text])
+    except NoReverseMatch:
+        return ""
 
 
 @register.filter

@@ -89,6 +89,7 @@ MAX_LENGTH = {
     "metric_facet": 255,
     "ct_actor": 256,
     "ct_event_name": 128,
+    "ct_endpoint_name": 63,
 }
 
 # Every registry-supplied field the pages show, in a fixed order (tokens are numbered by position).
@@ -123,6 +124,7 @@ FIELDS: tuple[str, ...] = (
     "ct_user_agent",
     "ct_request_value",
     "ct_event_name",
+    "ct_endpoint_name",
     "sync_error_subject",
     "sync_error_message",
     "observation_field",
@@ -284,6 +286,16 @@ def build_site(texts: dict[str, str], *, source: RegistrySource | None = None) -
         request={"endpointConfigName": t["ct_request_value"]},
     )
     cloudtrail(t["ct_event_name"], now - dt.timedelta(hours=1), actor=t["ct_actor"], package=pending)
+    # CloudTrail keeps refused calls' parameters verbatim: an endpoint name no endpoint can have ("/").
+    ct_endpoint = t["ct_endpoint_name"][:60] + "/x"
+    cloudtrail(
+        "UpdateEndpoint",
+        now - dt.timedelta(hours=4),
+        actor=t["ct_actor"],
+        package=pending,
+        endpoint_name=ct_endpoint,
+        error_code="ValidationException",
+    )
     SyncRunFactory(
         source=source,
         status="partial",
@@ -308,6 +320,7 @@ def build_site(texts: dict[str, str], *, source: RegistrySource | None = None) -
         "audit search": reverse("registry:audit_search"),
         "audit search by actor": reverse("registry:audit_search") + "?" + urlencode({"actor": t["ct_actor"]}),
         "as-of": reverse("registry:as_of") + "?" + urlencode({"endpoint": endpoint_name, "at": at}),
+        "as-of refused name": reverse("registry:as_of") + "?" + urlencode({"endpoint": ct_endpoint, "at": at}),
         "bypasses": reverse("registry:audit_bypasses"),
         "queue": reverse("registry:queue"),
         "sync": reverse("registry:sync_status"),
