@@ -229,6 +229,63 @@ def seed_mirror() -> Any:
     return source
 
 
+class CpuMeter:
+    """CPU seconds of this process's descendants (the parsing processes), sampled from /proc while
+    they live: they exit with the pool, and their forkserver parent is never waited for."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _stat(self, pid: str) -> tuple[int, float] | None:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / self.tick  # ppid, utime + stime
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        stats = {int(p): st for p in os.listdir("/proc") if p.isdigit() and (st := self._stat(p)) is not None}
+        family = {me}
+        changed = True
+        while changed:
+            changed = False
+            for pid, (ppid, _) in stats.items():
+                if ppid in family and pid not in family:
+                    family.add(pid)
+                    changed = True
+        for pid in family - {me}:
+            self.seen[pid] = max(self.seen.get(pid, 0.0), stats[pid][1])
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.2):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._sample()
+        self.stop.set()
+        self.thread.join()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seen.values())
+
+
+def _process_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def phase_ingest() -> dict[str, Any]:
     setup_django()
     from django.db import connection
@@ -251,14 +308,23 @@ def phase_ingest() -> dict[str, Any]:
     real_relink = cloudtrail_ingest.relink_events
 
     def relink(source: Any, **kw: Any) -> int:
-        marks["s3_done"] = time.perf_counter()
+        marks.setdefault("s3_done", time.perf_counter())
+        marks.setdefault("writer_cpu", time.thread_time() - writer_cpu0)
+        marks.setdefault("process_cpu", _process_cpu() - process_cpu0)
+        marks.setdefault("parser_cpu", meter.seconds)
+        marks.setdefault("database_cpu", backend_cpu() - database_cpu0)
         return real_relink(source, **kw)
 
     cloudtrail_ingest.relink_events = relink  # type: ignore[assignment]
-    with connection.execute_wrapper(counter):
+    writer_cpu0, process_cpu0, database_cpu0 = time.thread_time(), _process_cpu(), backend_cpu()
+    with CpuMeter() as meter, connection.execute_wrapper(counter):
         result = ingest_source(source, lookup=False, since=(dt.date.today() - dt.timedelta(days=DAYS + 2)))
     wall = time.perf_counter() - started
     s3_seconds = marks.get("s3_done", time.perf_counter()) - started
+    inserted = max(1, result.s3.inserted)
+    writer_us = marks.get("writer_cpu", 0.0) / inserted * 1e6  # the thread that links and inserts
+    total_us = (marks.get("process_cpu", 0.0) + marks.get("parser_cpu", 0.0)) / inserted * 1e6
+    database_us = marks.get("database_cpu", 0.0) / inserted * 1e6  # PostgreSQL's server process (COPY, indexes)
     return {
         "files": result.s3.pages,
         "records": result.s3.records,
@@ -269,6 +335,16 @@ def phase_ingest() -> dict[str, Any]:
         "errors": result.errors[:5],
         "s3_pass_s": round(s3_seconds, 2),
         "events_per_s": round(result.s3.inserted / s3_seconds),
+        # CPU per event in the S3 pass (a shared, loaded machine stretches wall time, not these much):
+        "cpu_us_per_event": {
+            "writer_thread": round(writer_us, 1),
+            "ingest_processes": round(total_us, 1),
+            "database_server": round(database_us, 1),
+        },
+        # What two otherwise idle cores allow: the writer thread's own limit, or all CPU over 2 cores.
+        "cpu_bound_events_per_s": round(
+            min(1e6 / max(writer_us, 1e-9), 2e6 / max(total_us + database_us, 1e-9)) if total_us else 0
+        ),
         "wall_s": round(wall, 2),
         "after_ingest_s": round(wall - s3_seconds, 2),
         "deployments_rebuilt": len(result.deployments_rebuilt),
@@ -277,6 +353,24 @@ def phase_ingest() -> dict[str, Any]:
         "rss_mb": round(peak_rss_mb(), 1),
         "aws_calls": result.aws_calls,
     }
+
+
+def backend_cpu() -> float:
+    """CPU seconds the PostgreSQL server process of this connection has used (same machine); 0 on SQLite,
+    whose work runs inside the writer thread."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------------- (b) fake LookupEvents
@@ -568,6 +662,13 @@ def main() -> None:
         print(f"| stored (unique relevant) | {ingest['stored']:,} ({linked}) |")
         print(f"| S3 pass wall | {ingest['s3_pass_s']} s |")
         print(f"| **ingest rate** | **{ingest['events_per_s']:,} events/s** |")
+        cpu = ingest["cpu_us_per_event"]
+        print(
+            f"| CPU per event (S3 pass) | writer thread {cpu['writer_thread']} µs, all ingest processes "
+            f"{cpu['ingest_processes']} µs, database server {cpu['database_server']} µs |"
+        )
+        bound = ingest["cpu_bound_events_per_s"]
+        print(f"| CPU-bound rate on 2 idle cores (from the CPU figures) | {bound:,} events/s |")
         print(f"| after the pass (relink, evidence, {ingest['deployments_rebuilt']} deployment rebuilds) | "
               f"{ingest['after_ingest_s']} s |")  # fmt: skip
         print(f"| SQL statements | {ingest['sql_queries']:,} |")

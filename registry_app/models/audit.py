@@ -224,6 +224,8 @@ class EndpointDeployment(models.Model):
         indexes = [
             # "What served E at T": the windows of one endpoint (any spelling) started by T, newest first.
             models.Index(Lower("endpoint_name"), F("started_at").desc(), F("ended_at"), name="deploy_endpoint_start"),
+            # The as-of form's list of endpoint names (a DISTINCT over this index alone).
+            models.Index(fields=["endpoint_name"], name="deploy_endpoint_name"),
         ]
 
     def __str__(self) -> str:

@@ -1190,10 +1190,11 @@ def analyze_after_rows() -> int:
 def _analyze_after(inserted: int) -> None:
     """Refresh the query planner's statistics on the event table after a large ingest.
 
-    Without them SQLite cannot tell that ``event_name IN (...)`` matches most of the table while
-    ``package_id IN (...)`` matches a handful of rows, and walks ``ct_name_time`` (the as-of status
-    history then reads every UpdateModelPackage); PostgreSQL's autovacuum gets there eventually.
-    SQLite samples (``analysis_limit``), so this stays well under a second at a million rows.
+    Without them SQLite assumes every index narrows an equality to a few rows and cannot tell that
+    ``event_name = ...`` matches a tenth of the table while ``actor_name = ...`` or ``package_id =
+    ...`` match a handful; PostgreSQL's autovacuum gets there eventually. A full pass (no
+    ``analysis_limit``: sampling badly underestimates low-cardinality columns such as event_name)
+    takes about two seconds at a million rows.
     """
     if inserted < max(1, analyze_after_rows()):
         return
@@ -1201,7 +1202,7 @@ def _analyze_after(inserted: int) -> None:
     table = connection.ops.quote_name(CloudTrailEvent._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
-            cursor.execute("PRAGMA analysis_limit = 2000")
+            cursor.execute("PRAGMA analysis_limit = 0")
             cursor.execute(f"ANALYZE {table}")
         elif connection.vendor == "postgresql":
             cursor.execute(f"ANALYZE {table}")
