@@ -1,7 +1,9 @@
 """CloudTrail ingest benchmark.
 
 (a) 1,000,000 CloudTrail records in gzip'd trail log files on a loopback moto server, ingested by
-    ``ingest_source`` (S3 pass): events/s (target >= 20,000) and peak RSS of the ingesting process.
+    ``ingest_source`` (S3 pass): events/s (target >= 20,000) and peak RSS of the ingesting process,
+    and CPU per event (the inserting thread, every ingest process, PostgreSQL's server process) with
+    the rate two idle cores would allow from it: wall time on a shared machine says little alone.
 (b) LookupEvents against a loopback fake CloudTrail endpoint that enforces 2 requests/s per
     account+Region (a sliding one-second window; beyond it: ThrottlingException) and checks that
     every NextToken comes back with identical parameters: the fraction of the limit reached (target
