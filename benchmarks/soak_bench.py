@@ -480,7 +480,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, >= 60 faults (under 3 minutes)")
     parser.add_argument("--faults", type=int, default=1000, help="inject at least this many faults")
-    parser.add_argument("--rate", type=float, default=0.3, help="share of SageMaker calls that fail")
+    parser.add_argument("--rate", type=float, default=0.5, help="share of SageMaker calls that fail")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--groups", type=int, default=20)
     parser.add_argument("--per-group", type=int, default=20)
@@ -488,7 +488,7 @@ def main() -> None:
     parser.add_argument("--sync-every", type=float, default=3.0)
     parser.add_argument("--outside-every", type=float, default=1.5)
     parser.add_argument("--min-seconds", type=int, default=120)
-    parser.add_argument("--max-seconds", type=int, default=1200)
+    parser.add_argument("--max-seconds", type=int, default=1500)
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--phase", nargs="+")
     args = parser.parse_args()
@@ -538,7 +538,7 @@ def main() -> None:
         # Short timeouts so an injected timeout costs seconds, and a lock left by a killed worker expires soon.
         AWS_READ_TIMEOUT="2",
         AWS_CONNECT_TIMEOUT="2",
-        SYNC_LOCK_SECONDS="60",
+        SYNC_LOCK_SECONDS="30",
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         SOAK_MOTO_URL=moto_url,
     )

@@ -139,6 +139,7 @@ def send_sla_reminders_task() -> int:
 # sends it again.
 
 from celery import Task  # noqa: E402  (section-local imports, like the section above)
+from django.db import InterfaceError, OperationalError  # noqa: E402
 
 from registry_app.aws.errors import RetryableAwsError  # noqa: E402
 
@@ -146,7 +147,8 @@ from registry_app.aws.errors import RetryableAwsError  # noqa: E402
 @shared_task(
     name="registry_app.tasks.push",
     bind=True,
-    autoretry_for=(RetryableAwsError,),
+    # A dropped database connection is as transient as a throttled AWS call (push_execute put the row back).
+    autoretry_for=(RetryableAwsError, OperationalError, InterfaceError),
     retry_backoff=5,
     retry_backoff_max=600,
     retry_jitter=True,

@@ -28,6 +28,7 @@ died mid-push.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -315,6 +316,14 @@ def push_execute(push_id: UUID | str, *, client: RegistryClient | None = None) -
     except (AwsError, PushRefused) as exc:
         if claim.finish(State.FAILED, last_error=str(exc)):
             _enqueue_next(push)  # later pushes do not wait for a failed one
+    except (OperationalError, InterfaceError) as exc:
+        # The database connection dropped (failover, restart, a terminated backend): transient, so the
+        # row goes back to pending for the task's retry, never to failed (which waits for staff). If
+        # the database is still away the claim stays and pushes_resend_stuck re-sends it; either way
+        # the delivery's describe tells whether the update already went through.
+        with contextlib.suppress(DatabaseError):
+            claim.finish(State.PENDING, last_error=f"Database connection lost while sending: {exc}")
+        raise
     except Exception as exc:
         claim.finish(State.FAILED, last_error=f"Unexpected error: {exc!r}")
         raise
