@@ -121,6 +121,13 @@ class FaultProxy(ThreadingHTTPServer):
             self.stats.faults[("timeout" if kind == "timeout_after_forward" else kind, operation)] += 1
             return kind
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (a killed worker, a timed-out call) is expected here."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return self.stats.as_dict()
