@@ -120,18 +120,58 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _lc(value: Any) -> dict[str, Any]:
-    """``value``'s keys lower-cased ({} for a non-dict): one pass, then O(1) case-insensitive lookups.
+# The keys the normaliser reads, as CloudTrail spells them, plus the other keys CloudTrail writes
+# at the levels it reads: a map whose keys are all among these (one spelling per case-folded name)
+# is read as it is, with no copy; any other spelling goes through ``_lc``'s re-keyed copy.
+_READ_KEYS = (
+    "eventName", "eventSource", "userIdentity", "requestParameters", "responseElements", "readOnly",
+    "eventID", "awsRegion", "recipientAccountId", "eventTime", "errorCode", "additionalEventData",
+    "type", "arn", "sessionContext", "userName", "invokedBy", "onBehalfOf", "principalId", "accountId",
+    "sourceIdentity", "sessionIssuer", "userId", "modelPackageArn", "modelPackageName",
+    "modelPackageGroupName", "modelPackageGroupArn", "modelCardName", "modelCardArn", "primaryContainer",
+    "containers", "modelName", "modelArn", "endpointConfigName", "endpointConfigArn", "endpointName",
+    "endpointArn", "roleArn",
+)  # fmt: skip
+_OTHER_KEYS = (
+    "eventVersion", "sourceIPAddress", "userAgent", "requestID", "eventType", "managementEvent",
+    "eventCategory", "errorMessage", "resources", "apiVersion", "sharedEventID", "vpcEndpointId",
+    "vpcEndpointAccountId", "serviceEventDetails", "tlsDetails", "sessionCredentialFromConsole",
+    "insightDetails", "edgeDeviceDetails", "addendum", "accessKeyId", "webIdFederationData",
+    "attributes", "identityStoreArn", "credentialId", "inScopeOf", "identityProvider",
+    "modelApprovalStatus", "approvalDescription", "modelPackageDescription", "inferenceSpecification",
+    "customerMetadataProperties", "modelCardStatus", "content", "resourcePolicy",
+    "productionVariants", "executionRoleArn", "tags", "roleSessionName", "durationSeconds",
+    "credentials", "assumedRoleUser", "packedPolicySize", "modelMetrics", "metadataProperties",
+    "certifyForMarketplace", "clientToken", "modelPackageVersion", "modelCardVersion",
+    "modelPackageGroupDescription", "vpcConfig", "enableNetworkIsolation", "kmsKeyId",
+    "dataCaptureConfig", "retainAllVariantProperties", "deploymentConfig", "image", "modelDataUrl",
+    "environment", "variantName", "initialInstanceCount", "instanceType",
+)  # fmt: skip
+_SPELLING = {key.lower(): key for key in (*_OTHER_KEYS, *_READ_KEYS)}
+_AS_IS = frozenset(_SPELLING.values())  # one spelling per case-folded name, by construction
 
-    The hot path (a million records per minute) reads every field through these maps instead of
-    ``ci_get``; user maps (``customerMetadataProperties``...) are never lowered, only looked into.
+
+def _lc(value: Any) -> dict[str, Any]:
+    """``value`` with its keys in the spelling the normaliser reads ({} for a non-dict).
+
+    When every key is already one of those spellings (every record CloudTrail writes) that is
+    ``value`` itself: a C-level subset test, no copy. Otherwise a copy whose keys are re-spelt
+    through their lower-case form (the last of several spellings wins; unknown keys are
+    lower-cased), so ``ModelPackageArn`` and ``MODELPACKAGEARN`` read as ``modelPackageArn``.
+    User maps (``customerMetadataProperties``...) are never re-keyed, only looked into.
     """
     if not isinstance(value, dict):
         return {}
-    try:
-        return dict(zip(map(str.lower, value), value.values(), strict=True))  # C loops: JSON keys are str
-    except TypeError:
-        return {(k.lower() if isinstance(k, str) else k): v for k, v in value.items()}
+    if value.keys() <= _AS_IS:
+        return value
+    spelling = _SPELLING
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if isinstance(key, str):
+            lowered = key.lower()
+            key = spelling.get(lowered, lowered)
+        out[key] = item
+    return out
 
 
 def _s(value: Any) -> str:
@@ -170,14 +210,14 @@ def is_relevant(record: Any) -> bool:
 
 
 def _relevant(top: dict[str, Any]) -> bool:
-    raw_name = _s(top.get("eventname"))
+    raw_name = _s(top.get("eventName"))
     name = canonical_event_name(raw_name)
-    source = _s(top.get("eventsource")).lower()
+    source = _s(top.get("eventSource")).lower()
     if name == ASSUME_ROLE:
         if source not in ("", STS):
             return False
-        identity = _lc(top.get("useridentity"))
-        if _s(_lc(top.get("requestparameters")).get("sourceidentity")):
+        identity = _lc(top.get("userIdentity"))
+        if _s(_lc(top.get("requestParameters")).get("sourceIdentity")):
             return True
         return bool(identity) and _s(identity.get("type")) != "AWSService"
     if name:
@@ -191,7 +231,7 @@ def _relevant(top: dict[str, Any]) -> bool:
 
 
 def _read_only(top: dict[str, Any]) -> bool | None:
-    value = top.get("readonly")
+    value = top.get("readOnly")
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -279,9 +319,9 @@ def _assumed_role_parts(identity: dict[str, Any], context: dict[str, Any]) -> tu
     if ":assumed-role/" in arn:
         tail = arn.split(":assumed-role/", 1)[1]
         role, _, session = tail.partition("/")
-    role = _s(_lc(context.get("sessionissuer")).get("username")) or role
+    role = _s(_lc(context.get("sessionIssuer")).get("userName")) or role
     if not session:
-        principal = _s(identity.get("principalid"))
+        principal = _s(identity.get("principalId"))
         if ":" in principal:
             session = principal.split(":", 1)[1]
     return role, session
@@ -306,11 +346,11 @@ def actor_of(identity: Any, record: Any = None) -> Actor:
 def _actor(identity: dict[str, Any], record: Any) -> Actor:
     kind = _s(identity.get("type"))
     arn = _s(identity.get("arn"))
-    context = _lc(identity.get("sessioncontext"))
-    source_identity = _s(context.get("sourceidentity"))
-    user_name = _s(identity.get("username"))
-    invoked_by = _s(identity.get("invokedby"))
-    on_behalf = _lc(identity.get("onbehalfof"))
+    context = _lc(identity.get("sessionContext"))
+    source_identity = _s(context.get("sourceIdentity"))
+    user_name = _s(identity.get("userName"))
+    invoked_by = _s(identity.get("invokedBy"))
+    on_behalf = _lc(identity.get("onBehalfOf"))
     name = ""
     candidates: tuple[str, ...] = ()
 
@@ -327,8 +367,8 @@ def _actor(identity: dict[str, Any], record: Any) -> Actor:
         candidates = _unique_lower(source_identity or (session if meaningful else ""))
     elif kind == "IdentityCenterUser" or on_behalf:
         extra = _lc(ci_get(record, "additionalEventData"))
-        sso_name = user_name or _s(on_behalf.get("username")) or _s(extra.get("username"))
-        user_id = _s(on_behalf.get("userid"))
+        sso_name = user_name or _s(on_behalf.get("userName")) or _s(extra.get("userName"))
+        user_id = _s(on_behalf.get("userId"))
         name = source_identity or sso_name or (f"idc:{user_id}" if user_id else "identity-center-user")
         candidates = _unique_lower(source_identity) if source_identity else _unique_lower(sso_name)
     elif kind == "IAMUser":
@@ -337,12 +377,12 @@ def _actor(identity: dict[str, Any], record: Any) -> Actor:
     elif kind == "Root":
         name = "root"
     elif kind == "AWSService":
-        name = invoked_by or _s(identity.get("principalid")) or "aws-service"
+        name = invoked_by or _s(identity.get("principalId")) or "aws-service"
     elif kind == "FederatedUser":
-        name = arn.rsplit("/", 1)[-1] if ":federated-user/" in arn else _s(identity.get("principalid"))
+        name = arn.rsplit("/", 1)[-1] if ":federated-user/" in arn else _s(identity.get("principalId"))
         candidates = _unique_lower(name)
     else:  # SAMLUser, WebIdentityUser, Directory, AWSAccount, Unknown, future types
-        name = source_identity or user_name or _s(identity.get("principalid")) or arn or invoked_by
+        name = source_identity or user_name or _s(identity.get("principalId")) or arn or invoked_by
         candidates = _unique_lower(source_identity or user_name)
     if not name and invoked_by:
         name = invoked_by
@@ -368,11 +408,11 @@ class Link:
 
 def _package_link(req: dict[str, Any], resp: dict[str, Any], region: str, account: str) -> Link:
     ref = package_ref(
-        resp.get("modelpackagearn") or req.get("modelpackagearn") or req.get("modelpackagename"),
+        resp.get("modelPackageArn") or req.get("modelPackageArn") or req.get("modelPackageName"),
         region=region,
         account=account,
     )
-    group = name_or_arn(_s(req.get("modelpackagegroupname")), "model-package-group") or ref.group
+    group = name_or_arn(_s(req.get("modelPackageGroupName")), "model-package-group") or ref.group
     if ref.name:
         return Link(PACKAGE, (ref.arn or ref.name)[:MAX_RESOURCE], package=ref, group_name=group)
     if group:  # e.g. a failed CreateModelPackage: no ARN came back, but the group is known
@@ -381,15 +421,15 @@ def _package_link(req: dict[str, Any], resp: dict[str, Any], region: str, accoun
 
 
 def _group_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
-    group = name_or_arn(_s(req.get("modelpackagegroupname")), "model-package-group") or arn_resource(
-        _s(resp.get("modelpackagegrouparn")), "model-package-group"
+    group = name_or_arn(_s(req.get("modelPackageGroupName")), "model-package-group") or arn_resource(
+        _s(resp.get("modelPackageGroupArn")), "model-package-group"
     )
     return Link(GROUP, group[:MAX_RESOURCE], group_name=group) if group else Link()
 
 
 def _card_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
-    card = name_or_arn(_s(req.get("modelcardname")), "model-card") or arn_resource(
-        _s(resp.get("modelcardarn")), "model-card"
+    card = name_or_arn(_s(req.get("modelCardName")), "model-card") or arn_resource(
+        _s(resp.get("modelCardArn")), "model-card"
     )
     return Link(CARD, card[:MAX_RESOURCE], card_name=card) if card else Link()
 
@@ -397,17 +437,17 @@ def _card_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
 def model_package_names(request: Any) -> list[str]:
     """``modelPackageName`` of a CreateModel's ``primaryContainer`` and ``containers[]``, in order."""
     req = _lc(request)
-    containers = [req.get("primarycontainer"), *_list(req.get("containers"))]
+    containers = [req.get("primaryContainer"), *_list(req.get("containers"))]
     names = []
     for container in containers:
-        value = _s(_lc(container).get("modelpackagename"))
+        value = _s(_lc(container).get("modelPackageName"))
         if value and value not in names:
             names.append(value)
     return names
 
 
 def _model_link(req: dict[str, Any], resp: dict[str, Any], region: str, account: str) -> Link:
-    model = _s(req.get("modelname")) or arn_resource(_s(resp.get("modelarn")), "model")
+    model = _s(req.get("modelName")) or arn_resource(_s(resp.get("modelArn")), "model")
     refs = [package_ref(n, region=region, account=account) for n in model_package_names(req)]
     ref = next((r for r in refs if r.name), PackageRef())
     if not model:
@@ -416,20 +456,20 @@ def _model_link(req: dict[str, Any], resp: dict[str, Any], region: str, account:
 
 
 def _config_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
-    config = _s(req.get("endpointconfigname")) or arn_resource(_s(resp.get("endpointconfigarn")), "endpoint-config")
+    config = _s(req.get("endpointConfigName")) or arn_resource(_s(resp.get("endpointConfigArn")), "endpoint-config")
     return Link(ENDPOINT_CONFIG, config[:MAX_RESOURCE], config_name=config) if config else Link()
 
 
 def _endpoint_link(req: dict[str, Any], resp: dict[str, Any]) -> Link:
     # The ARN lower-cases the name, so the request's spelling wins.
-    endpoint = _s(req.get("endpointname")) or arn_resource(_s(resp.get("endpointarn")), "endpoint")
+    endpoint = _s(req.get("endpointName")) or arn_resource(_s(resp.get("endpointArn")), "endpoint")
     if not endpoint:
         return Link()
     return Link(
         ENDPOINT,
         endpoint[:MAX_RESOURCE],
         endpoint_name=endpoint[:MAX_ENDPOINT],
-        config_name=_s(req.get("endpointconfigname")),
+        config_name=_s(req.get("endpointConfigName")),
     )
 
 
@@ -449,7 +489,7 @@ def link_of(event_name: str, request: Any, response: Any, *, region: str = "", a
     if event_name in ENDPOINT_EVENTS:
         return _endpoint_link(req, resp)
     if event_name == ASSUME_ROLE:
-        role = _s(req.get("rolearn"))
+        role = _s(req.get("roleArn"))
         return Link(ROLE, role[:MAX_RESOURCE]) if role else Link()
     return Link()
 
@@ -525,22 +565,22 @@ def normalize_if_relevant(record: Any, *, fallback_time: dt.datetime) -> Normali
 
 
 def _normalize(top: dict[str, Any], record: dict[str, Any], fallback_time: dt.datetime) -> NormalizedEvent:
-    raw_name = _s(top.get("eventname"))
+    raw_name = _s(top.get("eventName"))
     name = canonical_event_name(raw_name) or raw_name
-    event_id = _s(top.get("eventid"))[:MAX_ID] or synthetic_event_id(record)
-    identity = _lc(top.get("useridentity"))
-    region = _s(top.get("awsregion"))
-    account = _s(top.get("recipientaccountid")) or _s(identity.get("accountid"))
-    link = link_of(name, top.get("requestparameters"), top.get("responseelements"), region=region, account=account)
+    event_id = _s(top.get("eventID"))[:MAX_ID] or synthetic_event_id(record)
+    identity = _lc(top.get("userIdentity"))
+    region = _s(top.get("awsRegion"))
+    account = _s(top.get("recipientAccountId")) or _s(identity.get("accountId"))
+    link = link_of(name, top.get("requestParameters"), top.get("responseElements"), region=region, account=account)
     return NormalizedEvent(
         event_id=event_id,
-        event_time=parse_event_time(top.get("eventtime")) or fallback_time,
+        event_time=parse_event_time(top.get("eventTime")) or fallback_time,
         event_name=(name or "(no eventName)")[:128],
-        event_source=_s(top.get("eventsource"))[:128],
+        event_source=_s(top.get("eventSource"))[:128],
         aws_region=region[:32],
         account_id=account[:12],
         read_only=_read_only(top),
-        error_code=_s(top.get("errorcode"))[:256],
+        error_code=_s(top.get("errorCode"))[:256],
         actor=_actor(identity, record),
         link=link,
         raw=record,
