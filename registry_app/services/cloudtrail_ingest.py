@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import json
 import logging
 import multiprocessing
@@ -1058,7 +1059,7 @@ class _Parser:
             except BrokenProcessPool:
                 log.warning("audit ingest: a parsing process died; parsing in threads from now on")
                 self.pool = None
-        return ct.prepare_log_file(body, fallback)
+        return ct.prepare_log_rows(body, fallback)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -1077,9 +1078,16 @@ def _relaxed_commit() -> None:
 
 
 def _prepare_rows(body: bytes, fallback: dt.datetime) -> tuple[int, list[PreparedRow]]:
-    """``ct.prepare_log_file`` in a parsing process, its events sent back as plain tuples."""
-    seen, events = ct.prepare_log_file(body, fallback)
-    return seen, [tuple(event) for event in events]
+    """``ct.prepare_log_rows`` in a parsing process (events as plain tuples), with the cyclic garbage
+    collector paused meanwhile: a file's records are acyclic JSON trees that reference counting
+    frees, yet their tens of thousands of containers would set off collection after collection."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ct.prepare_log_rows(body, fallback)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager
