@@ -475,39 +475,38 @@ def _sqlite_time_adapter(connection: Any) -> Callable[[dt.datetime], Any]:
     return adapter
 
 
+# Per database alias: whether the last look-up found none of its ids stored (a backfill of new
+# events). Then the next batch skips the look-up and is COPYed straight away; a conflict sends it
+# the long way. Only a guess of which way is cheaper: either way stores exactly the same rows.
+_COPY_CLEAN: dict[str, bool] = {}
+
+
 def _copy_rows(connection: Any, rows: list[list[Any]]) -> set[str]:
     """PostgreSQL: the ids already stored are looked up (one indexed ``= ANY`` query) and the rest
     go straight into the table with ``COPY``. Should a concurrent ingest store one of them in
     between, the COPY fails on the unique index; then, inside a savepoint rolled back for that, the
     rows go through a session temp table and ``INSERT ... ON CONFLICT (event_id) DO NOTHING``.
+    While look-ups find nothing stored (a backfill), the look-up is skipped and the COPY tried
+    first (~4 us of server time per event less at a million rows); a conflict means the look-up.
 
     Both COPYs use the binary format (column types from the model's fields):
     no text escaping of the raw JSON on either side, no timestamp parsing in the server (per row,
-    client 7.2 -> 2.8 us and server 10.5 -> 7.5 us in a micro-benchmark)."""
+    client 7.2 -> 2.8 us and server 10.5 -> 7.5 us in a micro-benchmark). ``rows`` have distinct ids."""
     table = connection.ops.quote_name(CloudTrailEvent._meta.db_table)
     columns = _columns(connection)
     types = _copy_types(connection)
     binary = " (FORMAT BINARY)" if types else ""
+    if _COPY_CLEAN.get(connection.alias) and _copy_direct(connection, table, columns, types, rows):
+        return {row[0] for row in rows}
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [[row[0] for row in rows]])
         known = {row[0] for row in cursor.fetchall()}
+        _COPY_CLEAN[connection.alias] = not known
         fresh = [row for row in rows if row[0] not in known]
         if not fresh:
             return set()
-        try:
-            with (
-                transaction.atomic(savepoint=True),
-                connection.cursor() as direct,
-                connection.wrap_database_errors,  # psycopg's UniqueViolation -> Django's IntegrityError
-                direct.cursor.copy(f"COPY {table} ({columns}) FROM STDIN{binary}") as copy,
-            ):
-                if types:
-                    copy.set_types(types)
-                for row in fresh:
-                    copy.write_row(row)
+        if _copy_direct(connection, table, columns, types, fresh):
             return {row[0] for row in fresh}
-        except IntegrityError:
-            pass
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS audit_ingest_rows AS SELECT {columns} FROM {table} WITH NO DATA"
         )
@@ -523,6 +522,25 @@ def _copy_rows(connection: Any, rows: list[list[Any]]) -> set[str]:
         inserted = {row[0] for row in cursor.fetchall()}
         cursor.execute("TRUNCATE audit_ingest_rows")
     return inserted
+
+
+def _copy_direct(connection: Any, table: str, columns: str, types: list[str] | None, rows: list[list[Any]]) -> bool:
+    """``COPY`` the rows into the table inside a savepoint; False (rolled back) on a duplicate id."""
+    binary = " (FORMAT BINARY)" if types else ""
+    try:
+        with (
+            transaction.atomic(savepoint=True),
+            connection.cursor() as direct,
+            connection.wrap_database_errors,  # psycopg's UniqueViolation -> Django's IntegrityError
+            direct.cursor.copy(f"COPY {table} ({columns}) FROM STDIN{binary}") as copy,
+        ):
+            if types:
+                copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+    except IntegrityError:
+        return False
+    return True
 
 
 # Django's PostgreSQL column types → the psycopg type names a binary COPY is declared with.
