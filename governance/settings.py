@@ -396,7 +396,9 @@ AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 5)
 AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 SYNC_THREADS = env_int("SYNC_THREADS", 8)
 REPORT_MAX_BYTES = env_int("REPORT_MAX_BYTES", 5 * 1024 * 1024)
-SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 3600)
+# The lease is renewed every few seconds while a sync progresses, so it only bounds how long a
+# sync killed mid-run (worker killed, connection dropped) keeps its source from syncing.
+SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 900)
 
 
 # --- Hardening: CSP form-action for the OIDC provider (read last, after the SSO section) --------

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+log = logging.getLogger(__name__)
 
 _REQUEST_ATTR = "_queue_nav"
 
@@ -30,10 +33,17 @@ class QueueNav:
         if user is None or not getattr(user, "is_authenticated", False) or ttl <= 0:
             return list(queue_counts(user).items()) if user is not None else []
         key = nav_cache_key(user)
-        cached = cache.get(key)
+        try:
+            cached = cache.get(key)
+        except Exception as exc:  # noqa: BLE001 - the cache (Redis) is down: compute, never fail the page
+            log.warning("queue nav cache unavailable (%s): counting without it", type(exc).__name__)
+            return list(queue_counts(user).items())
         if cached is None:
             cached = list(queue_counts(user).items())
-            cache.set(key, cached, ttl)
+            try:
+                cache.set(key, cached, ttl)
+            except Exception as exc:  # noqa: BLE001 - as above
+                log.warning("queue nav cache unavailable (%s): not stored", type(exc).__name__)
         return [tuple(pair) for pair in cached]  # type: ignore[misc]
 
     @property

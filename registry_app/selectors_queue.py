@@ -18,6 +18,7 @@ the dashboard already decided (its decision push has not reached the registry ye
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,8 @@ __all__ = [
 TABS: dict[str, str] = {"mine": "My queue", "all": "All pending", "decided": "Recently decided"}
 SLA_LABELS: dict[str, str] = {"ok": "OK", "due_soon": "Due soon", "overdue": "Overdue"}
 DECIDED_DAYS = 30
+log = logging.getLogger(__name__)
+
 DEFAULT_LIMIT = 200
 _MEMO_ATTR = "_governance_queue"
 
@@ -325,7 +328,10 @@ def queue_cache_clear(user: Any) -> None:
     if hasattr(user, _MEMO_ATTR):
         delattr(user, _MEMO_ATTR)
     if getattr(user, "pk", None) is not None:
-        cache.delete(nav_cache_key(user))
+        try:
+            cache.delete(nav_cache_key(user))
+        except Exception as exc:  # noqa: BLE001 - cache (Redis) down: the entry expires on its own
+            log.warning("queue nav cache unavailable (%s): entry left to expire", type(exc).__name__)
 
 
 # --------------------------------------------------------------------------------------------- decided

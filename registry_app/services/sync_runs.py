@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # A run still queued after this was never picked up (worker down, message lost); a running one
 # past the lock lease was abandoned by a dead worker. Neither blocks a new request.
-QUEUED_STALE_AFTER = dt.timedelta(minutes=15)
+QUEUED_STALE_AFTER = dt.timedelta(minutes=5)
 
 
 def request_sync(

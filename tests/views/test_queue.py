@@ -388,3 +388,27 @@ def test_nav_counts_cached_across_requests_and_cleared_by_a_signoff(settings, dj
         context_processors.queue_nav(request).counts  # noqa: B018 - recomputed after the clear
         assert counts.call_count == 2
     cache.delete(nav_cache_key(user))
+
+
+def test_queue_pages_keep_working_while_the_cache_server_is_down(settings) -> None:  # type: ignore[no-untyped-def]
+    """Redis down (nothing listens on port 9): the nav counts are computed without the cache and a
+    sign-off's cache clear is skipped; no page answers 500."""
+    from registry_app.selectors_queue import queue_cache_clear
+
+    settings.QUEUE_NAV_CACHE_SECONDS = 60
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    # (pytest-django's settings fixture sends setting_changed: Django rebuilds the cache handlers.)
+    user = make_user("cacheless", "ml-lead")
+    pending(1)
+    for target in (QUEUE, reverse("registry:group_list")):
+        response = client_for(user).get(target)
+        assert response.status_code == 200, target
+        nav = re.search(r'<a id="nav-queue" href="/queue/">(.*?)</a>', response.content.decode(), flags=re.S)
+        assert nav and re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", nav.group(1))).strip() == "Queue·ml-lead 1"
+    queue_cache_clear(user)  # no exception
