@@ -339,19 +339,6 @@ _P_ARN, _P_GROUP, _P_VERSION, _P_NAME = (
 )
 _GROUP_NAME, _CARD_NAME, _ENDPOINT = _FIELD["group_name"], _FIELD["card_name"], _FIELD["endpoint_name"]
 _MODEL, _CONFIG, _RAW_JSON = _FIELD["model_name"], _FIELD["config_name"], _FIELD["raw_json"]
-if ct.PreparedEvent._fields[_TIME:_CANDIDATES] != (
-    "event_time",
-    "event_name",
-    "event_source",
-    "aws_region",
-    "account_id",
-    "read_only",
-    "error_code",
-    "actor_type",
-    "actor_arn",
-    "actor_name",
-):  # pragma: no cover - a guard for whoever reorders PreparedEvent
-    raise ImportError("PreparedEvent's field order no longer matches INSERT_COLUMNS")
 
 # The columns an ingest writes, in the order of ``_values`` (``id`` is the database's).
 INSERT_COLUMNS = (
@@ -377,6 +364,12 @@ INSERT_COLUMNS = (
     "raw",
     "ingested_at",
 )
+# ``_values`` copies PreparedEvent's event_time ... actor_name slice as is: the orders must agree.
+if (
+    ct.PreparedEvent._fields[_TIME:_CANDIDATES]
+    != INSERT_COLUMNS[INSERT_COLUMNS.index("event_time") : INSERT_COLUMNS.index("user")]
+):  # pragma: no cover - a guard for whoever reorders PreparedEvent or INSERT_COLUMNS
+    raise ImportError("PreparedEvent's field order no longer matches INSERT_COLUMNS")
 _FK_COLUMNS = {"source", "user", "package", "group"}
 _RAW = INSERT_COLUMNS.index("raw")
 _INSERT_SQL: dict[str, str] = {}
