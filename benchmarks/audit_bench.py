@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from benchlib import free_port, pct, peak_rss_mb, run_phase, setup_django, start_moto, stop
+from benchlib import free_port, pct, peak_rss_mb, pg_drop, pg_scratch, run_phase, setup_django, start_moto, stop
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -581,25 +581,9 @@ def scratch_database(env: dict[str, str]) -> str | None:
     url = os.environ.get("DATABASE_URL")
     if not url:
         return None
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    scratch = f"{name.split('?')[0]}_audit_bench"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
-        conn.execute(f'CREATE DATABASE "{scratch}"')
-    env["DATABASE_URL"] = f"{base}/{scratch}"
-    return f"{base}/{scratch}"
-
-
-def drop_scratch(url: str | None) -> None:
-    if not url:
-        return
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    scratch = pg_scratch(f"{url.rpartition('/')[2].split('?')[0]}_audit_bench")
+    env["DATABASE_URL"] = scratch
+    return scratch
 
 
 def main() -> None:
@@ -691,7 +675,7 @@ def main() -> None:
     finally:
         stop(moto)
         if not args.keep_db:
-            drop_scratch(scratch)
+            pg_drop(scratch)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import resource
+import secrets
 import socket
 import subprocess
 import sys
@@ -82,6 +83,34 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 # a Celery worker consuming every configured queue, and browser-like logins and sign-offs.
 
 PG_DEFAULT = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def stack_env(tmp: Path, site: str, redis_port: int, **overrides: str) -> dict[str, str]:
+    """The environment of a benchmark's gunicorn + Celery stack on loopback: production settings
+    (``DEBUG`` off, a fresh key) over plain HTTP, files under ``tmp``, a private Redis as broker and
+    cache, no AWS profile files, emails kept in memory; ``overrides`` add or replace variables."""
+    env = dict(
+        os.environ,
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SITE_URL=site,
+        # Plain HTTP on loopback: whatever the hardening defaults, no HTTPS redirect or secure cookies here.
+        SECURE_SSL_REDIRECT="false",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        SECURE_HSTS_SECONDS="0",
+        LOG_LEVEL="WARNING",
+        VAR_DIR=str(tmp / "var"),
+        STATIC_ROOT=str(tmp / "static"),
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+    )
+    env.pop("CELERY_BROKER_URL", None)
+    env.update(overrides)
+    return env
 
 
 def pg_scratch(name: str) -> str:

@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import os
 import random
-import secrets
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from benchlib import (
     pg_scratch,
     run_phase,
     setup_django,
+    stack_env,
     start_gunicorn,
     start_moto,
     start_redis,
@@ -378,30 +378,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="h6-load-"))
     moto_port, web_port = free_port(), free_port()
     site = f"http://127.0.0.1:{web_port}"
-    env = dict(
-        os.environ,
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SITE_URL=site,
-        # Plain HTTP on loopback: whatever the hardening defaults, no HTTPS redirect or secure cookies here.
-        SECURE_SSL_REDIRECT="false",
-        SESSION_COOKIE_SECURE="false",
-        CSRF_COOKIE_SECURE="false",
-        SECURE_HSTS_SECONDS="0",
-        LOG_LEVEL="WARNING",
-        VAR_DIR=str(tmp / "var"),
-        STATIC_ROOT=str(tmp / "static"),
-        REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/0",
+    env = stack_env(
+        tmp,
+        site,
+        REDIS_PORT,
         AWS_ENDPOINT_URL=f"http://127.0.0.1:{moto_port}",
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION=LIVE_REGION,
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
     )
-    env.pop("CELERY_BROKER_URL", None)
     db = pg_scratch(f"h6_load_{os.getpid()}")
     env["DATABASE_URL"] = db
     size = f"{args.packages:,} packages, {args.events:,} audit events"

@@ -40,7 +40,6 @@ import json
 import os
 import random
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,7 @@ from benchlib import (
     run_phase,
     setup_django,
     signoff_form_data,
+    stack_env,
     start_gunicorn,
     start_moto,
     start_redis,
@@ -515,34 +515,20 @@ def main() -> None:
     site = f"http://127.0.0.1:{web_port}"
     moto_url = f"http://127.0.0.1:{moto_port}"
     db = pg_scratch(f"h6_soak_{os.getpid()}")
-    env = dict(
-        os.environ,
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SITE_URL=site,
-        SECURE_SSL_REDIRECT="false",
-        SESSION_COOKIE_SECURE="false",
-        CSRF_COOKIE_SECURE="false",
-        SECURE_HSTS_SECONDS="0",
-        LOG_LEVEL="WARNING",
-        VAR_DIR=str(tmp / "var"),
-        STATIC_ROOT=str(tmp / "static"),
+    env = stack_env(
+        tmp,
+        site,
+        REDIS_PORT,
         DATABASE_URL=db,
-        REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/0",
         AWS_ACCESS_KEY_ID="soak",
         AWS_SECRET_ACCESS_KEY="soak",
         AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         # Short timeouts so an injected timeout costs seconds, and a lock left by a killed worker expires soon.
         AWS_READ_TIMEOUT="2",
         AWS_CONNECT_TIMEOUT="2",
         SYNC_LOCK_SECONDS="30",
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         SOAK_MOTO_URL=moto_url,
     )
-    env.pop("CELERY_BROKER_URL", None)
     print(f"# fault soak: >= {args.faults} faults at rate {args.rate}, seed {args.seed}, db {db}")
     start_redis(REDIS_PORT, str(tmp))
     moto = proxy = web = None
