@@ -292,8 +292,8 @@ def phase_ingest() -> dict[str, Any]:
     setup_django()
     from django.db import connection
 
+    from registry_app.audit.ingest import ingest_source
     from registry_app.models import CloudTrailEvent, EndpointDeployment
-    from registry_app.services.cloudtrail_ingest import ingest_source
 
     source = seed_mirror()
     queries = 0
@@ -305,7 +305,7 @@ def phase_ingest() -> dict[str, Any]:
 
     started = time.perf_counter()
     marks: dict[str, float] = {}
-    from registry_app.services import cloudtrail_ingest
+    from registry_app.audit import ingest as cloudtrail_ingest
 
     real_relink = cloudtrail_ingest.relink_events
 
@@ -471,8 +471,8 @@ def phase_lookup(pages: int, sources: int) -> dict[str, Any]:
     setup_django()
     from django.core.management import call_command
 
+    from registry_app.audit.ingest import ingest_source
     from registry_app.models import CloudTrailEvent, RegistrySource
-    from registry_app.services.cloudtrail_ingest import ingest_source
 
     call_command("migrate", verbosity=0)
     events = lookup_events(pages * 50)

@@ -74,9 +74,9 @@ def seed_events(total: int) -> dict[str, Any]:
     import audit_bench
     from django.db import transaction
 
+    from registry_app.audit.deployments import rebuild_after_ingest
+    from registry_app.audit.ingest import Linker, StoreStats, store_records
     from registry_app.models import CloudTrailEvent, RegistrySource
-    from registry_app.services.cloudtrail_ingest import Linker, StoreStats, store_records
-    from registry_app.services.deployments import rebuild_after_ingest
 
     source = RegistrySource.objects.get(name="bench")
     audit_bench.ACCOUNT = source.account_id  # the records name the dataset's account ...
@@ -125,8 +125,8 @@ def seed_live(groups: int, per_group: int) -> dict[str, Any]:
     """Pending packages in moto (LIVE_REGION), mirrored by a real full sync: the signers' work."""
     import boto3
 
+    from registry_app.mirror.reconcile import sync_source
     from registry_app.models import RegistrySource
-    from registry_app.services.registry_sync import sync_source
 
     sm = boto3.client("sagemaker", region_name=LIVE_REGION)
     names = [f"live-{g:03d}" for g in range(groups)]

@@ -188,9 +188,9 @@ def phase_latency(samples: int) -> dict[str, Any]:
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
 
+    from registry_app.mirror.reconcile import sync_source
     from registry_app.models import ModelPackage, RegistrySource
-    from registry_app.services.registry_sync import sync_source
-    from registry_app.services.signoffs import signoff_create
+    from registry_app.review.signoffs import signoff_create
 
     call_command("migrate", verbosity=0)
     sm = boto3.client("sagemaker", region_name=REGION)

@@ -138,8 +138,8 @@ def phase_seed(groups: int, per_group: int, signers_per_role: int) -> dict[str, 
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
 
+    from registry_app.mirror.reconcile import sync_source
     from registry_app.models import ModelPackage, RegistrySource
-    from registry_app.services.registry_sync import sync_source
 
     call_command("migrate", verbosity=0)
     sm = boto(os.environ["AWS_ENDPOINT_URL"])
@@ -165,7 +165,7 @@ def phase_settle(max_seconds: int) -> dict[str, Any]:
     """Re-send stuck pushes (through the running worker) until none is pending or sending."""
     setup_django()
     from registry_app.models import PushOutbox
-    from registry_app.services.push import pushes_resend_stuck
+    from registry_app.review.push import pushes_resend_stuck
 
     started = time.monotonic()
     resent = rounds = 0
@@ -181,8 +181,8 @@ def phase_sync(mode: str) -> dict[str, Any]:
     """One sync of the source in this process (through the proxy, faults off), waiting out a lock
     left by a killed worker; then compare the mirror with the registry."""
     setup_django()
+    from registry_app.mirror.reconcile import sync_source
     from registry_app.models import ModelPackage, RegistrySource, SyncRun
-    from registry_app.services.registry_sync import sync_source
 
     source = RegistrySource.objects.get(name=SOURCE)
     deadline = time.monotonic() + 180

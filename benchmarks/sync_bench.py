@@ -124,8 +124,8 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
     from django.core.management import call_command
     from django.db import connection
 
+    from registry_app.mirror.reconcile import sync_source
     from registry_app.models import ModelPackage, RegistrySource
-    from registry_app.services.registry_sync import sync_source
 
     if mode == "full-fallback":
         # As where IAM denies sagemaker:Search: the sync falls back to List + Describe.

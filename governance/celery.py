@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
 app = Celery("governance")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-import registry_app.observability.celery_signals  # noqa: E402, F401 - task log context and task events
+import registry_app.ops.celery_signals  # noqa: E402, F401 - task log context and task events
 
 
 @app.on_after_finalize.connect

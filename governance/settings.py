@@ -56,7 +56,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "registry_app.observability.middleware.RequestContextMiddleware",
+    "registry_app.ops.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -78,7 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "registry_app.context_processors.navigation",
+                "registry_app.views.context_processors.navigation",
             ],
         },
     },
@@ -217,7 +217,7 @@ if AXES_IPWARE_PROXY_COUNT:
 # mozilla-django-oidc with the code flow (+PKCE); README.md (Single sign-on). SSO is on when both
 # OIDC_OP_ISSUER and OIDC_RP_CLIENT_ID are set. Endpoints come from the issuer's discovery document
 # (fetched on first use, cached) unless set explicitly; ID tokens must carry iss == OIDC_OP_ISSUER.
-from registry_app.auth.roles import RoleMapError, parse_role_map  # noqa: E402 - pure, no Django import
+from registry_app.sso.roles import RoleMapError, parse_role_map  # noqa: E402 - pure, no Django import
 
 OIDC_OP_ISSUER = (env_str("OIDC_OP_ISSUER") or "").strip().rstrip("/")
 OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT") or ""
@@ -243,8 +243,8 @@ OIDC_VERIFY_SSL = env_bool("OIDC_VERIFY_SSL", True)
 OIDC_CLOCK_SKEW_SECONDS = env_int("OIDC_CLOCK_SKEW_SECONDS", 60)
 OIDC_DISCOVERY_CACHE_SECONDS = env_int("OIDC_DISCOVERY_CACHE_SECONDS", 3600)
 OIDC_STORE_ID_TOKEN = False
-OIDC_AUTHENTICATE_CLASS = "registry_app.auth.views.SSOAuthenticateView"
-OIDC_CALLBACK_CLASS = "registry_app.auth.views.SSOCallbackView"
+OIDC_AUTHENTICATE_CLASS = "registry_app.sso.views.SSOAuthenticateView"
+OIDC_CALLBACK_CLASS = "registry_app.sso.views.SSOCallbackView"
 LOGIN_REDIRECT_URL_FAILURE = LOGIN_URL
 # Local username/password logins (the demo's): LOCAL_LOGIN_ENABLED=false hides the form, refuses its
 # POSTs and makes the password backend refuse everyone (the admin's login form included).
@@ -258,9 +258,9 @@ if not LOCAL_LOGIN_ENABLED and not OIDC_ENABLED:
 # The password backend with the switch takes ModelBackend's place; the OIDC backend goes last (it
 # answers only the callback, and refuses while OIDC_ENABLED is off).
 AUTHENTICATION_BACKENDS = [
-    "registry_app.auth.backends.LocalPasswordBackend" if path == "django.contrib.auth.backends.ModelBackend" else path
+    "registry_app.sso.backends.LocalPasswordBackend" if path == "django.contrib.auth.backends.ModelBackend" else path
     for path in AUTHENTICATION_BACKENDS
-] + ["registry_app.auth.backends.SSOBackend"]
+] + ["registry_app.sso.backends.SSOBackend"]
 # --- end of SSO section ---
 
 # --- Observability: health checks, JSON logs, metrics (section owned by the observability work)
@@ -274,7 +274,7 @@ LOG_LEVEL = (env_str("LOG_LEVEL", "INFO") or "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "registry_app.observability.logs.ContextFilter"}},
+    "filters": {"context": {"()": "registry_app.ops.logs.ContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from registry_app.auth.views import LoginView
+from registry_app.sso.views import LoginView
 from registry_app.views import ops
 
 urlpatterns = [

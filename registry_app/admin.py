@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin
 
 from registry_app import models
-from registry_app.policy import PolicyError, PolicySpec
+from registry_app.review.policy import PolicyError, PolicySpec
 
 
 @admin.register(models.RegistrySource)
@@ -140,7 +140,7 @@ class PushOutboxAdmin(ReadOnlyAdmin):
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
 
-from registry_app.services import audit as audit_service  # noqa: E402  (also connects the audit signal receivers)
+from registry_app.audit import log as audit_service  # noqa: E402  (also connects the audit signal receivers)
 
 
 @admin.register(models.AuditLogEntry)

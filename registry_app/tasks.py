@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 @shared_task(name="registry_app.tasks.sync_registry", ignore_result=True)
 def sync_registry_task(run_id: int) -> None:
     """Execute one queued SyncRun (claimed by a conditional UPDATE, so a redelivery is a no-op)."""
-    from registry_app.services.registry_sync import execute_run
+    from registry_app.mirror.reconcile import execute_run
 
     execute_run(run_id, task_id=sync_registry_task.request.id or "", fan_out=True)
 
@@ -26,7 +26,7 @@ def sync_shard_task(run_id: int, shard: int, group_ids: list[int], lock_token: s
     ``acks_late``: a worker that dies mid-shard leaves the message to be redelivered, and running a
     shard twice is harmless (change-detected writes; the run counts each shard once).
     """
-    from registry_app.services.registry_sync import shard_execute
+    from registry_app.mirror.reconcile import shard_execute
 
     shard_execute(run_id, shard, group_ids, lock_token)
 
@@ -34,13 +34,13 @@ def sync_shard_task(run_id: int, shard: int, group_ids: list[int], lock_token: s
 @shared_task(name="registry_app.tasks.close_abandoned_sync_runs", ignore_result=True)
 def close_abandoned_sync_runs_task() -> int:
     """Beat (every 10 minutes): runs whose task was lost or whose worker died are closed as failed."""
-    from registry_app.services.sync_runs import runs_close_abandoned
+    from registry_app.mirror.runs import runs_close_abandoned
 
     return runs_close_abandoned()
 
 
 def _request_for_all(mode: str, *, only_with_queue: bool = False) -> int:
-    from registry_app.services.sync_runs import request_sync
+    from registry_app.mirror.runs import request_sync
 
     sources = RegistrySource.objects.filter(enabled=True)
     if only_with_queue:
@@ -71,7 +71,7 @@ def poll_all_event_queues() -> int:
 
 
 # --- notifications ---------------------------------------------------------------------------
-# Email notifications (registry_app.services.notifications). SMTP/network errors retry with
+# Email notifications (registry_app.notifications.emails). SMTP/network errors retry with
 # backoff; the Notification log makes every rerun skip what was already sent.
 
 import smtplib  # noqa: E402  (kept inside this section so the sections stay independent)
@@ -90,7 +90,7 @@ _NOTIFY_RETRY: dict[str, Any] = {
 @shared_task(name="registry_app.tasks.notify_review_requested", **_NOTIFY_RETRY)
 def notify_review_requested_task(package_id: int) -> int:
     """Email the required-role holders that a package awaits review."""
-    from registry_app.services.notifications import notify_review_requested
+    from registry_app.notifications.emails import notify_review_requested
 
     report = notify_review_requested(package_id)
     report.raise_first_error()
@@ -100,7 +100,7 @@ def notify_review_requested_task(package_id: int) -> int:
 @shared_task(name="registry_app.tasks.notify_decided", **_NOTIFY_RETRY)
 def notify_decided_task(decision_id: int) -> int:
     """Email signers and watchers about a Decision."""
-    from registry_app.services.notifications import notify_decided
+    from registry_app.notifications.emails import notify_decided
 
     report = notify_decided(decision_id)
     report.raise_first_error()
@@ -110,7 +110,7 @@ def notify_decided_task(decision_id: int) -> int:
 @shared_task(name="registry_app.tasks.notify_conflict", **_NOTIFY_RETRY)
 def notify_conflict_task(push_id: str) -> int:
     """Email signers and watchers that a push conflicted and was not applied."""
-    from registry_app.services.notifications import notify_conflict
+    from registry_app.notifications.emails import notify_conflict
 
     report = notify_conflict(push_id)
     report.raise_first_error()
@@ -120,7 +120,7 @@ def notify_conflict_task(push_id: str) -> int:
 @shared_task(name="registry_app.tasks.send_sla_reminders", **_NOTIFY_RETRY)
 def send_sla_reminders_task() -> int:
     """Beat (hourly): remind reviewers of packages past their review SLA (one per day at most)."""
-    from registry_app.services.notifications import send_sla_reminders
+    from registry_app.notifications.emails import send_sla_reminders
 
     report = send_sla_reminders()
     report.raise_first_error()
@@ -131,7 +131,7 @@ def send_sla_reminders_task() -> int:
 
 
 # --- push outbox -----------------------------------------------------------------------------
-# UpdateModelPackage pushes (registry_app.services.push). A delivery claims its row with a
+# UpdateModelPackage pushes (registry_app.review.push). A delivery claims its row with a
 # conditional UPDATE, so duplicates and redeliveries are harmless. Only retryable AWS errors
 # (and "an earlier push of this package is still on its way") are retried, with exponential
 # backoff and jitter: 5 s, 10 s, ... capped at 10 min, 8 times (about half an hour in all, far
@@ -157,7 +157,7 @@ from registry_app.aws.errors import RetryableAwsError  # noqa: E402
 )
 def push_task(self: Task, push_id: str) -> str:
     """Deliver one PushOutbox row; returns its final state."""
-    from registry_app.services.push import PushBlocked, push_execute
+    from registry_app.review.push import PushBlocked, push_execute
 
     try:
         return str(push_execute(push_id).state)
@@ -169,7 +169,7 @@ def push_task(self: Task, push_id: str) -> str:
 @shared_task(name="registry_app.tasks.resend_stuck_pushes", ignore_result=True)
 def resend_stuck_pushes_task() -> int:
     """Beat (every 2 minutes): re-send pushes whose task was lost or whose worker died mid-push."""
-    from registry_app.services.push import pushes_resend_stuck
+    from registry_app.review.push import pushes_resend_stuck
 
     return pushes_resend_stuck()
 
@@ -178,7 +178,7 @@ def resend_stuck_pushes_task() -> int:
 
 
 # --- audit ingest ----------------------------------------------------------------------------
-# CloudTrail ingest (registry_app.services.cloudtrail_ingest): every 5 minutes one task per enabled
+# CloudTrail ingest (registry_app.audit.ingest): every 5 minutes one task per enabled
 # source. Each holds the source's *audit* lock (not the registry-sync lock, so a long LookupEvents
 # backfill at 2 TPS never delays the minute-by-minute registry sync) and stops cleanly after a time
 # budget: its cursor is committed page by page, so the next run resumes where it stopped. No task
@@ -190,7 +190,7 @@ def ingest_audit_task(source_id: int) -> dict[str, int]:
     """Ingest one source's CloudTrail events (LookupEvents, then S3) and rebuild touched deployments."""
     from django.conf import settings
 
-    from registry_app.services.cloudtrail_ingest import ingest_source
+    from registry_app.audit.ingest import ingest_source
 
     source = RegistrySource.objects.filter(pk=source_id, enabled=True).first()
     if source is None:
@@ -222,6 +222,6 @@ def ingest_audit_all_task() -> int:
 @shared_task(name="registry_app.tasks.notify_outside_decisions", ignore_result=True)
 def notify_outside_decisions_task() -> int:
     """Beat (every 10 minutes): resend compliance emails about outside decisions that failed to send."""
-    from registry_app.services.bypasses import outside_decisions_notify_pending
+    from registry_app.audit.outside_decisions import outside_decisions_notify_pending
 
     return outside_decisions_notify_pending()

@@ -1,4 +1,4 @@
-"""registry_app.cards: model card content parsing and section-by-section display (no database)."""
+"""registry_app.mirror.cards: model card content parsing and section-by-section display (no database)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_app.cards import (
+from registry_app.mirror.cards import (
     MAX_CONTENT_CHARS,
     CardContentError,
     CardField,

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from registry_app.models import ApprovalPolicy
-from registry_app.services.policies import policy_for_group
+from registry_app.review.policies import policy_for_group
 from tests.factories import ModelPackageGroupFactory
 
 pytestmark = pytest.mark.django_db

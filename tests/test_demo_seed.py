@@ -11,9 +11,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from registry_app import reports
-from registry_app.aws import demo_seed
-from registry_app.aws.demo_seed import SeedSummary, seed_registry
+from registry_app.devtools import demo_seed
+from registry_app.devtools.demo_seed import SeedSummary, seed_registry
+from registry_app.mirror import reports
 
 REGION = "eu-west-1"
 SECOND = "us-east-1"

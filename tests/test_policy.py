@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from registry_app.policy import (
+from registry_app.review.policy import (
     DEFAULT_POLICY,
     MetricGate,
     MetricObservation,

@@ -1,4 +1,4 @@
-"""registry_app.reports: evaluation report parsing, digests and metric directions (no database)."""
+"""registry_app.mirror.reports: evaluation report parsing, digests and metric directions (no database)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_app.reports import (
+from registry_app.mirror.reports import (
     MAX_WARNINGS,
     MetricValue,
     ParsedReport,

@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from registry_app.audit.events import record_from_lookup_event
 from registry_app.aws.errors import THROTTLING_CODES, AwsError, RetryableAwsError, translate
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import CallStats, SourceConfig
-from registry_app.cloudtrail import record_from_lookup_event
 
 LOOKUP_RATE = 1.9  # requests/second: under AWS's 2 TPS with room for clock skew between us and AWS
 LOOKUP_PAGE_SIZE = 50  # the API maximum

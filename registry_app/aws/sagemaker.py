@@ -1,7 +1,7 @@
 """The one adapter that talks to SageMaker, S3, STS and SQS for a registry source.
 
 Every method returns plain JSON-safe dictionaries (datetimes as ISO-8601 strings, no
-``ResponseMetadata``), the same shape EventBridge delivers, so ``registry_app.sync`` maps a
+``ResponseMetadata``), the same shape EventBridge delivers, so ``registry_app.mirror.mapping`` maps a
 single form. Every failure is raised as one of ``registry_app.aws.errors``.
 """
 

@@ -11,7 +11,7 @@ from django.db import models
 
 
 class ApprovalPolicy(models.Model):
-    """A stored policy (``registry_app.policy.PolicySpec`` as JSON) and where it applies.
+    """A stored policy (``registry_app.review.policy.PolicySpec`` as JSON) and where it applies.
 
     Exactly one row should be the default; others override it for a group name or a group tag.
     """

@@ -265,8 +265,8 @@ def tag_pairs(tags: Any) -> list[tuple[str, str]]:
 def _matrix_parts(matrix: Any) -> tuple[list[str], list[str], list[list[Any]]] | None:
     """Row labels, column labels and cells from either producer's shape.
 
-    ``registry_app.cards``: ``{"labels_x" (rows), "labels_y" (columns), "matrix"}``;
-    ``registry_app.reports``: ``{"labels", "column_labels"?, "matrix"}``.
+    ``registry_app.mirror.cards``: ``{"labels_x" (rows), "labels_y" (columns), "matrix"}``;
+    ``registry_app.mirror.reports``: ``{"labels", "column_labels"?, "matrix"}``.
     """
     if not isinstance(matrix, dict):
         return None

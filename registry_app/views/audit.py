@@ -20,8 +20,8 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from registry_app import exports
-from registry_app import selectors_audit as sa
+from registry_app.audit import exports
+from registry_app.audit import selectors as sa
 from registry_app.models import EndpointDeployment
 from registry_app.models.registry import ApprovalStatus, Endpoint
 from registry_app.views.groups import wants_partial

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from registry_app.mirror.selectors import STATUS_FILTERS, GroupFilters
 from registry_app.models import SyncRun
-from registry_app.selectors import STATUS_FILTERS, GroupFilters
 
 
 class GroupFilterForm(forms.Form):

@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from registry_app import selectors
+from registry_app.mirror import selectors
 from registry_app.models import GroupWatcher
 from registry_app.permissions import can_archive
 from registry_app.views.forms import GroupFilterForm

@@ -12,8 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client.exposition import choose_encoder
 
-from registry_app.observability.health import readiness
-from registry_app.observability.metrics import Access, metrics_access, scrape_registry
+from registry_app.ops.health import readiness
+from registry_app.ops.metrics import Access, metrics_access, scrape_registry
 
 _PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from registry_app.selectors_queue import DECIDED_DAYS, TABS, queue_for_user
+from registry_app.review.queue import DECIDED_DAYS, TABS, queue_for_user
 from registry_app.views.groups import wants_partial
 
 QUEUE_TEMPLATE = "registry_app/queue.html"

@@ -25,16 +25,17 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from registry_app import selectors, selectors_queue
+from registry_app.mirror import selectors
+from registry_app.mirror.selectors import PackageDetail
 from registry_app.models import ModelPackage, ModelPackageGroup, SignOff
 from registry_app.permissions import can_archive
-from registry_app.policy import SignOffNotAllowed
-from registry_app.review import review_state
-from registry_app.selectors import PackageDetail
-from registry_app.services.decisions import MAX_JUSTIFICATION, package_revoke
-from registry_app.services.decisions import group_archive as group_archive_service
-from registry_app.services.push import push_retry as push_retry_service
-from registry_app.services.signoffs import MAX_COMMENT, signoff_create
+from registry_app.review import queue as selectors_queue
+from registry_app.review.decisions import MAX_JUSTIFICATION, package_revoke
+from registry_app.review.decisions import group_archive as group_archive_service
+from registry_app.review.panel import review_state
+from registry_app.review.policy import SignOffNotAllowed
+from registry_app.review.push import push_retry as push_retry_service
+from registry_app.review.signoffs import MAX_COMMENT, signoff_create
 from registry_app.views.groups import wants_partial
 
 PAGE_TEMPLATE = "registry_app/package_detail.html"

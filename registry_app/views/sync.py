@@ -10,9 +10,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from registry_app import selectors
+from registry_app.mirror import runs as sync_runs
+from registry_app.mirror import selectors
 from registry_app.models import SyncRun
-from registry_app.services import sync_runs
 from registry_app.views.forms import SyncRequestForm
 
 PROGRESS_PARTIAL = "registry_app/sync_status.html#run_progress"

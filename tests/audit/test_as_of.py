@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from registry_app import selectors_audit as sa
+from registry_app.audit import selectors as sa
 from registry_app.models import ModelPackage
 from registry_app.models.registry import ApprovalStatus
 from tests.audit.builders import at, cloudtrail, decision, deployment, observe, push, signoff, status_call
@@ -258,7 +258,7 @@ def _chain() -> dict[str, Any]:
 
 def test_as_of_over_the_rebuilt_deployment_history(db: None) -> None:
     """End to end with the deployment rebuild: CreateModel -> CreateEndpointConfig -> Create/UpdateEndpoint."""
-    from registry_app.services.deployments import rebuild_deployments
+    from registry_app.audit.deployments import rebuild_deployments
 
     ids = _chain()
     rebuild_deployments("fraud-prod")

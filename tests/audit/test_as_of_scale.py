@@ -18,11 +18,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry_app import selectors_audit as sa
+from registry_app.audit import ingest as cloudtrail_ingest
+from registry_app.audit import selectors as sa
 from registry_app.models import CloudTrailEvent, EndpointDeployment, ModelPackage
 from registry_app.models.audit import endpoint_name_is
 from registry_app.models.registry import ApprovalStatus
-from registry_app.services import cloudtrail_ingest
 from tests.audit.builders import at, cloudtrail, deployment, status_call
 from tests.factories import ModelPackageFactory, ModelPackageGroupFactory, RegistrySourceFactory
 

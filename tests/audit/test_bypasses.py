@@ -12,16 +12,16 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from registry_app.models import AuditLogEntry, OutsideDecision, PushOutbox
-from registry_app.models.registry import ApprovalStatus
-from registry_app.services import bypasses
-from registry_app.services.audit import verify_audit_chain
-from registry_app.services.bypasses import (
+from registry_app.audit import outside_decisions as bypasses
+from registry_app.audit.log import verify_audit_chain
+from registry_app.audit.outside_decisions import (
     attach_cloudtrail_evidence,
     outside_decisions_notify_pending,
     package_observed_status_change,
     record_outside_decision,
 )
+from registry_app.models import AuditLogEntry, OutsideDecision, PushOutbox
+from registry_app.models.registry import ApprovalStatus
 from tests.audit.builders import push, status_call
 from tests.audit.conftest import make_user
 

@@ -11,14 +11,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from registry_app.models import AuditLogEntry, ModelPackage
-from registry_app.services.audit import (
+from registry_app.audit.log import (
     GENESIS_HASH,
     AuditLogImmutable,
     audit_append,
     canonical_content,
     verify_audit_chain,
 )
+from registry_app.models import AuditLogEntry, ModelPackage
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ import time
 import pytest
 from django.db import connection, connections, transaction
 
+from registry_app.audit.log import audit_append, verify_audit_chain
 from registry_app.models import AuditLogEntry
-from registry_app.services.audit import audit_append, verify_audit_chain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,8 +14,8 @@ from django.http import FileResponse
 from django.test import Client
 from django.urls import reverse
 
+from registry_app.audit.log import audit_append
 from registry_app.models import ModelPackage, PushOutbox
-from registry_app.services.audit import audit_append
 from tests.audit.builders import at, cloudtrail, decision, deployment, observe, push, signoff, status_call
 from tests.audit.conftest import make_user
 from tests.factories import EvaluationReportFactory, MetricFactory, ModelCardFactory

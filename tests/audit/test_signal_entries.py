@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from registry_app.audit.log import verify_audit_chain
 from registry_app.models import ApprovalPolicy, AuditLogEntry, CloudTrailEvent
-from registry_app.services.audit import verify_audit_chain
 from tests.audit.builders import at, cloudtrail
 from tests.factories import UserFactory
 

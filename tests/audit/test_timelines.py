@@ -10,9 +10,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry_app import selectors_audit as sa
+from registry_app.audit import selectors as sa
+from registry_app.audit.log import audit_append
 from registry_app.models import ModelPackage
-from registry_app.services.audit import audit_append
 from tests.audit.builders import (
     at,
     cloudtrail,

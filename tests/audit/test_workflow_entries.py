@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from registry_app.audit.log import verify_audit_chain
 from registry_app.models import AuditLogEntry, Decision, ModelPackage, SignOff
 from registry_app.models.registry import ApprovalStatus
-from registry_app.services.audit import verify_audit_chain
-from registry_app.services.decisions import group_archive, package_revoke
-from registry_app.services.signoffs import signoff_create, signoffs_mark_stale
+from registry_app.review.decisions import group_archive, package_revoke
+from registry_app.review.signoffs import signoff_create, signoffs_mark_stale
 from tests.audit.conftest import make_user
 from tests.factories import ModelPackageFactory
 
@@ -110,7 +110,7 @@ def _push(package: ModelPackage) -> Any:
 
 
 def test_push_outcomes_are_audited(package: ModelPackage) -> None:
-    from registry_app.services.push import push_execute, push_retry
+    from registry_app.review.push import push_execute, push_retry
 
     sent = _push(package)
     push_execute(sent.pk, client=FakeRegistry(package, ApprovalStatus.PENDING, ApprovalStatus.APPROVED))  # type: ignore[arg-type]

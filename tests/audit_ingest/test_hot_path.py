@@ -11,10 +11,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from registry_app import cloudtrail as ct
+from registry_app.audit import events as ct
+from registry_app.audit import ingest as cloudtrail_ingest
+from registry_app.audit.ingest import Linker
 from registry_app.models import CloudTrailEvent, RegistrySource
-from registry_app.services import cloudtrail_ingest
-from registry_app.services.cloudtrail_ingest import Linker
 from tests.audit_ingest import records as r
 from tests.factories import RegistrySourceFactory
 

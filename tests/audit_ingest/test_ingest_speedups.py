@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from registry_app.audit import ingest as cloudtrail_ingest
+from registry_app.audit.ingest import Linker, store_records
 from registry_app.models import CloudTrailEvent, RegistrySource
-from registry_app.services import cloudtrail_ingest
-from registry_app.services.cloudtrail_ingest import Linker, store_records
 from tests.audit_ingest import records as r
 from tests.factories import RegistrySourceFactory
 

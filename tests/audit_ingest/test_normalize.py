@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from registry_app import cloudtrail as ct
+from registry_app.audit import events as ct
 from tests.audit_ingest import records as r
 
 NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 
+from registry_app.mirror.reconcile import sync_source
 from registry_app.models import ModelPackage, RegistrySource
-from registry_app.services.registry_sync import sync_source
 from tests import aws_helpers as h
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]

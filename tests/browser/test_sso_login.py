@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from registry_app.auth.discovery import clear_discovery_cache
 from registry_app.devtools.fake_oidc import FakeClient, FakeOIDCProvider, FakeUser
 from registry_app.models import AuditLogEntry
+from registry_app.sso.discovery import clear_discovery_cache
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -29,10 +29,10 @@ from django.contrib.auth.models import Group
 
 from governance.celery import app as governance_app
 from registry_app.aws.sagemaker import RegistryClient
+from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.runs import request_sync
 from registry_app.models import ModelPackage, PushOutbox, RegistrySource, SyncRun
-from registry_app.services.registry_sync import sync_source
-from registry_app.services.signoffs import signoff_create
-from registry_app.services.sync_runs import request_sync
+from registry_app.review.signoffs import signoff_create
 from tests import aws_helpers as h
 from tests.factories import UserFactory
 

@@ -7,8 +7,8 @@ import time
 import pytest
 from django.conf import settings
 
+from registry_app.mirror.runs import request_sync
 from registry_app.models import ModelPackage, RegistrySource, SyncRun
-from registry_app.services.sync_runs import request_sync
 from tests import aws_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

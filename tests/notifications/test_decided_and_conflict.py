@@ -17,7 +17,7 @@ from registry_app.models import (
     PushOutbox,
     SignOff,
 )
-from registry_app.services import notifications
+from registry_app.notifications import emails as notifications
 from registry_app.tasks import notify_conflict_task, notify_decided_task
 from tests.factories import ModelPackageFactory
 

@@ -13,7 +13,7 @@ from django.core.mail.backends.locmem import EmailBackend
 from django.utils import timezone
 
 from registry_app.models import Notification, NotificationKind
-from registry_app.services import notifications
+from registry_app.notifications import emails as notifications
 from registry_app.tasks import (
     notify_conflict_task,
     notify_decided_task,

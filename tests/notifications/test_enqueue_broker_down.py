@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from django.db import transaction
 
-from registry_app.services import notifications
+from registry_app.notifications import emails as notifications
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

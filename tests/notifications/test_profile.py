@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from registry_app.models import GroupWatcher, NotificationKind, NotificationPreference
-from registry_app.services import notifications
+from registry_app.notifications import emails as notifications
 from registry_app.tasks import notify_review_requested_task
 from tests.factories import ModelPackageGroupFactory, RegistrySourceFactory
 

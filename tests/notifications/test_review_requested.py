@@ -10,8 +10,8 @@ from django.core.mail import EmailMultiAlternatives
 
 from registry_app.models import Notification, NotificationKind, NotificationPreference
 from registry_app.models.registry import ApprovalStatus
-from registry_app.policy import PolicySpec
-from registry_app.services import notifications
+from registry_app.notifications import emails as notifications
+from registry_app.review.policy import PolicySpec
 from registry_app.tasks import notify_review_requested_task
 from tests.factories import ModelPackageFactory, ModelPackageGroupFactory, RegistrySourceFactory
 

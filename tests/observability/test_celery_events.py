@@ -11,8 +11,8 @@ from celery import Task, shared_task
 
 from registry_app.models import PushOutbox, SyncRun
 from registry_app.models.registry import ApprovalStatus
-from registry_app.observability import celery_signals
-from registry_app.observability.logs import current, log_context
+from registry_app.ops import celery_signals
+from registry_app.ops.logs import current, log_context
 from tests.factories import ModelPackageFactory, RegistrySourceFactory, SyncRunFactory
 from tests.observability.conftest import JsonLines
 

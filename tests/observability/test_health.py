@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from registry_app.models import RegistrySource, SyncRun
-from registry_app.observability import health
+from registry_app.ops import health
 from tests.factories import RegistrySourceFactory, SyncRunFactory
 
 UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from registry_app.observability.logs import FIELDS, bind, clean_request_id, current, log_context, reset
+from registry_app.ops.logs import FIELDS, bind, clean_request_id, current, log_context, reset
 from tests.conftest import AWS_ENV
 from tests.factories import UserFactory
 from tests.observability.conftest import JsonLines
@@ -75,7 +75,7 @@ def test_lines_logged_inside_a_view_carry_the_request_id(
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # /readyz logs the broker failure
     response = client.get("/readyz", headers={"X-Request-ID": "probe-1"})
     assert response.status_code == 503
-    (warning,) = [line for line in json_logs() if line["logger"] == "registry_app.observability.health"]
+    (warning,) = [line for line in json_logs() if line["logger"] == "registry_app.ops.health"]
     assert warning["level"] == "WARNING"
     assert warning["request_id"] == "probe-1"
     assert warning["message"].startswith("readiness: broker check failed")

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from registry_app.models import AuditCursor, Notification, PushOutbox, RegistrySource, SyncRun
 from registry_app.models.registry import ApprovalStatus
 from registry_app.models.signoffs import NotificationKind
-from registry_app.observability.metrics import QUERIES_PER_SCRAPE, Access, GovernanceCollector, metrics_access
-from registry_app.policy import DEFAULT_SLA_HOURS
+from registry_app.ops.metrics import QUERIES_PER_SCRAPE, Access, GovernanceCollector, metrics_access
+from registry_app.review.policy import DEFAULT_SLA_HOURS
 from tests.factories import ModelPackageFactory, RegistrySourceFactory, SyncRunFactory, UserFactory
 from tests.views.test_review_support import (
     fast_password_hashing,  # noqa: F401 - autouse fixture
@@ -250,7 +250,7 @@ def test_a_failing_part_is_reported_and_the_others_still_scrape(
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("queue selector broke")
 
-    monkeypatch.setattr("registry_app.observability.metrics._pending_items", broken)
+    monkeypatch.setattr("registry_app.ops.metrics._pending_items", broken)
     samples = collect(now)
     assert value(samples, "governance_scrape_error", part="reviews") == 1.0
     assert value(samples, "governance_scrape_error", part="sync") == 0.0

@@ -11,8 +11,8 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import Group
 
+from registry_app.mirror.reconcile import sync_source
 from registry_app.models import ModelPackage, RegistrySource
-from registry_app.services.registry_sync import sync_source
 from tests import aws_helpers as h
 from tests.factories import UserFactory
 
@@ -34,7 +34,7 @@ def fast_passwords(settings: Any) -> None:
 @pytest.fixture(autouse=True)
 def notifications() -> Iterator[Notifications]:
     """Spy on the notification entry points (another module owns them; they must just be called)."""
-    base = "registry_app.services.notifications"
+    base = "registry_app.notifications.emails"
     with (
         mock.patch(f"{base}.enqueue_review_requested", create=True) as review,
         mock.patch(f"{base}.enqueue_decided", create=True) as decided,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from registry_app.mirror.reconcile import sync_source
 from registry_app.models import OutsideDecision, SyncRun
-from registry_app.services.registry_sync import sync_source
 from tests import aws_helpers as h
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 
 from registry_app.admin import ApprovalPolicyForm
 from registry_app.models import ApprovalPolicy
-from registry_app.policy import DEFAULT_POLICY
-from registry_app.services.policies import policy_for_group
+from registry_app.review.policies import policy_for_group
+from registry_app.review.policy import DEFAULT_POLICY
 from tests.factories import ModelPackageGroupFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ import pytest
 from django.db import OperationalError
 
 from registry_app.models import PushOutbox
-from registry_app.services import push as push_service
-from registry_app.services.push import push_execute
-from registry_app.services.signoffs import signoff_create
+from registry_app.review import push as push_service
+from registry_app.review.push import push_execute
+from registry_app.review.signoffs import signoff_create
 from tests.services.conftest import Registry, UpdateCounter
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ from django.utils import timezone
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
 from registry_app.models import ModelPackage, PushOutbox
-from registry_app.services import push as push_service
-from registry_app.services.push import PushBlocked, push_execute, push_retry, pushes_resend_stuck
-from registry_app.services.signoffs import signoff_create
+from registry_app.review import push as push_service
+from registry_app.review.push import PushBlocked, push_execute, push_retry, pushes_resend_stuck
+from registry_app.review.signoffs import signoff_create
 from tests import aws_helpers as h
 from tests.services.conftest import Outbox, Registry, UpdateCounter
 
@@ -380,8 +380,8 @@ def test_failed_flag_push_is_superseded_by_the_decision(  # type: ignore[no-unty
 def test_metadata_limit_fails_with_a_clear_message(  # type: ignore[no-untyped-def]
     aws, db, personas, outbox: Outbox, updates: UpdateCounter
 ) -> None:
+    from registry_app.mirror.reconcile import sync_source
     from registry_app.models import RegistrySource
-    from registry_app.services.registry_sync import sync_source
 
     sm, _ = h.clients()
     h.create_group(sm, "crowded")

@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from registry_app.models import ModelPackage, PushOutbox, SignOff
-from registry_app.review import review_state
-from registry_app.services.policies import package_fingerprint
+from registry_app.review.panel import review_state
+from registry_app.review.policies import package_fingerprint
 from tests.factories import (
     EvaluationReportFactory,
     MetricFactory,

@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from registry_app.models import Decision, ModelPackage, PushOutbox, SignOff
 from registry_app.permissions import can_archive, can_retry_push, can_revoke
-from registry_app.policy import SignOffNotAllowed
-from registry_app.services.decisions import group_archive, package_revoke
-from registry_app.services.push import push_retry
-from registry_app.services.signoffs import signoff_create
+from registry_app.review.decisions import group_archive, package_revoke
+from registry_app.review.policy import SignOffNotAllowed
+from registry_app.review.push import push_retry
+from registry_app.review.signoffs import signoff_create
 from tests.factories import ModelPackageFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from registry_app.models import Decision, ModelPackage, PushOutbox, SignOff
-from registry_app.policy import SignOffNotAllowed
-from registry_app.services.decisions import group_archive, package_revoke
-from registry_app.services.signoffs import signoff_create
+from registry_app.review.decisions import group_archive, package_revoke
+from registry_app.review.policy import SignOffNotAllowed
+from registry_app.review.signoffs import signoff_create
 from tests.services.conftest import Outbox, Registry, UpdateCounter
 
 pytestmark = pytest.mark.django_db

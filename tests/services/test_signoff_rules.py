@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from registry_app.models import ApprovalPolicy, Decision, ModelPackage, PushOutbox, SignOff
 from registry_app.permissions import principal_names, user_roles
-from registry_app.policy import SignOffNotAllowed
-from registry_app.services.signoffs import registered_by_user_id, signoff_create
+from registry_app.review.policy import SignOffNotAllowed
+from registry_app.review.signoffs import registered_by_user_id, signoff_create
 from tests.factories import EvaluationReportFactory, MetricFactory, ModelPackageFactory, ModelPackageGroupFactory
 from tests.services.conftest import make_user
 

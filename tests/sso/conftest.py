@@ -12,8 +12,8 @@ import pytest
 import requests
 from django.test import Client
 
-from registry_app.auth.discovery import clear_discovery_cache
 from registry_app.devtools.fake_oidc import FakeClient, FakeOIDCProvider, FakeUser
+from registry_app.sso.discovery import clear_discovery_cache
 
 CLIENT_ID = "governance-test"
 CLIENT_SECRET = "test-client-secret-1"  # noqa: S105 - the fake provider's

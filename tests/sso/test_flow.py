@@ -12,11 +12,11 @@ from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.test import Client
 
-from registry_app.auth.services import sso_link
+from registry_app.audit.log import verify_audit_chain
 from registry_app.devtools.fake_oidc import FakeOIDCProvider
 from registry_app.models import AuditLogEntry
 from registry_app.permissions import user_roles
-from registry_app.services.audit import verify_audit_chain
+from registry_app.sso.services import sso_link
 from tests.sso.conftest import logged_in_username, sso_login
 
 pytestmark = pytest.mark.django_db

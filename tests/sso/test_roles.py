@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry_app.auth.roles import (
+from registry_app.sso.roles import (
     RoleMapError,
     claim_groups,
     identity_from_claims,

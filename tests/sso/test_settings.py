@@ -16,8 +16,8 @@ SSO_ENV = {
 def test_sso_is_off_without_issuer_and_client() -> None:
     result = _settings_in_subprocess({"DEBUG": "1"}, "s.OIDC_ENABLED, s.LOCAL_LOGIN_ENABLED, s.AUTHENTICATION_BACKENDS")
     assert result.stdout.strip() == (
-        "False True ['axes.backends.AxesStandaloneBackend', 'registry_app.auth.backends.LocalPasswordBackend', "
-        "'registry_app.auth.backends.SSOBackend']"
+        "False True ['axes.backends.AxesStandaloneBackend', 'registry_app.sso.backends.LocalPasswordBackend', "
+        "'registry_app.sso.backends.SSOBackend']"
     )
 
 

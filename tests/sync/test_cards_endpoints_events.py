@@ -7,8 +7,8 @@ import json
 import boto3
 import pytest
 
+from registry_app.mirror.reconcile import sync_source
 from registry_app.models import Endpoint, ModelCard, ModelPackage, SyncRun
-from registry_app.services.registry_sync import sync_source
 from tests import aws_helpers as h
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from registry_app import sync
+from registry_app.mirror import mapping as sync
 
 ARN = "arn:aws:sagemaker:eu-west-1:111122223333:model-package/credit-risk/7"
 

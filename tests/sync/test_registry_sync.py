@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import CallStats, SourceConfig
+from registry_app.mirror.reconcile import acquire_lock, execute_run, release_lock, sync_source
 from registry_app.models import EvaluationReport, Metric, ModelPackage, ModelPackageGroup, PackageObservation, SyncRun
-from registry_app.services.registry_sync import acquire_lock, execute_run, release_lock, sync_source
 from tests import aws_helpers as h
 
 pytestmark = pytest.mark.django_db

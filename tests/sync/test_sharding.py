@@ -14,11 +14,11 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from registry_app import sync
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
+from registry_app.mirror import mapping as sync
+from registry_app.mirror.reconcile import acquire_lock, execute_run, release_lock, sync_source
 from registry_app.models import ModelPackage, ModelPackageGroup, PackageObservation, RegistrySource, SyncRun
-from registry_app.services.registry_sync import acquire_lock, execute_run, release_lock, sync_source
 from registry_app.tasks import sync_shard_task
 from tests import aws_helpers as h
 

@@ -13,8 +13,8 @@ import pytest
 
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
+from registry_app.mirror.reconcile import execute_run
 from registry_app.models import ModelPackage, ModelPackageGroup, SyncRun
-from registry_app.services.registry_sync import execute_run
 
 pytestmark = pytest.mark.django_db
 

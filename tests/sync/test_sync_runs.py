@@ -8,8 +8,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from registry_app.mirror.runs import request_sync
 from registry_app.models import RegistrySource, SyncRun
-from registry_app.services.sync_runs import request_sync
 from registry_app.tasks import poll_all_event_queues, sync_all_sources
 
 pytestmark = pytest.mark.django_db

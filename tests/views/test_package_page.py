@@ -7,9 +7,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from registry_app.mirror.selectors import OBSERVATIONS_SHOWN
 from registry_app.models import EvaluationReport, ModelPackage, PackageObservation
 from registry_app.models.registry import ApprovalStatus
-from registry_app.selectors import OBSERVATIONS_SHOWN
 from tests.factories import (
     EndpointFactory,
     EndpointVariantFactory,
@@ -142,7 +142,7 @@ def test_embedded_card_is_used_without_a_standalone_card(reviewer_client: Client
     html = response.content.decode()
     assert response.context["detail"].card.origin == "embedded"
     assert "holdout" in html
-    assert "<svg" in html  # the ROC curve, when registry_app.cards turns linear graphs into curves
+    assert "<svg" in html  # the ROC curve, when registry_app.mirror.cards turns linear graphs into curves
     assert ">900<" in html  # the matrix cells
 
 
@@ -152,7 +152,7 @@ def test_card_that_cannot_be_laid_out_does_not_break_the_page(
     def boom(content: dict) -> list:
         raise RuntimeError("unexpected card shape")
 
-    monkeypatch.setattr("registry_app.selectors.card_sections", boom)
+    monkeypatch.setattr("registry_app.mirror.selectors.card_sections", boom)
     response = reviewer_client.get(_url(package))
     assert response.status_code == 200
     assert "could not be laid out" in response.content.decode()

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from registry_app.models import ApprovalPolicy, Decision, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
-from registry_app.selectors_queue import queue_counts, queue_for_user
+from registry_app.review.queue import queue_counts, queue_for_user
 from tests.factories import ModelPackageGroupFactory, user_context
 from tests.views.test_review_support import (
     XSS,
@@ -349,8 +349,8 @@ def test_nav_counts_cost_a_fixed_number_of_queries_on_other_pages() -> None:
 
 
 def test_queue_reads_signoffs_exactly_as_the_signoff_service_does() -> None:
-    from registry_app.selectors_queue import _pending_packages
-    from registry_app.services.signoffs import signoff_views
+    from registry_app.review.queue import _pending_packages
+    from registry_app.review.signoffs import signoff_views
 
     package = pending(1)
     signoff_row(package, persona_user("mlead"), "ml-lead", comment="a")
@@ -370,13 +370,13 @@ def test_nav_counts_cached_across_requests_and_cleared_by_a_signoff(settings, dj
     from django.core.cache import cache
     from django.test import RequestFactory
 
-    from registry_app import context_processors
-    from registry_app.selectors_queue import nav_cache_key, queue_cache_clear
+    from registry_app.review.queue import nav_cache_key, queue_cache_clear
+    from registry_app.views import context_processors
 
     settings.QUEUE_NAV_CACHE_SECONDS = 60
     user = django_user_model.objects.create_user("navcache", "n@example.com", "x")
     cache.delete(nav_cache_key(user))
-    with mock.patch("registry_app.selectors_queue.queue_counts", return_value={"fairness": 2}) as counts:
+    with mock.patch("registry_app.review.queue.queue_counts", return_value={"fairness": 2}) as counts:
         for _ in range(3):
             request = RequestFactory().get("/")
             request.user = user
@@ -393,7 +393,7 @@ def test_nav_counts_cached_across_requests_and_cleared_by_a_signoff(settings, dj
 def test_queue_pages_keep_working_while_the_cache_server_is_down(settings) -> None:  # type: ignore[no-untyped-def]
     """Redis down (nothing listens on port 9): the nav counts are computed without the cache and a
     sign-off's cache clear is skipped; no page answers 500."""
-    from registry_app.selectors_queue import queue_cache_clear
+    from registry_app.review.queue import queue_cache_clear
 
     settings.QUEUE_NAV_CACHE_SECONDS = 60
     settings.CACHES = {

@@ -108,8 +108,12 @@ def test_curve_chart_plots_numbers_and_escapes_labels() -> None:
 @pytest.mark.parametrize(
     "matrix",
     [
-        {"labels_x": ["0", "1"], "labels_y": ["0", "1"], "matrix": [[900, 50], [40, None]]},  # registry_app.cards
-        {"labels": ["0", "1"], "matrix": [[900, 50], [40, None]]},  # registry_app.reports
+        {
+            "labels_x": ["0", "1"],
+            "labels_y": ["0", "1"],
+            "matrix": [[900, 50], [40, None]],
+        },  # registry_app.mirror.cards
+        {"labels": ["0", "1"], "matrix": [[900, 50], [40, None]]},  # registry_app.mirror.reports
     ],
 )
 def test_matrix_table_reads_both_shapes(matrix: dict) -> None:

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from registry_app.models import ApprovalPolicy
-from registry_app.policy import PolicySpec
+from registry_app.review.policy import PolicySpec
 
 DEMO_POLICIES: list[dict[str, Any]] = [
     {

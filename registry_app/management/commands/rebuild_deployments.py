@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from registry_app.audit.deployments import rebuild_deployments
+from registry_app.audit.ingest import acquire_audit_lock, release_audit_lock
 from registry_app.models import RegistrySource
-from registry_app.services.cloudtrail_ingest import acquire_audit_lock, release_audit_lock
-from registry_app.services.deployments import rebuild_deployments
 
 
 class Command(BaseCommand):

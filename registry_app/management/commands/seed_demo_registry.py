@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from registry_app.aws.demo_seed import seed_registry
+from registry_app.devtools.demo_seed import seed_registry
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from registry_app.audit.ingest import ingest_source
 from registry_app.models import RegistrySource
-from registry_app.services.cloudtrail_ingest import ingest_source
 
 
 def _date(value: str) -> dt.date:

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from registry_app.mirror.reconcile import sync_source
 from registry_app.models import RegistrySource, SyncRun
-from registry_app.services.registry_sync import sync_source
 
 
 class Command(BaseCommand):

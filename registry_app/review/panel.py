@@ -1,0 +1,306 @@
+"""The review panel of a package page: policy verdict, sign-offs, what I may do, and comparisons.
+
+``review_state(package, user)`` is a read-only selector with a constant number of queries,
+whatever the number of sign-offs, pushes, versions or metrics (``tests/services`` holds it to
+that): the policy rows, the package's reports and metrics, its sign-offs (with users), its
+pushes, the registrant lookup, the user's roles (cached per request), the baseline version with
+its metrics, and the previous version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Prefetch
+
+from registry_app.mirror.reports import better
+from registry_app.models import ApprovalPolicy, EvaluationReport, Metric, ModelPackage, PushOutbox, SignOff
+from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
+from registry_app.permissions import can_retry_push, can_revoke, is_active_user, user_roles
+from registry_app.review.policies import package_fingerprint, resolve_policy
+from registry_app.review.policy import (
+    DEFAULT_ROLE_FLAGS,
+    MetricObservation,
+    PolicyResult,
+    PolicySpec,
+    SignOffNotAllowed,
+    check_can_sign,
+    evaluate,
+)
+from registry_app.review.push import effective_status
+from registry_app.review.signoffs import card_status_of, registered_by_user_id, signoff_views
+
+__all__ = ["DiffRow", "MetricComparison", "ReviewState", "review_state"]
+
+# Columns the comparison versions never need.
+_DEFERRED = ("raw", "model_metrics", "embedded_card_status")
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    name: str
+    facet: str
+    value: float | None
+    baseline: float | None
+    delta: float | None
+    better: bool | None  # None: unknown direction, no baseline, or equally good
+    kind: str = ""
+    stage: str = ""
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    label: str
+    before: str
+    after: str
+
+
+@dataclass
+class ReviewState:
+    policy: PolicySpec
+    result: PolicyResult
+    fingerprint: str
+    signoffs: list[SignOff]  # each with .is_stale
+    signable_roles: list[str]
+    cannot_sign_reason: str
+    pushes: list[PushOutbox]  # newest first, each with .can_retry
+    latest_push: PushOutbox | None
+    can_revoke: bool
+    can_retry_push: bool
+    metrics_vs_approved: list[MetricComparison] = field(default_factory=list)
+    baseline_package: ModelPackage | None = None
+    previous_package: ModelPackage | None = None
+    diff_from_previous: list[DiffRow] = field(default_factory=list)
+    effective_status: str = ""  # the status once the dashboard's own pending decision is delivered
+
+    @property
+    def current_signoffs(self) -> list[SignOff]:
+        return [s for s in self.signoffs if not getattr(s, "is_stale", False)]
+
+    @property
+    def stale_signoffs(self) -> list[SignOff]:
+        return [s for s in self.signoffs if getattr(s, "is_stale", False)]
+
+
+# --------------------------------------------------------------------------------------------- selector
+
+
+def review_state(package: ModelPackage, user: Any) -> ReviewState:
+    """Everything the review panel shows for ``package`` and ``user`` (read only)."""
+    group = package.group
+    policy = resolve_policy(ApprovalPolicy.objects.all(), group)
+    reports = EvaluationReport.objects.filter(package=package).only("pk", "slot", "sha256", "content_digest", "s3_uri")
+    metrics = list(Metric.objects.filter(package=package).order_by("kind", "stage", "name", "facet"))
+    fingerprint, _ = package_fingerprint(package, policy=policy, reports=list(reports))
+
+    signoffs = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
+    for s in signoffs:
+        s.is_stale = s.stale_at is not None or s.fingerprint != fingerprint  # type: ignore[attr-defined]
+    views = signoff_views(signoffs)
+    result = evaluate(
+        policy,
+        signoffs=views,
+        metrics=[MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in metrics],
+        card_status=card_status_of(package) or None,
+        current_fingerprint=fingerprint,
+    )
+
+    pushes = list(PushOutbox.objects.filter(package=package).order_by("-created_at"))
+    for push in pushes:
+        push.can_retry = can_retry_push(user, push)  # type: ignore[attr-defined]
+    status = effective_status(package, pushes)
+    signable, reason = _signable(package, policy, user, views, fingerprint, status)
+
+    baseline = _baseline(package)
+    previous = _previous(package)
+    return ReviewState(
+        policy=policy,
+        result=result,
+        fingerprint=fingerprint,
+        signoffs=signoffs,
+        signable_roles=signable,
+        cannot_sign_reason=reason,
+        pushes=pushes,
+        latest_push=pushes[0] if pushes else None,
+        can_revoke=can_revoke(user, package)
+        and effective_status(package, pushes, include_failed=False) == ApprovalStatus.APPROVED,
+        can_retry_push=any(p.can_retry for p in pushes),  # type: ignore[attr-defined]
+        metrics_vs_approved=_compare_metrics(metrics, baseline.metrics.all() if baseline else []),
+        baseline_package=baseline,
+        previous_package=previous,
+        diff_from_previous=diff_packages(previous, package, policy) if previous is not None else [],
+        effective_status=status,
+    )
+
+
+def _signable(
+    package: ModelPackage, policy: PolicySpec, user: Any, views: list[Any], fingerprint: str, status: str
+) -> tuple[list[str], str]:
+    """Roles ``user`` may sign now, or why none (the most specific refusal)."""
+    if not is_active_user(user):
+        return [], "Sign in to sign off."
+    roles = user_roles(user)
+    registrant = registered_by_user_id(package, user)
+    signable: list[str] = []
+    refusals: dict[str, SignOffNotAllowed] = {}
+    for role in policy.required_roles:
+        try:
+            check_can_sign(
+                policy,
+                user_id=user.pk,
+                username=user.get_username(),
+                user_roles=roles,
+                role=role,
+                signoffs=views,
+                current_fingerprint=fingerprint,
+                registered_by_user_id=registrant,
+                package_status=status,
+                package_deleted=package.deleted_at is not None or package.group.deleted_at is not None,
+            )
+            signable.append(role)
+        except SignOffNotAllowed as exc:
+            refusals[role] = exc
+    if signable:
+        return signable, ""
+    held = [r for r in policy.required_roles if r in roles]
+    if held:
+        return [], refusals[held[0]].message
+    first = next(iter(refusals.values()), None)
+    if first is not None and first.code != "role_not_held":
+        return [], first.message
+    required = ", ".join(policy.required_roles)
+    return [], f"You hold none of the roles policy {policy.name!r} requires ({required})."
+
+
+# --------------------------------------------------------------------------------------------- comparisons
+
+
+def _baseline(package: ModelPackage) -> ModelPackage | None:
+    return (
+        ModelPackage.objects.filter(
+            group_id=package.group_id, approval_status=ApprovalStatus.APPROVED, deleted_at__isnull=True
+        )
+        .exclude(pk=package.pk)
+        .defer(*_DEFERRED)
+        .order_by("-version")
+        .prefetch_related(Prefetch("metrics", queryset=Metric.objects.order_by("kind", "stage", "name", "facet")))
+        .first()
+    )
+
+
+def _previous(package: ModelPackage) -> ModelPackage | None:
+    return (
+        ModelPackage.objects.filter(group_id=package.group_id, version__lt=package.version, deleted_at__isnull=True)
+        .select_related("model_card")
+        .defer(*_DEFERRED)
+        .order_by("-version")
+        .first()
+    )
+
+
+def _metric_key(m: Metric) -> tuple[str, str, str]:
+    return (m.name.casefold(), "".join(m.facet.split()).casefold(), m.stage)
+
+
+def _compare_metrics(metrics: Iterable[Metric], baseline_metrics: Iterable[Metric]) -> list[MetricComparison]:
+    baseline: dict[tuple[str, str, str], Metric] = {}
+    for m in baseline_metrics:
+        baseline.setdefault(_metric_key(m), m)
+    rows: list[MetricComparison] = []
+    for m in metrics:
+        base = baseline.get(_metric_key(m))
+        base_value = base.value if base is not None else None
+        delta = m.value - base_value if m.value is not None and base_value is not None else None
+        verdict = better(m.name, m.kind, m.value, base_value) if delta is not None else None
+        rows.append(MetricComparison(m.name, m.facet, m.value, base_value, delta, verdict, m.kind, m.stage))
+    return rows
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _card_content(package: ModelPackage) -> dict[str, Any]:
+    content: Any = None
+    if package.model_card_id is not None and package.model_card is not None:
+        content = package.model_card.content
+    if content is None:
+        content = package.embedded_card_content
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return {}
+    return content if isinstance(content, dict) else {}
+
+
+def hyperparameters(package: ModelPackage) -> dict[str, str]:
+    """``training_details.training_job_details.hyper_parameters`` (and the user-provided ones) of the card."""
+    details = (_card_content(package).get("training_details") or {}).get("training_job_details") or {}
+    found: dict[str, str] = {}
+    if not isinstance(details, dict):
+        return found
+    for key in ("hyper_parameters", "user_provided_hyper_parameters"):
+        items = details.get(key) or []
+        if isinstance(items, list):
+            for item in items:
+                if isinstance(item, dict) and item.get("name") is not None:
+                    found.setdefault(str(item["name"]), _text(item.get("value")))
+    return found
+
+
+def _rows(prefix: str, before: dict[str, Any], after: dict[str, Any]) -> list[DiffRow]:
+    rows = []
+    for key in sorted(set(before) | set(after), key=str):
+        old, new = _text(before.get(key)), _text(after.get(key))
+        if old != new:
+            rows.append(DiffRow(f"{prefix}{key}", old, new))
+    return rows
+
+
+def _containers(package: ModelPackage) -> dict[str, Any]:
+    spec = package.inference_specification if isinstance(package.inference_specification, dict) else {}
+    out: dict[str, Any] = {}
+    containers = [c for c in spec.get("Containers") or [] if isinstance(c, dict)]
+    for i, c in enumerate(containers, start=1):
+        prefix = f"Container {i} " if len(containers) > 1 else ""
+        source = c.get("ModelDataSource")
+        s3_source = source.get("S3DataSource") if isinstance(source, dict) else None
+        out[f"{prefix}{'image' if prefix else 'Image'}"] = c.get("Image")
+        out[f"{prefix}{'image digest' if prefix else 'Image digest'}"] = c.get("ImageDigest")
+        out[f"{prefix}{'model data URL' if prefix else 'Model data URL'}"] = c.get("ModelDataUrl") or (
+            s3_source.get("S3Uri") if isinstance(s3_source, dict) else None
+        )
+    return out
+
+
+def diff_packages(before: ModelPackage, after: ModelPackage, policy: PolicySpec | None = None) -> list[DiffRow]:
+    """What changed from ``before`` to ``after``: reproducibility keys, images and digests, model
+    data, other customer metadata (role flags left out), metadata properties, hyperparameters."""
+    flags = set(DEFAULT_ROLE_FLAGS.values()) | (set(policy.role_flags.values()) if policy else set())
+    meta_before = before.customer_metadata if isinstance(before.customer_metadata, dict) else {}
+    meta_after = after.customer_metadata if isinstance(after.customer_metadata, dict) else {}
+    repro = set(REPRODUCIBILITY_KEYS)
+    rows = _rows(
+        "Reproducibility: ",
+        {k: meta_before.get(k) for k in REPRODUCIBILITY_KEYS},
+        {k: meta_after.get(k) for k in REPRODUCIBILITY_KEYS},
+    )
+    rows += _rows("", _containers(before), _containers(after))
+    rows += _rows(
+        "Customer metadata: ",
+        {k: v for k, v in meta_before.items() if k not in repro and k not in flags},
+        {k: v for k, v in meta_after.items() if k not in repro and k not in flags},
+    )
+    props_before = before.metadata_properties if isinstance(before.metadata_properties, dict) else {}
+    props_after = after.metadata_properties if isinstance(after.metadata_properties, dict) else {}
+    rows += _rows("Metadata property: ", props_before, props_after)
+    rows += _rows("Hyperparameter: ", hyperparameters(before), hyperparameters(after))
+    return rows

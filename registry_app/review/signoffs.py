@@ -1,0 +1,269 @@
+"""Recording sign-offs, and what follows from them: role flags, decisions and their pushes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from registry_app.audit import log as audit_log
+from registry_app.models import Decision, ModelPackage, PushOutbox, SignOff
+from registry_app.models.registry import ApprovalStatus
+from registry_app.permissions import is_active_user, registrant_user_ids, user_roles
+from registry_app.review.policies import package_fingerprint, policy_for_group
+from registry_app.review.policy import (
+    APPROVE,
+    APPROVED,
+    REJECT,
+    REJECTED,
+    MetricObservation,
+    PolicyResult,
+    PolicySpec,
+    SignOffNotAllowed,
+    SignOffView,
+    approval_description,
+    check_can_sign,
+    evaluate,
+    role_flags_for,
+)
+from registry_app.review.push import effective_status, push_enqueue
+
+__all__ = [
+    "MAX_COMMENT",
+    "SignOffResult",
+    "card_status_of",
+    "metric_observations",
+    "registered_by_user_id",
+    "signoff_create",
+    "signoff_views",
+    "signoffs_mark_stale",
+]
+
+MAX_COMMENT = 4000
+
+
+@dataclass
+class SignOffResult:
+    signoff: SignOff
+    decision: Decision | None
+    result: PolicyResult
+    pushes: list[PushOutbox]
+
+
+# --------------------------------------------------------------------------------------------- shared helpers
+
+
+def signoff_views(signoffs: Iterable[SignOff]) -> list[SignOffView]:
+    """Policy-engine views of sign-off rows (``user`` selected with them).
+
+    A row marked stale keeps a fingerprint that can never be current, so it stays stale even if
+    the content later changes back: a stale sign-off must be redone, never revived.
+    """
+    return [
+        SignOffView(
+            user_id=s.user_id,
+            username=s.user.get_username(),
+            role=s.role,
+            decision=s.decision,
+            fingerprint=s.fingerprint if s.stale_at is None else f"stale:{s.fingerprint}",
+            signed_at=s.created_at,
+            comment=s.comment,
+        )
+        for s in signoffs
+    ]
+
+
+def metric_observations(package: ModelPackage) -> list[MetricObservation]:
+    """The package's normalised metrics (uses a ``metrics`` prefetch when there is one)."""
+    return [MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in package.metrics.all()]
+
+
+def card_status_of(package: ModelPackage) -> str:
+    """The linked standalone card's status, else the embedded card's."""
+    if package.model_card_id is not None and package.model_card is not None:
+        return package.model_card.status
+    return package.embedded_card_status
+
+
+def registered_by_user_id(package: ModelPackage, user: Any = None) -> int | None:
+    """The Django user who registered ``package`` (matched from ``CreatedBy``), for ``check_can_sign``.
+
+    When several users match (say, SourceIdentity and session name name different people), each
+    of them is the registrant: ``user``'s own id is returned if it is among them.
+    """
+    ids = registrant_user_ids(package)
+    if not ids:
+        return None
+    if user is not None and user.pk in ids:
+        return int(user.pk)
+    return ids[0]
+
+
+def _lock_package(package_id: int) -> ModelPackage:
+    try:
+        return ModelPackage.objects.select_for_update().get(pk=package_id)
+    except (ModelPackage.DoesNotExist, ValueError, TypeError) as exc:
+        raise SignOffNotAllowed("There is no such model package.", code="not_found") from exc
+
+
+# --------------------------------------------------------------------------------------------- services
+
+
+def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comment: str) -> SignOffResult:
+    """Record ``user``'s sign-off in ``role`` and act on the policy's verdict.
+
+    One transaction, under the package row lock: re-read the sign-offs, fingerprint the
+    package, ``check_can_sign`` (separation of duties, registrant, decided/deleted package,
+    role held and required), create the SignOff, then
+
+    * an approval that completes its role queues a flags push (``{flag: "true"}``);
+    * when the policy now says Approved or Rejected: a Decision with the ApprovalDescription and a
+      decision push (target status, description, every satisfied role's flag).
+
+    Side effects after commit only: ``push_task`` per push, ``enqueue_decided`` for a decision.
+    Raises ``SignOffNotAllowed`` (with ``code``) for every refusal.
+    """
+    comment = (comment or "").strip()
+    if not is_active_user(user):
+        raise SignOffNotAllowed("Sign in with an active account to sign off.", code="not_authenticated")
+    if decision not in (APPROVE, REJECT):
+        raise SignOffNotAllowed(f"Unknown decision {decision!r}: choose approve or reject.", code="invalid_decision")
+    if decision == REJECT and not comment:
+        raise SignOffNotAllowed("A rejection needs a comment saying what must change.", code="comment_required")
+    if len(comment) > MAX_COMMENT:
+        raise SignOffNotAllowed(
+            f"The comment is {len(comment)} characters long; keep it under {MAX_COMMENT}.", code="comment_too_long"
+        )
+    with transaction.atomic():
+        package = _lock_package(package_id)
+        group = package.group
+        policy = policy_for_group(group)
+        fingerprint, detail = package_fingerprint(package, policy=policy)
+        existing = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
+        views = signoff_views(existing)
+        check_can_sign(
+            policy,
+            user_id=user.pk,
+            username=user.get_username(),
+            user_roles=user_roles(user),
+            role=role,
+            signoffs=views,
+            current_fingerprint=fingerprint,
+            registered_by_user_id=registered_by_user_id(package, user),
+            package_status=effective_status(package),
+            package_deleted=package.deleted_at is not None or group.deleted_at is not None,
+        )
+        newly_stale = [s for s in existing if s.stale_at is None and s.fingerprint != fingerprint]
+        if _mark_stale(newly_stale):
+            audit_log.audit_signoffs_stale(
+                package, [s.pk for s in newly_stale], fingerprint=fingerprint, actor=user, via=audit_log.Via.WEB
+            )
+        signoff = SignOff.objects.create(
+            package=package,
+            user=user,
+            role=role,
+            decision=decision,
+            comment=comment,
+            fingerprint=fingerprint,
+            fingerprint_detail=detail,
+        )
+        audit_log.audit_signoff(signoff)
+        views += signoff_views([signoff])
+        result = evaluate(
+            policy,
+            signoffs=views,
+            metrics=metric_observations(package),
+            card_status=card_status_of(package) or None,
+            current_fingerprint=fingerprint,
+        )
+        pushes: list[PushOutbox] = []
+        acting = user.get_username()
+        role_done = any(r.role == role and r.satisfied for r in result.roles)
+        if decision == APPROVE and role_done:
+            pushes.append(
+                PushOutbox.objects.create(
+                    package=package,
+                    signoff=signoff,
+                    kind=PushOutbox.Kind.FLAGS,
+                    flags={policy.flag_for(role): "true"},
+                    expected_status=ApprovalStatus.PENDING,
+                    acting_username=acting,
+                )
+            )
+        decision_row = None
+        if result.decision in (APPROVED, REJECTED):
+            decision_row, decision_push = _decide(
+                package, policy, views, fingerprint, result.decision, user=user, signoff=signoff
+            )
+            audit_log.audit_decision(decision_row)
+            pushes.append(decision_push)
+        for push in pushes:
+            push_enqueue(push.pk)
+    return SignOffResult(signoff=signoff, decision=decision_row, result=result, pushes=pushes)
+
+
+def _decide(
+    package: ModelPackage,
+    policy: PolicySpec,
+    views: list[SignOffView],
+    fingerprint: str,
+    status: str,
+    *,
+    user: Any,
+    signoff: SignOff,
+) -> tuple[Decision, PushOutbox]:
+    current = [v for v in views if v.fingerprint == fingerprint]
+    description = approval_description(policy, current, decision=status)
+    decision = Decision.objects.create(
+        package=package,
+        kind=Decision.Kind.POLICY if status == APPROVED else Decision.Kind.REJECTION,
+        status=status,
+        description=description,
+        decided_by=user,
+    )
+    push = PushOutbox.objects.create(
+        package=package,
+        decision=decision,
+        signoff=signoff,
+        kind=PushOutbox.Kind.DECISION,
+        target_status=status,
+        target_description=description,
+        flags=role_flags_for(policy, views, fingerprint),
+        expected_status=ApprovalStatus.PENDING,
+        acting_username=user.get_username(),
+    )
+    from registry_app.notifications.emails import enqueue_decided
+
+    enqueue_decided(decision.pk)
+    return decision, push
+
+
+def _mark_stale(signoffs: list[SignOff]) -> int:
+    if not signoffs:
+        return 0
+    now = timezone.now()
+    for s in signoffs:
+        s.stale_at = now
+    return SignOff.objects.filter(pk__in=[s.pk for s in signoffs], stale_at__isnull=True).update(stale_at=now)
+
+
+def signoffs_mark_stale(package: ModelPackage) -> int:
+    """Mark stale every current sign-off whose fingerprint no longer matches the package.
+
+    Called by the sync hook when reviewed content changed. One SELECT and one UPDATE (plus the
+    fingerprint's reads) and, when any became stale, an audit entry (``signoffs.marked_stale``);
+    returns how many sign-offs became stale. They no longer count and must be redone.
+    """
+    fingerprint, _ = package_fingerprint(package)
+    ids = list(
+        SignOff.objects.filter(package=package, stale_at__isnull=True)
+        .exclude(fingerprint=fingerprint)
+        .values_list("pk", flat=True)
+    )
+    count = SignOff.objects.filter(pk__in=ids, stale_at__isnull=True).update(stale_at=timezone.now()) if ids else 0
+    if count:  # the sync's transaction: the entry commits with the stale marks
+        audit_log.audit_signoffs_stale(package, ids, fingerprint=fingerprint, via=audit_log.Via.SYNC)
+    return count
