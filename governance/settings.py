@@ -198,7 +198,7 @@ REPORT_FETCH_SECONDS = env_int("REPORT_FETCH_SECONDS", 60)
 # Login throttling (django-axes): a username is locked out from one client address after
 # AXES_FAILURE_LIMIT failures, for AXES_COOLOFF_MINUTES; a success resets the count. The test run
 # keeps it off by default because Django's test client ``login()`` calls ``authenticate()`` without
-# a request, which axes refuses; tests/security/test_login_throttling.py turns it on.
+# a request, which axes refuses; tests/sso/test_login_throttling.py turns it on.
 AXES_ENABLED = env_bool("AXES_ENABLED", not TESTING)
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # a float: axes reads it as hours

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,21 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     from registry_app.aws import session as aws_session
 
     aws_session.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """Tests create users by the dozen; PBKDF2 would spend most of the run hashing passwords.
+    The throttling and SSO tests that need a real login still log in through this hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def personas(db: None) -> dict[str, Any]:
+    """One user per role, a viewer, an outsider, staff and a registrant (tests/personas.py)."""
+    from tests.personas import cast
+
+    return cast()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The review panel of a package page: policy verdict, sign-offs, what I may do, and comparisons.
 
 ``review_state(package, user)`` is a read-only selector with a constant number of queries,
-whatever the number of sign-offs, pushes, versions or metrics (``tests/services`` holds it to
+whatever the number of sign-offs, pushes, versions or metrics (``tests/review`` holds it to
 that): the policy rows, the package's reports and metrics, its sign-offs (with users), its
 pushes, the registrant lookup, the user's roles (cached per request), the baseline version with
 its metrics, and the previous version.

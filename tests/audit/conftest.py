@@ -5,20 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from registry_app.models import ModelPackage
 from registry_app.models.registry import ApprovalStatus
-from tests.factories import ModelPackageFactory, ModelPackageGroupFactory, RegistrySourceFactory, UserFactory
-
-
-def make_user(username: str, *roles: str, **extra: Any) -> Any:
-    user = UserFactory(username=username, **extra)
-    for role in roles:
-        group, _ = Group.objects.get_or_create(name=role)
-        user.groups.add(group)
-    return user
+from tests.factories import ModelPackageFactory, ModelPackageGroupFactory, RegistrySourceFactory
+from tests.personas import make_user  # noqa: F401 - re-exported
 
 
 def client_for(user: Any) -> Client:

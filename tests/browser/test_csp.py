@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from registry_app.models import SignOff, SyncRun
 from tests.browser.watch import watch
-from tests.security.hostile import benign_texts, build_site
+from tests.hostile import benign_texts, build_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

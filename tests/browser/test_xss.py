@@ -14,7 +14,7 @@ import pytest
 from django.test import override_settings
 
 from tests.browser.watch import watch
-from tests.security.hostile import FIELDS, build_site, clamp, token
+from tests.hostile import FIELDS, build_site, clamp, token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

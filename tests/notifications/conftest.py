@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from django.conf import LazySettings
-from django.contrib.auth.models import Group
 
 from registry_app.models import ModelPackage
 from registry_app.models.registry import ApprovalStatus
-from tests.factories import ModelPackageFactory, ModelPackageGroupFactory, UserFactory
+from tests.factories import ModelPackageFactory, ModelPackageGroupFactory
+from tests.personas import make_user  # noqa: F401 - re-exported
 
 SITE = "https://governance.example.test"
 ROLES = ("ml-lead", "fairness", "compliance")
@@ -22,14 +22,6 @@ def site_url(settings: LazySettings) -> str:
     settings.SITE_URL = SITE
     settings.DEFAULT_FROM_EMAIL = "governance@example.test"
     return SITE
-
-
-def make_user(username: str, *roles: str, **extra: Any) -> Any:
-    user = UserFactory(username=username, **extra)
-    for role in roles:
-        group, _ = Group.objects.get_or_create(name=role)
-        user.groups.add(group)
-    return user
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -24,8 +22,8 @@ from tests.factories import (
     ModelPackageFactory,
     ModelPackageGroupFactory,
     RegistrySourceFactory,
-    UserFactory,
 )
+from tests.personas import make_user
 
 XSS = "<script>alert(1)</script>"
 
@@ -46,13 +44,6 @@ STATUS_OF = {
     "rejected": ApprovalStatus.REJECTED,
     "deleted": ApprovalStatus.PENDING,
 }
-
-
-def make_user(username: str, *roles: str, is_staff: bool = False) -> Any:
-    user = UserFactory(username=username, is_staff=is_staff)
-    for role in roles:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
 
 
 def persona_user(name: str) -> Any:
@@ -127,9 +118,3 @@ def counts() -> tuple[int, int, int]:
 
 def push_states() -> dict[str, str]:
     return {str(pk): state for pk, state in PushOutbox.objects.values_list("pk", "state")}
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings: Any) -> None:
-    """Personas are created by the dozen; PBKDF2 would spend most of the run hashing their passwords."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

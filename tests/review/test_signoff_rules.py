@@ -12,7 +12,7 @@ from registry_app.permissions import principal_names, user_roles
 from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.signoffs import registered_by_user_id, signoff_create
 from tests.factories import EvaluationReportFactory, MetricFactory, ModelPackageFactory, ModelPackageGroupFactory
-from tests.services.conftest import make_user
+from tests.review.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ come from our own templates: a ``<script>`` without a same-origin ``src``, any `
 and elements our templates never render (``iframe``, ``img``, ``object``, ``embed``, ``base``,
 ``meta`` outside ``<head>``, ``form`` posting elsewhere).
 
-Used by the fuzz test (tests/security/test_fuzz_escaping.py), the CSP page test and the browser
+Used by the fuzz test (tests/views/test_fuzz_escaping.py), the CSP page test and the browser
 tests (tests/browser/test_csp.py, tests/browser/test_xss.py).
 """
 

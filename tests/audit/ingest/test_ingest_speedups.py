@@ -14,7 +14,7 @@ from django.utils import timezone
 from registry_app.audit import ingest as cloudtrail_ingest
 from registry_app.audit.ingest import Linker, store_records
 from registry_app.models import CloudTrailEvent, RegistrySource
-from tests.audit_ingest import records as r
+from tests.audit.ingest import records as r
 from tests.factories import RegistrySourceFactory
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from registry_app.review.policies import package_fingerprint
 from registry_app.review.signoffs import signoff_create
 from tests import aws_helpers as h
 from tests.factories import ModelPackageFactory
-from tests.services.conftest import Outbox, Registry
+from tests.review.conftest import Outbox, Registry
 
 pytestmark = pytest.mark.django_db
 

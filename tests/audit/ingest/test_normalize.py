@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from registry_app.audit import events as ct
-from tests.audit_ingest import records as r
+from tests.audit.ingest import records as r
 
 NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
 PKG = r.arn_package("credit-risk", 7)

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from tests.security.hostile import audit_html, benign_texts, build_site
+from tests.hostile import audit_html, benign_texts, build_site
 
 pytestmark = pytest.mark.django_db
 

@@ -14,23 +14,23 @@ from registry_app.models.registry import ApprovalStatus
 from registry_app.ops import celery_signals
 from registry_app.ops.logs import current, log_context
 from tests.factories import ModelPackageFactory, RegistrySourceFactory, SyncRunFactory
-from tests.observability.conftest import JsonLines
+from tests.ops.conftest import JsonLines
 
-log = logging.getLogger("tests.observability.tasks")
+log = logging.getLogger("tests.ops.tasks")
 
 
-@shared_task(name="tests.observability.say", ignore_result=True)
+@shared_task(name="tests.ops.say", ignore_result=True)
 def say(source_id: int, text: str) -> str:
     log.info("inside: %s", text)
     return text
 
 
-@shared_task(name="tests.observability.explode", ignore_result=True)
+@shared_task(name="tests.ops.explode", ignore_result=True)
 def explode() -> None:
     raise RuntimeError("kaboom")
 
 
-@shared_task(name="tests.observability.flaky", bind=True, max_retries=1, ignore_result=True)
+@shared_task(name="tests.ops.flaky", bind=True, max_retries=1, ignore_result=True)
 def flaky(self: Task) -> str:
     if self.request.retries == 0:
         raise self.retry(exc=TimeoutError("slow"), countdown=0)
@@ -59,7 +59,7 @@ def test_task_start_inside_and_finish_lines_carry_the_task_context(
     started, inside, finished = task_lines(json_logs())
     for line in (started, inside, finished):
         assert line["task_id"] == "task-123"
-        assert line["task_name"] == "tests.observability.say"
+        assert line["task_name"] == "tests.ops.say"
         assert line["source"] == "prod-eu"
         assert line["request_id"] is None  # not sent from a request
     assert started["event"] == "task_started"

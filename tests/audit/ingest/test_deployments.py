@@ -12,8 +12,8 @@ from django.utils import timezone
 from registry_app.audit.deployments import deployments_at, rebuild_deployments, rebuild_endpoint
 from registry_app.audit.ingest import Linker, ingest_source, store_records
 from registry_app.models import CloudTrailEvent, EndpointDeployment, ModelPackage, RegistrySource
-from tests.audit_ingest import records as r
-from tests.audit_ingest.conftest import Trail
+from tests.audit.ingest import records as r
+from tests.audit.ingest.conftest import Trail
 from tests.factories import (
     EndpointFactory,
     EndpointVariantFactory,

@@ -10,7 +10,7 @@ from registry_app.models import Decision, ModelPackage, PushOutbox, SignOff
 from registry_app.review.decisions import group_archive, package_revoke
 from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.signoffs import signoff_create
-from tests.services.conftest import Outbox, Registry, UpdateCounter
+from tests.review.conftest import Outbox, Registry, UpdateCounter
 
 pytestmark = pytest.mark.django_db
 

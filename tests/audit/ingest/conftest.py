@@ -11,7 +11,7 @@ import pytest
 
 from registry_app.aws.cloudtrail import clear_limiters
 from registry_app.models import RegistrySource
-from tests.audit_ingest import records as r
+from tests.audit.ingest import records as r
 from tests.factories import RegistrySourceFactory
 
 BUCKET = "acme-cloudtrail"

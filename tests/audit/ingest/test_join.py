@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from registry_app.audit.ingest import Linker, StoreStats, relink_events, store_records
 from registry_app.models import CloudTrailEvent, ModelPackage, RegistrySource
-from tests.audit_ingest import records as r
+from tests.audit.ingest import records as r
 from tests.factories import (
     ModelCardFactory,
     ModelPackageFactory,

@@ -15,7 +15,7 @@ from django.test import Client
 from registry_app.ops.logs import FIELDS, bind, clean_request_id, current, log_context, reset
 from tests.conftest import AWS_ENV
 from tests.factories import UserFactory
-from tests.observability.conftest import JsonLines
+from tests.ops.conftest import JsonLines
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -96,12 +96,12 @@ def test_probe_lines_are_debug(client: Client, db: None, json_logs: JsonLines) -
 
 
 def test_context_outside_requests_and_explicit_extra(json_logs: JsonLines) -> None:
-    log = logging.getLogger("tests.observability")
+    log = logging.getLogger("tests.ops")
     log.info("bare")
     with log_context(source="prod", task_id="t-1"):
         log.info("bound")
         log.info("explicit", extra={"source": "other"})  # an explicit extra wins over the context
-    bare, bound, explicit = [line for line in json_logs() if line["logger"] == "tests.observability"]
+    bare, bound, explicit = [line for line in json_logs() if line["logger"] == "tests.ops"]
     assert all(bare[name] is None for name in FIELDS)
     assert (bound["source"], bound["task_id"], bound["request_id"]) == ("prod", "t-1", None)
     assert explicit["source"] == "other"

@@ -15,7 +15,7 @@ from registry_app.audit import events as ct
 from registry_app.audit import ingest as cloudtrail_ingest
 from registry_app.audit.ingest import Linker
 from registry_app.models import CloudTrailEvent, RegistrySource
-from tests.audit_ingest import records as r
+from tests.audit.ingest import records as r
 from tests.factories import RegistrySourceFactory
 
 NOW = timezone.now()

@@ -1,6 +1,6 @@
 """Registry-supplied text is data on every page: hostile strings in every field never become markup.
 
-Two passes over the same pages (tests/security/hostile.py builds the data and parses the HTML):
+Two passes over the same pages (tests/hostile.py builds the data and parses the HTML):
 - every payload of a fixed corpus lands in every field (the corpus rotates over the fields), and
 - hypothesis mixes corpus payloads with random text (attribute breakers, bidi and zero-width
   characters, full-width brackets, astral characters) per field.
@@ -18,7 +18,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.security.hostile import FIELDS, PAYLOADS, audit_html, build_site, clamp, rotate_payloads, token
+from tests.hostile import FIELDS, PAYLOADS, audit_html, build_site, clamp, rotate_payloads, token
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from registry_app.models import PushOutbox
 from registry_app.review import push as push_service
 from registry_app.review.push import push_execute
 from registry_app.review.signoffs import signoff_create
-from tests.services.conftest import Registry, UpdateCounter
+from tests.review.conftest import Registry, UpdateCounter
 
 pytestmark = pytest.mark.django_db
 

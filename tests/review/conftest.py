@@ -9,14 +9,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.contrib.auth.models import Group
 
 from registry_app.mirror.reconcile import sync_source
 from registry_app.models import ModelPackage, RegistrySource
 from tests import aws_helpers as h
-from tests.factories import UserFactory
-
-ROLE_OF = {"mlead": "ml-lead", "fair": "fairness", "comp": "compliance", "viewer": "viewer"}
+from tests.personas import ROLE_OF, make_user  # noqa: F401 - re-exported for the review tests
 
 
 @dataclass
@@ -24,11 +21,6 @@ class Notifications:
     review_requested: mock.MagicMock
     decided: mock.MagicMock
     conflict: mock.MagicMock
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -41,22 +33,6 @@ def notifications() -> Iterator[Notifications]:
         mock.patch(f"{base}.enqueue_conflict", create=True) as conflict,
     ):
         yield Notifications(review, decided, conflict)
-
-
-def make_user(username: str, *roles: str, is_staff: bool = False) -> Any:
-    user = UserFactory(username=username, is_staff=is_staff)
-    for role in roles:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
-
-
-@pytest.fixture
-def personas(db: None) -> dict[str, Any]:
-    """One user per role, a viewer, somebody with no role, and staff without a role."""
-    users = {name: make_user(name, role) for name, role in ROLE_OF.items()}
-    users["nobody"] = make_user("nobody")
-    users["staff"] = make_user("operator", is_staff=True)
-    return users
 
 
 @dataclass

@@ -10,8 +10,8 @@ import pytest
 from registry_app.audit.ingest import IngestResult, cursor_positions, ingest_source
 from registry_app.aws.errors import RetryableAwsError
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
-from tests.audit_ingest import records as r
-from tests.audit_ingest.conftest import Trail, days_ago
+from tests.audit.ingest import records as r
+from tests.audit.ingest.conftest import Trail, days_ago
 
 pytestmark = pytest.mark.django_db
 

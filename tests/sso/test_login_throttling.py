@@ -17,7 +17,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from tests.factories import UserFactory
-from tests.security.hostile import audit_html
+from tests.hostile import audit_html
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("axes_on")]
 

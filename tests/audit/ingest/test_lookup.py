@@ -15,8 +15,8 @@ from registry_app.audit.ingest import IngestResult, cursor_positions, ingest_sou
 from registry_app.aws.cloudtrail import CloudTrailReader, RateLimiter
 from registry_app.aws.session import SourceConfig
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
-from tests.audit_ingest import records as r
-from tests.audit_ingest.conftest import FakeClock
+from tests.audit.ingest import records as r
+from tests.audit.ingest.conftest import FakeClock
 
 pytestmark = pytest.mark.django_db
 

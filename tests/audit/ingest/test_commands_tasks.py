@@ -11,8 +11,8 @@ from django.core.management.base import CommandError
 
 from registry_app.audit.ingest import cursor_positions
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
-from tests.audit_ingest import records as r
-from tests.audit_ingest.conftest import Trail, days_ago
+from tests.audit.ingest import records as r
+from tests.audit.ingest.conftest import Trail, days_ago
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from tests.factories import (
     ModelPackageFactory,
     ModelPackageGroupFactory,
 )
-from tests.services.conftest import make_user
+from tests.review.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 

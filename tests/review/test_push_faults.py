@@ -15,7 +15,7 @@ from registry_app.review import push as push_service
 from registry_app.review.push import PushBlocked, push_execute, push_retry, pushes_resend_stuck
 from registry_app.review.signoffs import signoff_create
 from tests import aws_helpers as h
-from tests.services.conftest import Outbox, Registry, UpdateCounter
+from tests.review.conftest import Outbox, Registry, UpdateCounter
 
 pytestmark = pytest.mark.django_db
 
