@@ -30,7 +30,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import escape
 
-from registry_app.audit import selectors as sa
+from registry_app.audit import timeline as sa
 from registry_app.models import (
     AuditLogEntry,
     CloudTrailEvent,

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from registry_app.audit import selectors as sa
+from registry_app.audit import timeline as sa
 from registry_app.models import ModelPackage
 from registry_app.models.registry import ApprovalStatus
 from tests.audit.builders import at, cloudtrail, decision, deployment, observe, push, signoff, status_call

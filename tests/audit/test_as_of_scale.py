@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from registry_app.audit import ingest as cloudtrail_ingest
-from registry_app.audit import selectors as sa
+from registry_app.audit import timeline as sa
 from registry_app.models import CloudTrailEvent, EndpointDeployment, ModelPackage
 from registry_app.models.audit import endpoint_name_is
 from registry_app.models.registry import ApprovalStatus

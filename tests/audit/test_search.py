@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry_app.audit import selectors as sa
+from registry_app.audit import timeline as sa
 from registry_app.audit.log import audit_append
 from registry_app.models import ModelPackage
 from tests.audit.builders import at, cloudtrail, status_call

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from registry_app.audit import selectors as sa
+from registry_app.audit import timeline as sa
 from registry_app.models import CloudTrailEvent, ModelPackage
 
 pytestmark = [
