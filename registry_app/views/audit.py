@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from registry_app.audit import exports
+from registry_app.audit import packs as exports
 from registry_app.audit import timeline as sa
 from registry_app.models import EndpointDeployment
 from registry_app.models.registry import ApprovalStatus, Endpoint

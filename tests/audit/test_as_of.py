@@ -258,7 +258,7 @@ def _chain() -> dict[str, Any]:
 
 def test_as_of_over_the_rebuilt_deployment_history(db: None) -> None:
     """End to end with the deployment rebuild: CreateModel -> CreateEndpointConfig -> Create/UpdateEndpoint."""
-    from registry_app.audit.deployments import rebuild_deployments
+    from registry_app.audit.deployment_chain import rebuild_deployments
 
     ids = _chain()
     rebuild_deployments("fraud-prod")

@@ -18,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry_app.audit import ingest as cloudtrail_ingest
+from registry_app.audit import ingest_writer as cloudtrail_ingest
 from registry_app.audit import timeline as sa
 from registry_app.models import CloudTrailEvent, EndpointDeployment, ModelPackage
 from registry_app.models.audit import endpoint_name_is

@@ -12,8 +12,8 @@ from django.db import connection
 from django.utils import timezone
 
 from registry_app.audit import events as ct
-from registry_app.audit import ingest as cloudtrail_ingest
-from registry_app.audit.ingest import Linker
+from registry_app.audit import ingest_writer as cloudtrail_ingest
+from registry_app.audit.ingest_writer import Linker
 from registry_app.models import CloudTrailEvent, RegistrySource
 from tests.audit.ingest import records as r
 from tests.factories import RegistrySourceFactory

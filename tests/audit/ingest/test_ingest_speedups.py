@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from registry_app.audit import ingest as cloudtrail_ingest
-from registry_app.audit.ingest import Linker, store_records
+from registry_app.audit import ingest_writer as cloudtrail_ingest
+from registry_app.audit.ingest_writer import Linker, store_records
 from registry_app.models import CloudTrailEvent, RegistrySource
 from tests.audit.ingest import records as r
 from tests.factories import RegistrySourceFactory

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from registry_app.audit.ingest import Linker, StoreStats, relink_events, store_records
+from registry_app.audit.ingest_writer import Linker, StoreStats, relink_events, store_records
 from registry_app.models import CloudTrailEvent, ModelPackage, RegistrySource
 from tests.audit.ingest import records as r
 from tests.factories import (
@@ -179,7 +179,7 @@ def test_postgres_copy_falls_back_to_on_conflict_when_an_id_appears_meanwhile(so
     """Two rows with one id stand for a concurrent ingest storing it between the look-up and the COPY."""
     from django.db import connection
 
-    from registry_app.audit import ingest as cloudtrail_ingest
+    from registry_app.audit import ingest_writer as cloudtrail_ingest
 
     if connection.vendor != "postgresql":
         pytest.skip("the COPY path is PostgreSQL's")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from registry_app.audit.ingest import IngestResult, cursor_positions, ingest_source
+from registry_app.audit.ingest_writer import IngestResult, cursor_positions, ingest_source
 from registry_app.aws.cloudtrail import CloudTrailReader, RateLimiter
 from registry_app.aws.session import SourceConfig
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
@@ -163,7 +163,7 @@ def test_persistent_throttling_keeps_the_page_and_the_next_run_resends_it_identi
 def test_resume_after_a_crash_mid_window(
     source: RegistrySource, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry_app.audit import ingest as cloudtrail_ingest
+    from registry_app.audit import ingest_writer as cloudtrail_ingest
 
     first = Harness(source, fake_clock)
     first.ok(params(), page([r.approve("g", 1)], "T1"))
@@ -194,7 +194,7 @@ def test_resume_after_a_crash_mid_window(
 
 
 def test_an_expired_next_token_restarts_the_window(harness: Harness) -> None:
-    from registry_app.audit.ingest import _cursor
+    from registry_app.audit.ingest_writer import _cursor
 
     cursor = _cursor(harness.source, AuditCursor.Kind.LOOKUP)
     window = {"start": "2025-03-01T00:00:00Z", "end": "2025-03-02T00:00:00Z", "token": "OLD", "key": "EventSource",
@@ -246,7 +246,7 @@ def test_since_within_the_window_restarts_there(harness: Harness) -> None:
 
 
 def test_a_gap_longer_than_retention_is_reported(harness: Harness) -> None:
-    from registry_app.audit.ingest import _cursor
+    from registry_app.audit.ingest_writer import _cursor
 
     cursor = _cursor(harness.source, AuditCursor.Kind.LOOKUP)
     cursor.position = {"passes": {"sagemaker": {"done_until": "2024-01-01T00:00:00Z", "window": None}}}

@@ -1224,7 +1224,7 @@ def ingest_source(
         result.relinked = _relink(source)
         result.evidence_attached = _attach_evidence()
         if rebuild:
-            from registry_app.audit.deployments import rebuild_after_ingest
+            from registry_app.audit.deployment_chain import rebuild_after_ingest
 
             result.deployments_rebuilt = rebuild_after_ingest(
                 source, endpoints=run.touched.endpoints, configs=run.touched.configs, models=run.touched.models
