@@ -292,7 +292,7 @@ def phase_ingest() -> dict[str, Any]:
     setup_django()
     from django.db import connection
 
-    from registry_app.audit.ingest_writer import ingest_source
+    from registry_app.audit.ingest import ingest_source
     from registry_app.models import CloudTrailEvent, EndpointDeployment
 
     source = seed_mirror()
@@ -305,7 +305,7 @@ def phase_ingest() -> dict[str, Any]:
 
     started = time.perf_counter()
     marks: dict[str, float] = {}
-    from registry_app.audit import ingest_writer as cloudtrail_ingest
+    from registry_app.audit import ingest as cloudtrail_ingest
 
     real_relink = cloudtrail_ingest.relink_events
 
@@ -471,7 +471,7 @@ def phase_lookup(pages: int, sources: int) -> dict[str, Any]:
     setup_django()
     from django.core.management import call_command
 
-    from registry_app.audit.ingest_writer import ingest_source
+    from registry_app.audit.ingest import ingest_source
     from registry_app.models import CloudTrailEvent, RegistrySource
 
     call_command("migrate", verbosity=0)

@@ -74,8 +74,9 @@ def seed_events(total: int) -> dict[str, Any]:
     import audit_bench
     from django.db import transaction
 
-    from registry_app.audit.deployment_chain import rebuild_after_ingest
-    from registry_app.audit.ingest_writer import Linker, StoreStats, store_records
+    from registry_app.audit.deployments import rebuild_after_ingest
+    from registry_app.audit.ingest_linker import Linker
+    from registry_app.audit.ingest_writer import StoreStats, store_records
     from registry_app.models import CloudTrailEvent, RegistrySource
 
     source = RegistrySource.objects.get(name="bench")

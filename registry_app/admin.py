@@ -140,7 +140,7 @@ class PushOutboxAdmin(ReadOnlyAdmin):
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
 
-from registry_app.audit import log as audit_service  # noqa: E402  (also connects the audit signal receivers)
+from registry_app.audit import log as audit_service  # noqa: E402
 
 
 @admin.register(models.AuditLogEntry)

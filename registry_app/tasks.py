@@ -178,7 +178,7 @@ def resend_stuck_pushes_task() -> int:
 
 
 # --- audit ingest ----------------------------------------------------------------------------
-# CloudTrail ingest (registry_app.audit.ingest_writer): every 5 minutes one task per enabled
+# CloudTrail ingest (registry_app.audit.ingest): every 5 minutes one task per enabled
 # source. Each holds the source's *audit* lock (not the registry-sync lock, so a long LookupEvents
 # backfill at 2 TPS never delays the minute-by-minute registry sync) and stops cleanly after a time
 # budget: its cursor is committed page by page, so the next run resumes where it stopped. No task
@@ -190,7 +190,7 @@ def ingest_audit_task(source_id: int) -> dict[str, int]:
     """Ingest one source's CloudTrail events (LookupEvents, then S3) and rebuild touched deployments."""
     from django.conf import settings
 
-    from registry_app.audit.ingest_writer import ingest_source
+    from registry_app.audit.ingest import ingest_source
 
     source = RegistrySource.objects.filter(pk=source_id, enabled=True).first()
     if source is None:

@@ -1,10 +1,4 @@
-"""The dashboard's own audit log: append-only and hash-chained.
-
-Every entry's ``hash`` is the SHA-256 of a canonical JSON document holding its content fields and
-the previous entry's hash (``prev_hash``; the first entry's is 64 zeros). Editing an entry's
-content breaks its hash, deleting one leaves a gap in ``seq`` (and a ``prev_hash`` that no longer
-matches), and reordering entries breaks the ``prev_hash`` links: ``verify_audit_chain`` (and the
-``verify_audit`` command) finds the first such entry.
+"""The dashboard's own audit log: append-only and hash-chained (the hash rules: ``chain``).
 
 Appends are serialised, so two concurrent appends never fork the chain: on PostgreSQL a
 transaction-scoped advisory lock, on SQLite a no-op write that takes the database's single write
@@ -12,63 +6,50 @@ lock before the newest entry is read. ``seq`` and ``hash`` are unique, so the da
 even if the lock were bypassed. ``audit_append`` runs inside the caller's transaction (a savepoint):
 the entry commits or rolls back with what it records, and the lock is held until that commit.
 
-Append-only, without touching the model file: ``pre_save`` refuses to save an existing row and
-``pre_delete`` refuses every delete (``Model.delete()`` and ``QuerySet.delete()``, which sends
-``pre_delete`` per row when a receiver exists); the admin registers the model read-only.
-``QuerySet.update()`` and raw SQL send no signal: the chain check is what catches those.
+Append-only, without touching the model file: the receivers in ``receivers`` (connected in
+``RegistryAppConfig.ready()``) refuse to save an existing row or delete any; the admin registers
+the model read-only. ``QuerySet.update()`` and raw SQL send no signal: the chain check is what
+catches those.
 
-Also here: the few audit entries that come from Django signals (login, role membership, approval
-policy edits), which the brief allows because they happen in web or command context.
+Also here: ``audit_context`` (who acts, for the signal-written entries) and the one-line helpers
+the sign-off services call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import datetime as dt
-import hashlib
-import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_logged_in
 from django.db import connection, transaction
 from django.db.models import Model
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
-from django.dispatch import receiver
 from django.utils import timezone
 
-from registry_app.models import ApprovalPolicy, AuditLogEntry, ModelPackage
+from registry_app.audit.chain import GENESIS_HASH, clean_text, entry_hash, jsonable
+from registry_app.models import AuditLogEntry, ModelPackage, PushOutbox
 
 __all__ = [
-    "GENESIS_HASH",
+    "REPR_LIMIT",
     "AuditContext",
     "AuditLogImmutable",
-    "ChainProblem",
-    "ChainReport",
     "audit_append",
+    "audit_context",
     "audit_decision",
     "audit_push",
     "audit_signoff",
     "audit_signoffs_stale",
-    "audit_context",
-    "canonical_content",
     "current_audit_context",
-    "entry_hash",
-    "verify_audit_chain",
 ]
 
-GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key: any constant bigint shared by every writer of the chain ("audit").
 ADVISORY_LOCK_KEY = 0x6175646974
 
 Via = AuditLogEntry.Via
 
 _LIMITS = {"actor_name": 150, "correlation_id": 64, "action": 64, "subject_type": 64, "subject_id": 64}
-_REPR_LIMIT = 300
+REPR_LIMIT = 300
 
 
 class AuditLogImmutable(Exception):
@@ -106,69 +87,6 @@ def current_audit_context() -> AuditContext:
     return _context.get() or AuditContext()
 
 
-# --------------------------------------------------------------------------------------------- hashing
-
-
-def _clean_text(value: Any, limit: int | None = None) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
-    return text[:limit] if limit else text
-
-
-def _jsonable(value: Any) -> Any:
-    """A JSON value that reads back from either database exactly as written.
-
-    Integral floats become ints (PostgreSQL's jsonb prints 1e20 as an integer); non-finite floats,
-    datetimes and other objects become strings; NUL characters are dropped.
-    """
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return int(value) if value.is_integer() else value
-    if isinstance(value, str):
-        return _clean_text(value)
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat() if timezone.is_aware(value) else value.isoformat()
-    if isinstance(value, dict):
-        return {_clean_text(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [_jsonable(v) for v in value]
-        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
-    return _clean_text(value)
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-
-
-def canonical_content(entry: AuditLogEntry) -> dict[str, Any]:
-    """The fields an entry's hash covers (``actor`` is covered through its name snapshot)."""
-    return {
-        "seq": int(entry.seq),
-        "created_at": _iso(entry.created_at),
-        "actor_name": entry.actor_name,
-        "via": entry.via,
-        "correlation_id": entry.correlation_id,
-        "action": entry.action,
-        "subject_type": entry.subject_type,
-        "subject_id": entry.subject_id,
-        "subject_repr": entry.subject_repr,
-        "package_id": entry.package_id,
-        "before": entry.before,
-        "after": entry.after,
-        "message": entry.message,
-    }
-
-
-def entry_hash(entry: AuditLogEntry, prev_hash: str | None = None) -> str:
-    """SHA-256 (hex) of the canonical JSON of the entry's content and the previous hash."""
-    document = {"entry": canonical_content(entry), "prev_hash": entry.prev_hash if prev_hash is None else prev_hash}
-    payload = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    return hashlib.sha256(payload.encode("ascii")).hexdigest()
-
-
 # --------------------------------------------------------------------------------------------- append
 
 
@@ -189,10 +107,10 @@ def _subject_fields(subject: Any) -> tuple[str, str, str]:
     if subject is None:
         return "", "", ""
     if isinstance(subject, Model):
-        return subject._meta.model_name or "", str(subject.pk), _clean_text(subject, _REPR_LIMIT)
+        return subject._meta.model_name or "", str(subject.pk), clean_text(subject, REPR_LIMIT)
     if isinstance(subject, tuple) and len(subject) == 3:  # (type, id, repr) for non-model subjects
         kind, ident, text = subject
-        return _clean_text(kind), _clean_text(ident), _clean_text(text, _REPR_LIMIT)
+        return clean_text(kind), clean_text(ident), clean_text(text, REPR_LIMIT)
     raise TypeError(f"audit subject must be a model instance or a (type, id, repr) tuple, not {type(subject)!r}")
 
 
@@ -245,239 +163,22 @@ def audit_append(
             seq=(last.seq + 1) if last else 1,
             created_at=now,
             actor=user,
-            actor_name=_clean_text(actor_name, _LIMITS["actor_name"]),
+            actor_name=clean_text(actor_name, _LIMITS["actor_name"]),
             via=via,
-            correlation_id=_clean_text(correlation_id, _LIMITS["correlation_id"]),
-            action=_clean_text(action, _LIMITS["action"]),
-            subject_type=_clean_text(subject_type, _LIMITS["subject_type"]),
-            subject_id=_clean_text(subject_id, _LIMITS["subject_id"]),
+            correlation_id=clean_text(correlation_id, _LIMITS["correlation_id"]),
+            action=clean_text(action, _LIMITS["action"]),
+            subject_type=clean_text(subject_type, _LIMITS["subject_type"]),
+            subject_id=clean_text(subject_id, _LIMITS["subject_id"]),
             subject_repr=subject_repr,
             package_id=package_id,
-            before=_jsonable(before),
-            after=_jsonable(after),
-            message=_clean_text(message),
+            before=jsonable(before),
+            after=jsonable(after),
+            message=clean_text(message),
             prev_hash=last.hash if last else GENESIS_HASH,
         )
         entry.hash = entry_hash(entry)
         entry.save(force_insert=True)
     return entry
-
-
-# --------------------------------------------------------------------------------------------- verify
-
-
-@dataclass(frozen=True)
-class ChainProblem:
-    seq: int  # the entry named: the edited or reordered one, or the missing seq
-    entry_id: int | None  # the row found at that position (None when missing at the end)
-    kind: str  # "edited" | "missing" | "reordered" | "bad_genesis"
-    detail: str
-
-    def __str__(self) -> str:
-        where = f"entry #{self.seq}" + (f" (id {self.entry_id})" if self.entry_id is not None else "")
-        return f"{where}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    checked: int
-    head_seq: int | None
-    head_hash: str
-    problem: ChainProblem | None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-def verify_audit_chain(*, chunk_size: int = 2000) -> ChainReport:
-    """Walk the whole chain in ``seq`` order and report the first broken entry.
-
-    * a ``seq`` other than the next expected one: entries are missing (deleted) before it;
-    * a ``prev_hash`` other than the previous entry's hash: the chain was reordered or cut;
-    * a ``hash`` that does not match the entry's content: the entry was edited.
-
-    Streams the table (``.iterator()``); memory stays flat at any size. Deleting the newest
-    entries leaves a shorter valid chain; compare ``head_seq``/``head_hash`` with a copy kept
-    elsewhere (e.g. the last exported auditor pack) to detect that.
-    """
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    checked = 0
-    last_seq: int | None = None
-    rows = AuditLogEntry.objects.order_by("seq").iterator(chunk_size=chunk_size)
-    for entry in rows:
-        problem: ChainProblem | None = None
-        if entry.seq != expected_seq:
-            if entry.seq > expected_seq:
-                missing = f"#{expected_seq}" if entry.seq == expected_seq + 1 else f"#{expected_seq}–#{entry.seq - 1}"
-                problem = ChainProblem(
-                    expected_seq,
-                    entry.pk,
-                    "missing",
-                    f"entries {missing} are missing before entry #{entry.seq} (deleted?)",
-                )
-            else:  # pragma: no cover - seq is unique, so order_by("seq") cannot go backwards
-                problem = ChainProblem(entry.seq, entry.pk, "reordered", "seq out of order")
-        elif entry.prev_hash != prev_hash:
-            problem = ChainProblem(
-                entry.seq,
-                entry.pk,
-                "reordered",
-                "prev_hash does not match the previous entry's hash (entries reordered, replaced or removed)",
-            )
-        elif entry_hash(entry) != entry.hash:
-            problem = ChainProblem(
-                entry.seq, entry.pk, "edited", "content does not match its hash (the entry was edited)"
-            )
-        if problem is not None:
-            return ChainReport(checked=checked, head_seq=last_seq, head_hash=prev_hash, problem=problem)
-        checked += 1
-        prev_hash = entry.hash
-        last_seq = entry.seq
-        expected_seq = entry.seq + 1
-    return ChainReport(checked=checked, head_seq=last_seq, head_hash=prev_hash, problem=None)
-
-
-# --------------------------------------------------------------------------------------------- guards
-
-
-@receiver(pre_save, sender=AuditLogEntry, dispatch_uid="audit_refuse_update")
-def _refuse_update(sender: type[AuditLogEntry], instance: AuditLogEntry, raw: bool = False, **_: Any) -> None:
-    if raw:  # loaddata of a backup: rows arrive as they were
-        return
-    if not instance._state.adding:
-        raise AuditLogImmutable(f"audit log entry #{instance.seq} is append-only and cannot be changed")
-
-
-@receiver(pre_delete, sender=AuditLogEntry, dispatch_uid="audit_refuse_delete")
-def _refuse_delete(sender: type[AuditLogEntry], instance: AuditLogEntry, **_: Any) -> None:
-    raise AuditLogImmutable(f"audit log entry #{instance.seq} is append-only and cannot be deleted")
-
-
-# --------------------------------------------------------------------------------------------- signal-written entries
-
-
-def _request_correlation_id(request: Any) -> str:
-    meta = getattr(request, "META", {}) or {}
-    return str(meta.get("HTTP_X_REQUEST_ID") or meta.get("HTTP_X_AMZN_TRACE_ID") or "")[:64]
-
-
-@receiver(user_logged_in, dispatch_uid="audit_login")
-def _on_login(sender: Any, request: Any, user: Any, **_: Any) -> None:
-    meta = getattr(request, "META", {}) or {}
-    audit_append(
-        "login",
-        actor=user,
-        via=Via.WEB,
-        subject=user,
-        after={"remote_addr": str(meta.get("REMOTE_ADDR") or "")},
-        message=f"{user.get_username()} signed in",
-        correlation_id=_request_correlation_id(request),
-    )
-
-
-def _role_entries(user: Any, group_names: list[str], *, granted: bool) -> None:
-    ctx = current_audit_context()
-    verb = "granted" if granted else "revoked"
-    for name in sorted(group_names):
-        audit_append(
-            f"role.{verb}",
-            actor=ctx.actor,
-            via=ctx.via,
-            subject=user,
-            before=None if granted else {"role": name},
-            after={"role": name} if granted else None,
-            message=f"Role {name} {verb} {'to' if granted else 'from'} {user.get_username()}",
-            correlation_id=ctx.correlation_id,
-        )
-
-
-@receiver(m2m_changed, sender=get_user_model().groups.through, dispatch_uid="audit_roles")
-def _on_roles_changed(
-    sender: Any, instance: Any, action: str, reverse: bool, model: Any, pk_set: set[Any] | None, **_: Any
-) -> None:
-    """User.groups changes (grant_role, the admin, group.user_set): one entry per user and role."""
-    from django.contrib.auth.models import Group
-
-    user_model = get_user_model()
-    if action == "pre_clear":
-        # After the clear the memberships are gone; remember them now.
-        if reverse:
-            instance._audit_cleared = list(instance.user_set.all())
-        else:
-            instance._audit_cleared = list(instance.groups.values_list("name", flat=True))
-        return
-    if action not in ("post_add", "post_remove", "post_clear"):
-        return
-    granted = action == "post_add"
-    if action == "post_clear":
-        cleared = getattr(instance, "_audit_cleared", [])
-        if reverse:
-            for user in cleared:
-                _role_entries(user, [instance.name], granted=False)
-        else:
-            _role_entries(instance, list(cleared), granted=False)
-        return
-    if not pk_set:
-        return
-    if reverse:  # group.user_set.add(users): instance is the group
-        for user in user_model.objects.filter(pk__in=pk_set).order_by("pk"):
-            _role_entries(user, [instance.name], granted=granted)
-    else:
-        names = list(Group.objects.filter(pk__in=pk_set).values_list("name", flat=True))
-        _role_entries(instance, names, granted=granted)
-
-
-_POLICY_FIELDS = ("name", "spec", "is_default", "group_name", "tag_key", "tag_value", "priority")
-
-
-def _policy_snapshot(policy: ApprovalPolicy) -> dict[str, Any]:
-    return {name: getattr(policy, name) for name in _POLICY_FIELDS}
-
-
-@receiver(pre_save, sender=ApprovalPolicy, dispatch_uid="audit_policy_before")
-def _policy_before(sender: Any, instance: ApprovalPolicy, raw: bool = False, **_: Any) -> None:
-    if raw or instance.pk is None:
-        instance._audit_before = None
-        return
-    previous = ApprovalPolicy.objects.filter(pk=instance.pk).first()
-    instance._audit_before = _policy_snapshot(previous) if previous else None
-
-
-@receiver(post_save, sender=ApprovalPolicy, dispatch_uid="audit_policy_saved")
-def _policy_saved(sender: Any, instance: ApprovalPolicy, created: bool, raw: bool = False, **_: Any) -> None:
-    if raw:
-        return
-    before = getattr(instance, "_audit_before", None)
-    after = _policy_snapshot(instance)
-    if not created and _jsonable(before) == _jsonable(after):
-        return
-    ctx = current_audit_context()
-    audit_append(
-        "policy.created" if created else "policy.changed",
-        actor=ctx.actor,
-        via=ctx.via,
-        subject=instance,
-        before=before,
-        after=after,
-        message=f"Approval policy {instance.name} {'created' if created else 'changed'}",
-        correlation_id=ctx.correlation_id,
-    )
-
-
-@receiver(post_delete, sender=ApprovalPolicy, dispatch_uid="audit_policy_deleted")
-def _policy_deleted(sender: Any, instance: ApprovalPolicy, **_: Any) -> None:
-    ctx = current_audit_context()
-    audit_append(
-        "policy.deleted",
-        actor=ctx.actor,
-        via=ctx.via,
-        subject=("approvalpolicy", str(instance.pk), _clean_text(instance, _REPR_LIMIT)),
-        before=_policy_snapshot(instance),
-        message=f"Approval policy {instance.name} deleted",
-        correlation_id=ctx.correlation_id,
-    )
 
 
 # --------------------------------------------------------------------------------------------- workflow helpers
@@ -538,8 +239,6 @@ def audit_decision(decision: Any, *, via: str = Via.WEB, correlation_id: str = "
 
 def audit_push(push_id: Any, state: str, *, actor: Any = None, via: str = Via.TASK, note: str = "") -> AuditLogEntry:
     """``push.<state>`` (sent, failed, conflict, retried) for one outbox row (one extra read)."""
-    from registry_app.models import PushOutbox
-
     push = PushOutbox.objects.get(pk=push_id)
     return audit_append(
         f"push.{state}",

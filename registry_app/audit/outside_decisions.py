@@ -30,15 +30,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry_app.audit.log import audit_append
+from registry_app.audit.outside_rules import PUSH_EXPLAINS_WITHIN, STATUS_EVENT_NAMES, request_status
 from registry_app.models import AuditLogEntry, CloudTrailEvent, ModelPackage, OutsideDecision, PushOutbox
 from registry_app.models.registry import ApprovalStatus
+from registry_app.notifications.emails import SUBJECT_PREFIX, one_line, package_url
 from registry_app.permissions import COMPLIANCE_ROLE
 
 __all__ = [
     "MATCH_AFTER",
     "MATCH_BEFORE",
-    "PUSH_EXPLAINS_WITHIN",
-    "STATUS_EVENT_NAMES",
     "attach_cloudtrail_evidence",
     "explaining_push",
     "matching_cloudtrail_event",
@@ -46,38 +46,21 @@ __all__ = [
     "outside_decisions_notify_pending",
     "package_observed_status_change",
     "record_outside_decision",
-    "request_status",
 ]
 
 log = logging.getLogger(__name__)
 
-# A dashboard push explains a change when it was sent (or is being sent) this recently.
-PUSH_EXPLAINS_WITHIN = dt.timedelta(hours=6)
 # CloudTrail calls considered for a change observed at T: from T - MATCH_BEFORE to T + MATCH_AFTER
 # (the mirror sees a change after it happened; AWS and our clock may differ by a little).
 MATCH_BEFORE = dt.timedelta(days=7)
 MATCH_AFTER = dt.timedelta(minutes=15)
 MATCH_CANDIDATES = 200
-STATUS_EVENT_NAMES = ("UpdateModelPackage", "CreateModelPackage")
 EXPLAINING_STATES = (PushOutbox.State.SENT, PushOutbox.State.SENDING)
 TEMPLATE = "registry_app/audit/email/outside_decision"
 Via = AuditLogEntry.Via
 
 
 # --------------------------------------------------------------------------------------------- matching
-
-
-def request_status(raw: Any) -> str:
-    """``modelApprovalStatus`` of a CloudTrail record's ``requestParameters`` (either casing)."""
-    if not isinstance(raw, dict):
-        return ""
-    params = raw.get("requestParameters")
-    if not isinstance(params, dict):
-        return ""
-    for key in ("modelApprovalStatus", "ModelApprovalStatus"):
-        if params.get(key):
-            return str(params[key])
-    return ""
 
 
 def explaining_push(package: ModelPackage, to_status: str, observed_at: dt.datetime) -> PushOutbox | None:
@@ -264,8 +247,6 @@ def _compliance_recipients() -> list[Any]:
 
 
 def _context(decision: OutsideDecision) -> dict[str, Any]:
-    from registry_app.notifications.emails import package_url
-
     package = decision.package
     return {
         "decision": decision,
@@ -286,8 +267,6 @@ def outside_decision_notify(decision_id: int) -> bool:
     Claims the row (``notified_at`` NULL -> now) with a conditional UPDATE; the SMTP call runs
     outside any transaction; on failure the claim is released for ``outside_decisions_notify_pending``.
     """
-    from registry_app.notifications.emails import SUBJECT_PREFIX, one_line
-
     decision = OutsideDecision.objects.select_related("package__group__source", "event").filter(pk=decision_id).first()
     if decision is None or decision.notified_at is not None:
         return False

@@ -1,36 +1,31 @@
-"""Exports of the audit pages: CSV, JSON and printable HTML (all streamed), and auditor packs (zip).
+"""Auditor packs: zip files of everything the audit knows about one package version, or about a period.
 
-* CSV, JSON and print responses are ``StreamingHttpResponse`` objects over generators fed by
-  ``.iterator()`` querysets, so a million-row export never sits in memory.
-* CSV cells that a spreadsheet would run as a formula (starting with ``= + - @``, or a tab or
-  carriage return) are prefixed with ``'``.
-* Auditor packs are zip files written entry by entry into a ``SpooledTemporaryFile`` (memory up to
-  ``PACK_SPOOL_BYTES``, then disk) and sent with ``FileResponse``; ``README.txt`` lists the SHA-256
-  of every other file in the pack.
-
-Who may export: staff and holders of the compliance role (``can_export``); the views answer 403
-to everyone else.
+A pack is written entry by entry into a ``SpooledTemporaryFile`` (memory up to ``PACK_SPOOL_BYTES``,
+then disk) and sent with ``FileResponse``; ``README.txt`` lists the SHA-256 of every other file in the
+pack. Who may download one: ``exports.can_export``.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import json
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from django.http import FileResponse, HttpRequest, StreamingHttpResponse
-from django.template.loader import render_to_string
+from django.http import FileResponse
 from django.utils import timezone
-from django.utils.html import escape
 
-from registry_app.audit import timeline as sa
+from registry_app.audit.bypasses import outside_decision_row
+from registry_app.audit.chain import verify_audit_chain
+from registry_app.audit.exports import TIMELINE_COLUMNS, csv_chunks, export_file_name, json_array_chunks, timeline_rows
+from registry_app.audit.search import SearchFilters, audit_search_stream
+from registry_app.audit.timeline import TimelineFilters, package_scope, timeline_stream
+from registry_app.audit.timeline_items import audit_raw, deployment_raw, push_raw
+from registry_app.audit.values import to_json
 from registry_app.models import (
     AuditLogEntry,
     CloudTrailEvent,
@@ -43,174 +38,11 @@ from registry_app.models import (
     PushOutbox,
     SignOff,
 )
-from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
+from registry_app.review.policies import package_fingerprint
 
-__all__ = [
-    "FORMATS",
-    "PACK_SPOOL_BYTES",
-    "TIMELINE_COLUMNS",
-    "can_export",
-    "csv_response",
-    "export_response",
-    "json_response",
-    "package_pack",
-    "pack_response",
-    "period_pack",
-    "print_response",
-    "safe_cell",
-]
+__all__ = ["PACK_SPOOL_BYTES", "package_pack", "pack_response", "period_pack"]
 
-FORMATS = ("csv", "json", "print")
 PACK_SPOOL_BYTES = 16 * 1024 * 1024
-CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-TIMELINE_COLUMNS = ("at", "kind", "actor", "title", "detail", "package", "endpoint", "evidence_id", "raw")
-PRINT_COLUMNS = ("at", "kind", "actor", "title", "detail", "package", "evidence_id")
-_JSON_CHUNK = 200
-
-
-def can_export(user: Any) -> bool:
-    """Staff and compliance officers may download exports and auditor packs."""
-    return is_active_user(user) and (bool(getattr(user, "is_staff", False)) or COMPLIANCE_ROLE in user_roles(user))
-
-
-# --------------------------------------------------------------------------------------------- cells and chunks
-
-
-def _plain(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat()
-    if isinstance(value, bool | int | float):
-        return str(value)
-    return sa.to_json(value, indent=None)
-
-
-def safe_cell(value: Any) -> str:
-    """A CSV cell a spreadsheet shows as text: formula-looking values get a leading apostrophe."""
-    text = _plain(value)
-    return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    """A file-like object whose ``write`` returns what it was given (csv.writer into a generator)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_chunks(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    columns = list(columns)
-    writer = csv.writer(_Echo())
-    yield writer.writerow(columns)
-    for row in rows:
-        yield writer.writerow([safe_cell(row.get(column)) for column in columns])
-
-
-def json_chunks(meta: dict[str, Any], items: Iterable[Any]) -> Iterator[str]:
-    """``{"meta": {...}, "items": [...]}`` written a few items at a time."""
-    yield '{"meta": ' + sa.to_json(meta, indent=None) + ', "items": ['
-    first = True
-    buffer: list[str] = []
-    for item in items:
-        buffer.append(sa.to_json(item, indent=None))
-        if len(buffer) >= _JSON_CHUNK:
-            yield ("" if first else ",") + ",".join(buffer)
-            first, buffer = False, []
-    if buffer:
-        yield ("" if first else ",") + ",".join(buffer)
-    yield "]}\n"
-
-
-def json_array_chunks(items: Iterable[Any], *, wrap: str | None = None) -> Iterator[str]:
-    """A bare JSON array (or ``{wrap: [...]}``) streamed a few items at a time."""
-    yield ("{" + json.dumps(wrap) + ": [") if wrap else "["
-    first = True
-    buffer: list[str] = []
-    for item in items:
-        buffer.append(sa.to_json(item, indent=None))
-        if len(buffer) >= _JSON_CHUNK:
-            yield ("" if first else ",\n") + ",\n".join(buffer)
-            first, buffer = False, []
-    if buffer:
-        yield ("" if first else ",\n") + ",\n".join(buffer)
-    yield "]}\n" if wrap else "]\n"
-
-
-def _filename(stem: str, ext: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-") or "export"
-    return f"{cleaned[:120]}.{ext}"
-
-
-def _attachment(response: StreamingHttpResponse, filename: str) -> StreamingHttpResponse:
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-def csv_response(columns: Iterable[str], rows: Iterable[dict[str, Any]], stem: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(csv_chunks(columns, rows), content_type="text/csv; charset=utf-8")
-    return _attachment(response, _filename(stem, "csv"))
-
-
-def json_response(meta: dict[str, Any], items: Iterable[Any], stem: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(json_chunks(meta, items), content_type="application/json")
-    return _attachment(response, _filename(stem, "json"))
-
-
-def print_response(
-    request: HttpRequest, *, title: str, meta: dict[str, Any], columns: Iterable[str], rows: Iterable[dict[str, Any]]
-) -> StreamingHttpResponse:
-    """A printable HTML table (print CSS in app.css), streamed row by row; every cell escaped."""
-    columns = list(columns)
-    context = {"title": title, "meta": sorted(meta.items()), "columns": columns, "user": request.user}
-
-    def chunks() -> Iterator[str]:
-        yield render_to_string("registry_app/audit/print_head.html", context, request=request)
-        count = 0
-        for row in rows:
-            count += 1
-            cells = "".join(f"<td>{escape(_plain(row.get(column)))}</td>" for column in columns)
-            yield f"<tr>{cells}</tr>\n"
-        yield render_to_string("registry_app/audit/print_tail.html", {**context, "count": count}, request=request)
-
-    response = StreamingHttpResponse(chunks(), content_type="text/html; charset=utf-8")
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-def export_response(
-    request: HttpRequest,
-    fmt: str,
-    *,
-    title: str,
-    stem: str,
-    meta: dict[str, Any],
-    columns: Iterable[str],
-    rows: Callable[[], Iterable[dict[str, Any]]],
-    json_items: Callable[[], Iterable[Any]] | None = None,
-    print_columns: Iterable[str] | None = None,
-) -> StreamingHttpResponse:
-    """The ``?format=csv|json|print`` answer of a page (``rows`` is called lazily, once)."""
-    meta = {**meta, "exported_at": timezone.now().isoformat(), "exported_by": request.user.get_username()}
-    if fmt == "csv":
-        return csv_response(columns, rows(), stem)
-    if fmt == "json":
-        return json_response(meta, (json_items or rows)(), stem)
-    return print_response(request, title=title, meta=meta, columns=print_columns or columns, rows=rows())
-
-
-def timeline_rows(items: Iterable[sa.TimelineItem]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        row = item.export_row()
-        row["raw"] = sa.to_json(item.raw, indent=None)
-        yield row
-
-
-# --------------------------------------------------------------------------------------------- packs
 
 
 @dataclass
@@ -236,7 +68,7 @@ class _Pack:
         self.manifest.append((name, digest.hexdigest(), size))
 
     def write_json(self, name: str, value: Any) -> None:
-        self.write(name, [sa.to_json(value) + "\n"])
+        self.write(name, [to_json(value) + "\n"])
 
     def finish(self, header: str) -> IO[bytes]:
         lines = [header.rstrip(), "", "Files (sha256, bytes, name); verify with `sha256sum`:", ""]
@@ -283,20 +115,18 @@ def _decision_dict(decision: Decision) -> dict[str, Any]:
 
 
 def _push_dict(push: PushOutbox) -> dict[str, Any]:
-    return {"evidence_id": f"push:{push.pk}", "package_arn": push.package.arn, **sa._push_raw(push)}
+    return {"evidence_id": f"push:{push.pk}", "package_arn": push.package.arn, **push_raw(push)}
 
 
 def _deployment_dict(deployment: EndpointDeployment) -> dict[str, Any]:
-    return {"evidence_id": f"deployment:{deployment.pk}", **sa._deployment_raw(deployment)}
+    return {"evidence_id": f"deployment:{deployment.pk}", **deployment_raw(deployment)}
 
 
 def _audit_dict(entry: AuditLogEntry) -> dict[str, Any]:
-    return {"evidence_id": f"audit:#{entry.seq}", **sa._audit_raw(entry)}
+    return {"evidence_id": f"audit:#{entry.seq}", **audit_raw(entry)}
 
 
 def _chain_state() -> dict[str, Any]:
-    from registry_app.audit.log import verify_audit_chain
-
     report = verify_audit_chain()
     return {
         "verified_at": timezone.now().isoformat(),
@@ -342,8 +172,6 @@ def _package_dict(package: ModelPackage) -> dict[str, Any]:
 def _card_dict(package: ModelPackage, signoffs: list[SignOff]) -> dict[str, Any]:
     """The model card as the mirror holds it, and whether each sign-off reviewed this very card."""
     try:
-        from registry_app.review.policies import package_fingerprint
-
         _, detail = package_fingerprint(package)
         current_part: Any = detail.get("card")
     except Exception as exc:  # noqa: BLE001 - the pack must still be produced; the failure is recorded in it
@@ -453,14 +281,14 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
     pushes = PushOutbox.objects.filter(package=package).select_related("package").order_by("created_at")
     pack.write_json("pushes.json", [_push_dict(p) for p in pushes])
     outside = OutsideDecision.objects.filter(package=package).select_related("package__group", "event")
-    pack.write_json("outside_decisions.json", [sa.outside_decision_row(o) for o in outside.order_by("observed_at")])
+    pack.write_json("outside_decisions.json", [outside_decision_row(o) for o in outside.order_by("observed_at")])
     deployments = EndpointDeployment.objects.filter(package=package).order_by("started_at", "pk")
     pack.write_json("deployments.json", [_deployment_dict(d) for d in deployments])
 
-    scope = sa.package_scope(package)
-    filters = sa.TimelineFilters()
-    pack.write("timeline.csv", csv_chunks(TIMELINE_COLUMNS, timeline_rows(sa.timeline_stream(scope, filters))))
-    pack.write("timeline.json", json_array_chunks(item.export_row() for item in sa.timeline_stream(scope, filters)))
+    scope = package_scope(package)
+    filters = TimelineFilters()
+    pack.write("timeline.csv", csv_chunks(TIMELINE_COLUMNS, timeline_rows(timeline_stream(scope, filters))))
+    pack.write("timeline.json", json_array_chunks(item.export_row() for item in timeline_stream(scope, filters)))
     events = CloudTrailEvent.objects.filter(package=package).order_by("event_time", "pk").iterator(chunk_size=500)
     pack.write("cloudtrail.json", json_array_chunks((event.raw for event in events), wrap="Records"))
     entries = AuditLogEntry.objects.filter(package=package).order_by("seq").iterator(chunk_size=1000)
@@ -488,7 +316,7 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
             "audit_chain.json        the whole chain's verification result and head hash at export time",
         ]
     )
-    filename = _filename(f"audit-pack-{package.group.name}-v{package.version}-{now:%Y%m%dT%H%M%SZ}", "zip")
+    filename = export_file_name(f"audit-pack-{package.group.name}-v{package.version}-{now:%Y%m%dT%H%M%SZ}", "zip")
     return pack.finish(header), filename
 
 
@@ -510,8 +338,8 @@ def period_pack(since: dt.datetime, until: dt.datetime, *, user: Any) -> tuple[I
     )
     pack.write("audit_log.json", json_array_chunks(_audit_dict(entry) for entry in entries))
     pack.write_json("audit_chain.json", _chain_state())
-    search = sa.SearchFilters(since=since, until=until)
-    pack.write("audit_search.csv", csv_chunks(TIMELINE_COLUMNS, timeline_rows(sa.audit_search_stream(search))))
+    search = SearchFilters(since=since, until=until)
+    pack.write("audit_search.csv", csv_chunks(TIMELINE_COLUMNS, timeline_rows(audit_search_stream(search))))
 
     signoffs = (
         SignOff.objects.filter(created_at__gte=since, created_at__lte=until)
@@ -543,7 +371,7 @@ def period_pack(since: dt.datetime, until: dt.datetime, *, user: Any) -> tuple[I
     )
     pack.write(
         "outside_decisions.json",
-        json_array_chunks(sa.outside_decision_row(o) for o in outside.iterator(chunk_size=1000)),
+        json_array_chunks(outside_decision_row(o) for o in outside.iterator(chunk_size=1000)),
     )
     deployments = (
         EndpointDeployment.objects.filter(started_at__lte=until)
@@ -569,5 +397,5 @@ def period_pack(since: dt.datetime, until: dt.datetime, *, user: Any) -> tuple[I
             "deployments.json        deployment windows overlapping the period",
         ]
     )
-    filename = _filename(f"audit-pack-{since:%Y%m%d}-{until:%Y%m%d}-{now:%Y%m%dT%H%M%SZ}", "zip")
+    filename = export_file_name(f"audit-pack-{since:%Y%m%d}-{until:%Y%m%d}-{now:%Y%m%dT%H%M%SZ}", "zip")
     return pack.finish(header), filename

@@ -44,7 +44,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from registry_app.audit import events as ct
+from registry_app.audit.events import parse_event_time
+from registry_app.audit.trail_files import delivery_time
 from registry_app.models import AuditCursor, Notification, PushOutbox, SyncRun
 from registry_app.models.signoffs import NotificationKind
 from registry_app.ops.freshness import source_freshness
@@ -166,7 +167,7 @@ def _last_runs(source_ids: list[int], since: dt.datetime) -> list[tuple[str, str
 
 
 def _lag(now: dt.datetime, value: Any) -> float | None:
-    moment = ct.parse_event_time(value) if value else None
+    moment = parse_event_time(value) if value else None
     return None if moment is None else max(0.0, (now - moment).total_seconds())
 
 
@@ -188,7 +189,7 @@ def _audit_lags(now: dt.datetime) -> dict[tuple[str, str], float]:
         else:
             roots = position.get("roots") or {}
             times = [
-                ct.delivery_time(state.get("last_key") or "") for state in roots.values() if isinstance(state, Mapping)
+                delivery_time(state.get("last_key") or "") for state in roots.values() if isinstance(state, Mapping)
             ]
             newest = max((t for t in times if t is not None), default=None)
             if newest is not None:

@@ -20,8 +20,26 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from registry_app.audit import packs as exports
-from registry_app.audit import timeline as sa
+from registry_app.audit import exports, packs
+from registry_app.audit.as_of import as_of as as_of_answer
+from registry_app.audit.bypasses import outside_decision_row, outside_decisions_page, outside_decisions_stream
+from registry_app.audit.endpoints import endpoint_overview
+from registry_app.audit.paging import Cursor
+from registry_app.audit.params import parse_when
+from registry_app.audit.search import SearchFilters, audit_search_stream
+from registry_app.audit.search import audit_search as audit_search_page
+from registry_app.audit.timeline import (
+    Scope,
+    TimelineFilters,
+    endpoint_scope,
+    find_group,
+    find_package,
+    group_scope,
+    package_scope,
+    timeline_page,
+    timeline_stream,
+)
+from registry_app.audit.timeline_items import KINDS
 from registry_app.models import EndpointDeployment
 from registry_app.models.registry import ApprovalStatus, Endpoint
 from registry_app.views.groups import wants_partial
@@ -39,12 +57,12 @@ class CursorField(forms.CharField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(required=False, max_length=400, **kwargs)
 
-    def clean(self, value: Any) -> sa.Cursor | None:  # type: ignore[override]
+    def clean(self, value: Any) -> Cursor | None:  # type: ignore[override]
         text = super().clean(value)
         if not text:
             return None
         try:
-            return sa.Cursor.decode(text)
+            return Cursor.decode(text)
         except ValueError as exc:
             raise forms.ValidationError("This page link is malformed; start again from the newest entries.") from exc
 
@@ -60,7 +78,7 @@ class WhenField(forms.CharField):
     def clean(self, value: Any) -> dt.datetime | None:  # type: ignore[override]
         text = super().clean(value)
         try:
-            return sa.parse_when(text, end=self.end)
+            return parse_when(text, end=self.end)
         except ValueError as exc:
             raise forms.ValidationError("Use an ISO-8601 date or time, e.g. 2025-03-14 or 2025-03-14T09:30Z.") from exc
 
@@ -73,14 +91,14 @@ class ExportForm(forms.Form):
 
 
 class TimelineForm(ExportForm):
-    kind = forms.MultipleChoiceField(choices=list(sa.KINDS.items()), required=False)
+    kind = forms.MultipleChoiceField(choices=list(KINDS.items()), required=False)
     actor = forms.CharField(required=False, max_length=256, strip=True)
     before = CursorField()
     after = CursorField()
 
-    def filters(self) -> sa.TimelineFilters:
+    def filters(self) -> TimelineFilters:
         data = self.cleaned_data
-        return sa.TimelineFilters(
+        return TimelineFilters(
             kinds=tuple(data["kind"]), actor=data["actor"], before=data["before"], after=data["after"]
         )
 
@@ -101,9 +119,9 @@ class SearchForm(ExportForm):
             self.add_error("until", "The end of the range is before its start.")
         return data
 
-    def filters(self) -> sa.SearchFilters:
+    def filters(self) -> SearchFilters:
         data = self.cleaned_data
-        return sa.SearchFilters(
+        return SearchFilters(
             actor=data["actor"],
             event=data["event"],
             resource=data["resource"],
@@ -170,7 +188,7 @@ def _export_items(
 
 
 def _timeline(
-    request: HttpRequest, scope: sa.Scope, *, template: str, context: dict[str, Any], stem: str
+    request: HttpRequest, scope: Scope, *, template: str, context: dict[str, Any], stem: str
 ) -> HttpResponseBase:
     form = TimelineForm(request.GET)
     if not form.is_valid():
@@ -185,9 +203,9 @@ def _timeline(
             title=f"Audit timeline: {scope.title}",
             stem=f"timeline-{stem}",
             meta={"scope": scope.title, "kinds": ",".join(filters.kinds) or "all", "actor": filters.actor or "any"},
-            stream=lambda: sa.timeline_stream(scope, filters),
+            stream=lambda: timeline_stream(scope, filters),
         )
-    page = sa.timeline_page(scope, filters)
+    page = timeline_page(scope, filters)
     context = {**context, "page": page, "form": form, "can_export": exports.can_export(request.user)}
     if wants_partial(request):
         template = TIMELINE_TEMPLATE + ("#newer_rows" if filters.after else "#rows")
@@ -202,12 +220,12 @@ def _timeline(
 @require_GET
 @login_required
 def package_audit(request: HttpRequest, group_name: str, version: int) -> HttpResponseBase:
-    package = sa.find_package(group_name, version, request.GET.get("source") or None)
+    package = find_package(group_name, version, request.GET.get("source") or None)
     if package is None:
         raise Http404("No such model package version")
     return _timeline(
         request,
-        sa.package_scope(package),
+        package_scope(package),
         template="registry_app/audit/package_timeline.html",
         context={"package": package, "group": package.group},
         stem=f"{group_name}-v{version}",
@@ -217,12 +235,12 @@ def package_audit(request: HttpRequest, group_name: str, version: int) -> HttpRe
 @require_GET
 @login_required
 def group_audit(request: HttpRequest, group_name: str) -> HttpResponseBase:
-    group = sa.find_group(group_name, request.GET.get("source") or None)
+    group = find_group(group_name, request.GET.get("source") or None)
     if group is None:
         raise Http404("No such model package group")
     return _timeline(
         request,
-        sa.group_scope(group),
+        group_scope(group),
         template="registry_app/audit/group_timeline.html",
         context={"group": group},
         stem=group_name,
@@ -232,12 +250,12 @@ def group_audit(request: HttpRequest, group_name: str) -> HttpResponseBase:
 @require_GET
 @login_required
 def endpoint_detail(request: HttpRequest, name: str) -> HttpResponseBase:
-    overview = sa.endpoint_overview(name)
+    overview = endpoint_overview(name)
     if overview is None:
         raise Http404("No such endpoint")
     return _timeline(
         request,
-        sa.endpoint_scope(name),
+        endpoint_scope(name),
         template="registry_app/audit/endpoint_detail.html",
         context={"overview": overview},
         stem=f"endpoint-{name}",
@@ -263,9 +281,9 @@ def audit_search(request: HttpRequest) -> HttpResponseBase:
             title="Audit search",
             stem="audit-search",
             meta=filters.as_query(),
-            stream=lambda: sa.audit_search_stream(filters),
+            stream=lambda: audit_search_stream(filters),
         )
-    result = sa.audit_search(filters)
+    result = audit_search_page(filters)
     template = "registry_app/audit/search.html" + ("#results" if wants_partial(request) else "")
     response = render(
         request, template, {"form": form, "result": result, "can_export": exports.can_export(request.user)}
@@ -297,7 +315,7 @@ def as_of(request: HttpRequest) -> HttpResponseBase:
             return render(
                 request, "registry_app/audit/as_of.html", {"form": form, "endpoints": _endpoint_names()}, status=400
             )
-        answer = sa.as_of(form.cleaned_data["endpoint"], form.cleaned_data["at"])
+        answer = as_of_answer(form.cleaned_data["endpoint"], form.cleaned_data["at"])
         fmt = form.cleaned_data["format"]
         if fmt:
             _require_export(request)
@@ -353,9 +371,9 @@ def bypasses(request: HttpRequest) -> HttpResponseBase:
             stem="outside-decisions",
             meta={"to_status": status or "any"},
             columns=BYPASS_COLUMNS,
-            rows=lambda: (sa.outside_decision_row(row) for row in sa.outside_decisions_stream(to_status=status)),
+            rows=lambda: (outside_decision_row(row) for row in outside_decisions_stream(to_status=status)),
         )
-    page = sa.outside_decisions_page(to_status=status, before=form.cleaned_data["before"])
+    page = outside_decisions_page(to_status=status, before=form.cleaned_data["before"])
     context = {"form": form, "page": page, "can_export": exports.can_export(request.user)}
     return render(request, "registry_app/audit/bypasses.html", context)
 
@@ -367,11 +385,11 @@ def bypasses(request: HttpRequest) -> HttpResponseBase:
 @login_required
 def package_audit_pack(request: HttpRequest, group_name: str, version: int) -> HttpResponseBase:
     _require_export(request)
-    package = sa.find_package(group_name, version, request.GET.get("source") or None)
+    package = find_package(group_name, version, request.GET.get("source") or None)
     if package is None:
         raise Http404("No such model package version")
-    file, filename = exports.package_pack(package, user=request.user)
-    return exports.pack_response(file, filename)
+    file, filename = packs.package_pack(package, user=request.user)
+    return packs.pack_response(file, filename)
 
 
 @require_GET
@@ -381,5 +399,5 @@ def audit_period_pack(request: HttpRequest) -> HttpResponseBase:
     form = PeriodForm(request.GET)
     if not form.is_valid():
         return _bad_request(request, form, "Auditor pack for a period")
-    file, filename = exports.period_pack(form.cleaned_data["since"], form.cleaned_data["until"], user=request.user)
-    return exports.pack_response(file, filename)
+    file, filename = packs.period_pack(form.cleaned_data["since"], form.cleaned_data["until"], user=request.user)
+    return packs.pack_response(file, filename)

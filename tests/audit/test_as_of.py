@@ -10,7 +10,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from registry_app.audit import timeline as sa
+from registry_app.audit.as_of import VariantAt, as_of
+from registry_app.audit.as_of_evidence import Fact
+from registry_app.audit.as_of_status import rollback_candidate
 from registry_app.models import ModelPackage
 from registry_app.models.registry import ApprovalStatus
 from tests.audit.builders import at, cloudtrail, decision, deployment, observe, push, signoff, status_call
@@ -74,23 +76,23 @@ def history(db: None) -> History:
     return History(v1, v2, created, v1_approval, v2_approval, v2_rejection, signoffs_v2)
 
 
-def _fact(variant: sa.VariantAt, name: str) -> sa.Fact:
+def _fact(variant: VariantAt, name: str) -> Fact:
     return next(f for f in variant.package.facts if f.name == name)
 
 
-def _refs(fact: sa.Fact) -> set[str]:
+def _refs(fact: Fact) -> set[str]:
     return {e.ref for e in fact.evidence}
 
 
 def test_before_any_deployment_nothing_was_deployed(history: History) -> None:
-    answer = sa.as_of(ENDPOINT, at(-1))
+    answer = as_of(ENDPOINT, at(-1))
     assert answer.nothing_deployed and not answer.variants and not answer.missing
     assert answer.summary.startswith("Nothing was deployed")
     assert {e.ref for e in answer.summary_evidence} == {f"cloudtrail:{history.created_endpoint.event_id}"}
 
 
 def test_while_v1_serves(history: History) -> None:
-    answer = sa.as_of(ENDPOINT, at(2))
+    answer = as_of(ENDPOINT, at(2))
     assert not answer.nothing_deployed
     (variant,) = answer.variants
     assert variant.package.package == history.v1
@@ -115,7 +117,7 @@ def test_while_v1_serves(history: History) -> None:
 
 
 def test_while_v2_serves(history: History) -> None:
-    answer = sa.as_of(ENDPOINT, at(5))
+    answer = as_of(ENDPOINT, at(5))
     (variant,) = answer.variants
     assert variant.package.package == history.v2
     status = _fact(variant, "approval status")
@@ -135,38 +137,38 @@ def test_while_v2_serves(history: History) -> None:
 
 
 def test_after_the_rollback(history: History) -> None:
-    answer = sa.as_of(ENDPOINT, at(6.75))
+    answer = as_of(ENDPOINT, at(6.75))
     (variant,) = answer.variants
     assert variant.package.package == history.v1
     assert variant.deployment.ended_at is None
     assert _fact(variant, "training data version").value == history.v1.customer_metadata["TrainingDataS3VersionId"]
-    later = sa.as_of(ENDPOINT, at(8))
+    later = as_of(ENDPOINT, at(8))
     assert later.variants[0].package.package == history.v1
 
 
 def test_status_history_of_a_package_not_serving(history: History) -> None:
-    candidate = sa.rollback_candidate(
+    candidate = rollback_candidate(
         ModelPackageFactory(group=history.v1.group, version=3, approval_status="PendingManualApproval"), at(8)
     )
     assert candidate.package == history.v1  # v2 was Rejected by then
-    earlier = sa.rollback_candidate(ModelPackage.objects.get(group=history.v1.group, version=3), at(5))
+    earlier = rollback_candidate(ModelPackage.objects.get(group=history.v1.group, version=3), at(5))
     assert earlier.package == history.v2  # ...but Approved at T5
 
 
 def test_incomplete_evidence_is_stated(db: None) -> None:
     package = ModelPackageFactory(customer_metadata={"owner": "team-risk"}, metadata_properties={})
     deployment("legacy-prod", package, at(0))
-    before = sa.as_of("legacy-prod", at(-1))
+    before = as_of("legacy-prod", at(-1))
     assert not before.nothing_deployed
     assert before.missing == [
         "No deployment known before 2025-03-10T09:00:00+00:00: the endpoint's CloudTrail history starts then."
     ]
-    during = sa.as_of("legacy-prod", at(1))
+    during = as_of("legacy-prod", at(1))
     (variant,) = during.variants
     assert _fact(variant, "training data version").missing
     assert _fact(variant, "commit").missing
     assert any("training data version" in line for line in during.missing)
-    unknown = sa.as_of("never-heard-of", at(1))
+    unknown = as_of("never-heard-of", at(1))
     assert not unknown.nothing_deployed and unknown.missing
 
 
@@ -207,7 +209,7 @@ def test_missing_links_of_a_window_are_stated(db: None) -> None:
             "missing": ["CreateModel half-known-model: not in the ingested CloudTrail (older than its retention)"],
         },
     )
-    answer = sa.as_of("HALF-KNOWN", at(1))  # endpoint names match case-insensitively
+    answer = as_of("HALF-KNOWN", at(1))  # endpoint names match case-insensitively
     (variant,) = answer.variants
     assert {e.ref for e in variant.evidence} >= {"cloudtrail:evt-1", "cloudtrail:evt-2"}
     assert any("CreateModel half-known-model" in line for line in answer.missing)
@@ -258,21 +260,21 @@ def _chain() -> dict[str, Any]:
 
 def test_as_of_over_the_rebuilt_deployment_history(db: None) -> None:
     """End to end with the deployment rebuild: CreateModel -> CreateEndpointConfig -> Create/UpdateEndpoint."""
-    from registry_app.audit.deployment_chain import rebuild_deployments
+    from registry_app.audit.deployments import rebuild_deployments
 
     ids = _chain()
     rebuild_deployments("fraud-prod")
-    assert sa.as_of("fraud-prod", at(-1)).nothing_deployed
+    assert as_of("fraud-prod", at(-1)).nothing_deployed
     expected = {at(2): ("v1", "deploy", 1), at(5): ("v2", "update", 2), at(7): ("v1", "rollback", 1)}
     for moment, (version_key, deploy_key, config_n) in expected.items():
-        answer = sa.as_of("fraud-prod", moment)
+        answer = as_of("fraud-prod", moment)
         (variant,) = answer.variants
         assert variant.package.package == ids[version_key], moment
         refs = {e.ref for e in variant.evidence}
         for event in (ids[deploy_key], ids[f"config{config_n}"], ids[f"model{config_n}"]):
             assert f"cloudtrail:{event.event_id}" in refs, (moment, event.event_name)
         assert _fact(variant, "approval status").value == "Approved"
-    assert sa.as_of("fraud-prod", at(5)).variants[0].rollback.package == ids["v1"]  # type: ignore[union-attr]
+    assert as_of("fraud-prod", at(5)).variants[0].rollback.package == ids["v1"]  # type: ignore[union-attr]
 
 
 def test_content_changed_before_the_mirror_first_saw_it(history: History) -> None:
@@ -282,7 +284,7 @@ def test_content_changed_before_the_mirror_first_saw_it(history: History) -> Non
         package=history.v2,
         request={"customerMetadataProperties": {"TrainingDataS3VersionId": "v2-fixed"}},
     )
-    (variant,) = sa.as_of(ENDPOINT, at(5)).variants
+    (variant,) = as_of(ENDPOINT, at(5)).variants
     coverage = _fact(variant, "content before the mirror's first sighting")
     assert coverage.value.startswith("changed after this time") and coverage.missing
     assert len(coverage.evidence) == 1 and coverage.evidence[0].ref.startswith("cloudtrail:")
@@ -291,7 +293,7 @@ def test_content_changed_before_the_mirror_first_saw_it(history: History) -> Non
 def test_no_cloudtrail_before_the_mirror_says_so(db: None) -> None:
     package = ModelPackageFactory(created_at=at(-5))
     deployment("quiet-prod", package, at(0))
-    answer = sa.as_of("quiet-prod", at(1))
+    answer = as_of("quiet-prod", at(1))
     (variant,) = answer.variants
     coverage = _fact(variant, "content before the mirror's first sighting")
     assert coverage.value == "unknown" and "does not reach back" in coverage.missing

@@ -18,8 +18,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry_app.audit import ingest_writer as cloudtrail_ingest
-from registry_app.audit import timeline as sa
+from registry_app.audit import ingest as cloudtrail_ingest
+from registry_app.audit.as_of import as_of
+from registry_app.audit.as_of_status import status_events_queryset
+from registry_app.audit.endpoints import endpoint_overview
+from registry_app.audit.timeline import TimelineFilters, endpoint_scope, timeline_page
 from registry_app.models import CloudTrailEvent, EndpointDeployment, ModelPackage
 from registry_app.models.audit import endpoint_name_is
 from registry_app.models.registry import ApprovalStatus
@@ -89,7 +92,7 @@ def test_as_of_queries_stay_constant_as_deployments_grow(
 
     assert many == few == late
     with django_assert_max_num_queries(few):
-        answer = sa.as_of(ENDPOINT, end + dt.timedelta(hours=250, minutes=30))
+        answer = as_of(ENDPOINT, end + dt.timedelta(hours=250, minutes=30))
     # 250 hours into the second batch: its window 250 (of the cycle v1, v2, v3: v2)
     (variant,) = answer.variants
     assert variant.deployment.evidence == {"events": {"deploy": "evt-250"}}
@@ -104,16 +107,16 @@ def test_endpoint_names_match_in_any_case(versions: list[ModelPackage], asked: s
     from_arn = cloudtrail("DeleteEndpoint", at(5), endpoint_name=ENDPOINT.lower())  # ARNs lower-case names
     cloudtrail("UpdateEndpoint", at(1), endpoint_name="credit-prod-shadow")  # a prefix is no match
 
-    answer = sa.as_of(asked, at(1))
+    answer = as_of(asked, at(1))
     assert [v.package.package for v in answer.variants] == [v1]
 
-    timeline = sa.timeline_page(sa.endpoint_scope(asked), sa.TimelineFilters(kinds=("cloudtrail",)))
+    timeline = timeline_page(endpoint_scope(asked), TimelineFilters(kinds=("cloudtrail",)))
     assert {item.raw["eventID"] for item in timeline.items} == {spelled.event_id, from_arn.event_id}
 
-    overview = sa.endpoint_overview(asked)
+    overview = endpoint_overview(asked)
     assert overview is not None and [d.package for d in overview.history] == [v1]
 
-    after = sa.as_of(asked, at(6))  # after the DeleteEndpoint (lower-cased spelling)
+    after = as_of(asked, at(6))  # after the DeleteEndpoint (lower-cased spelling)
     assert after.variants == [] and after.nothing_deployed
 
 
@@ -166,12 +169,12 @@ def test_status_history_walks_the_package_indexes_with_or_without_statistics(
         for i in range(4000)
     )
     wanted = versions[:2]
-    plans = [_plan(sa.status_events_queryset(wanted))]
+    plans = [_plan(status_events_queryset(wanted))]
     settings.AUDIT_ANALYZE_AFTER_ROWS = 1000
     cloudtrail_ingest._analyze_after(4000)
-    plans.append(_plan(sa.status_events_queryset(wanted)))
+    plans.append(_plan(status_events_queryset(wanted)))
 
     for plan in plans:
         assert "ct_name_time" not in plan
         assert "ct_package_time" in plan and "ct_resource_time" in plan
-    assert [e.package for e in sa.status_events_queryset(wanted)] == wanted
+    assert [e.package for e in status_events_queryset(wanted)] == wanted

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry_app.audit import outside_decisions as bypasses
-from registry_app.audit.log import verify_audit_chain
+from registry_app.audit.chain import verify_audit_chain
 from registry_app.audit.outside_decisions import (
     attach_cloudtrail_evidence,
     outside_decisions_notify_pending,

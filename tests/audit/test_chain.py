@@ -11,13 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from registry_app.audit.log import (
-    GENESIS_HASH,
-    AuditLogImmutable,
-    audit_append,
-    canonical_content,
-    verify_audit_chain,
-)
+from registry_app.audit.chain import GENESIS_HASH, canonical_content, verify_audit_chain
+from registry_app.audit.log import AuditLogImmutable, audit_append
 from registry_app.models import AuditLogEntry, ModelPackage
 from tests.factories import UserFactory
 

@@ -12,7 +12,8 @@ import time
 import pytest
 from django.db import connection, connections, transaction
 
-from registry_app.audit.log import audit_append, verify_audit_chain
+from registry_app.audit.chain import verify_audit_chain
+from registry_app.audit.log import audit_append
 from registry_app.models import AuditLogEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)

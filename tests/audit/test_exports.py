@@ -11,8 +11,8 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
 
+from registry_app.audit.exports import safe_cell
 from registry_app.audit.log import audit_append
-from registry_app.audit.packs import safe_cell
 from registry_app.models import ModelPackage
 from tests.audit.builders import at, cloudtrail, deployment, observe, status_call
 from tests.audit.conftest import client_for, make_user

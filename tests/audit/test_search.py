@@ -10,8 +10,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry_app.audit import timeline as sa
 from registry_app.audit.log import audit_append
+from registry_app.audit.params import parse_when
+from registry_app.audit.search import SearchFilters, audit_search
+from registry_app.audit.timeline_items import TimelineItem
 from registry_app.models import ModelPackage
 from tests.audit.builders import at, cloudtrail, status_call
 
@@ -47,12 +49,12 @@ def _walk(client: Client, params: dict[str, str]) -> list[str]:
 
 def test_keyset_pages_cover_everything_once(package: ModelPackage) -> None:
     _populate(package)
-    everything = [item.evidence_id for item in sa.audit_search(sa.SearchFilters(limit=500)).items]
+    everything = [item.evidence_id for item in audit_search(SearchFilters(limit=500)).items]
     assert len(everything) == 30 + 5 + 7
     pages: list[str] = []
     before = None
     while True:
-        result = sa.audit_search(sa.SearchFilters(limit=8, before=before))
+        result = audit_search(SearchFilters(limit=8, before=before))
         pages += [item.evidence_id for item in result.items]
         if result.older is None:
             break
@@ -62,9 +64,9 @@ def test_keyset_pages_cover_everything_once(package: ModelPackage) -> None:
 
 def test_page_links_walk_without_duplicates(package: ModelPackage, viewer_client: Client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     _populate(package)
-    everything = [item.evidence_id for item in sa.audit_search(sa.SearchFilters(limit=500)).items]
+    everything = [item.evidence_id for item in audit_search(SearchFilters(limit=500)).items]
     assert len(everything) == 42 + 2  # the viewer's role grant and login are audited too
-    monkeypatch.setattr(sa, "MAX_PAGE_SIZE", 6)  # pages of 6 through the view
+    monkeypatch.setattr("registry_app.audit.search.MAX_PAGE_SIZE", 6)  # pages of 6 through the view
     seen = _walk(viewer_client, {})
     assert seen == everything
     carol = _walk(viewer_client, {"actor": "carol"})
@@ -74,8 +76,8 @@ def test_page_links_walk_without_duplicates(package: ModelPackage, viewer_client
 def test_filters(package: ModelPackage) -> None:
     _populate(package)
 
-    def ids(**filters: object) -> list[sa.TimelineItem]:
-        return sa.audit_search(sa.SearchFilters(limit=500, **filters)).items  # type: ignore[arg-type]
+    def ids(**filters: object) -> list[TimelineItem]:
+        return audit_search(SearchFilters(limit=500, **filters)).items  # type: ignore[arg-type]
 
     assert {i.actor for i in ids(actor="carol")} == {"carol"}
     assert {i.title for i in ids(event="CreateEndpoint")} == {"CreateEndpoint"}
@@ -89,7 +91,7 @@ def test_filters(package: ModelPackage) -> None:
 
 def test_query_uses_keyset_not_offset_or_count(package: ModelPackage, viewer_client: Client) -> None:
     _populate(package)
-    first = sa.audit_search(sa.SearchFilters(limit=5))
+    first = audit_search(SearchFilters(limit=5))
     assert first.older is not None
     with CaptureQueriesContext(connection) as ctx:
         response = viewer_client.get(
@@ -110,10 +112,10 @@ def test_bad_dates_are_400(viewer_client: Client) -> None:
 
 
 def test_parse_when() -> None:
-    assert sa.parse_when("2025-03-10").isoformat() == "2025-03-10T00:00:00+00:00"  # type: ignore[union-attr]
-    assert sa.parse_when("2025-03-10", end=True).isoformat() == "2025-03-10T23:59:59.999999+00:00"  # type: ignore[union-attr]
-    assert sa.parse_when("2025-03-10T09:30:00Z").isoformat() == "2025-03-10T09:30:00+00:00"  # type: ignore[union-attr]
-    assert sa.parse_when("2025-03-10T11:30+02:00").hour == 11  # type: ignore[union-attr]
-    assert sa.parse_when("") is None
+    assert parse_when("2025-03-10").isoformat() == "2025-03-10T00:00:00+00:00"  # type: ignore[union-attr]
+    assert parse_when("2025-03-10", end=True).isoformat() == "2025-03-10T23:59:59.999999+00:00"  # type: ignore[union-attr]
+    assert parse_when("2025-03-10T09:30:00Z").isoformat() == "2025-03-10T09:30:00+00:00"  # type: ignore[union-attr]
+    assert parse_when("2025-03-10T11:30+02:00").hour == 11  # type: ignore[union-attr]
+    assert parse_when("") is None
     with pytest.raises(ValueError):
-        sa.parse_when("2025-13-45")
+        parse_when("2025-13-45")

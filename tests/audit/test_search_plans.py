@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from registry_app.audit import timeline as sa
+from registry_app.audit.paging import PAGE_SIZE, Cursor
+from registry_app.audit.search import SearchFilters, _keyset_search, _search_querysets, audit_search
+from registry_app.audit.timeline import ordered
 from registry_app.models import CloudTrailEvent, ModelPackage
 
 pytestmark = [
@@ -49,11 +51,11 @@ def many_events(package: ModelPackage) -> ModelPackage:
     return package
 
 
-def _plan(filters: sa.SearchFilters) -> str:
-    source, qs = next((s, q) for s, q in sa._search_querysets(filters) if s.key == "cloudtrail")
+def _plan(filters: SearchFilters) -> str:
+    source, qs = next((s, q) for s, q in _search_querysets(filters) if s.key == "cloudtrail")
     if filters.before is not None:
-        qs = sa._keyset_search(source, qs, filters.before)
-    qs = sa._ordered(source, qs, descending=True)[: sa.PAGE_SIZE + 1]
+        qs = _keyset_search(source, qs, filters.before)
+    qs = ordered(source, qs, descending=True)[: PAGE_SIZE + 1]
     sql, params = qs.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
@@ -74,9 +76,9 @@ def _rows_touched(plan: str, table: str) -> int:
     raise AssertionError(f"no scan of {table} in:\n{plan}")
 
 
-def _cursor_deep_in_history() -> sa.Cursor:
+def _cursor_deep_in_history() -> Cursor:
     row = CloudTrailEvent.objects.order_by("-event_time", "-id")[ROWS // 2]
-    return sa.Cursor(row.event_time, "cloudtrail", f"{row.pk:020d}")
+    return Cursor(row.event_time, "cloudtrail", f"{row.pk:020d}")
 
 
 @pytest.mark.parametrize(
@@ -92,7 +94,7 @@ def _cursor_deep_in_history() -> sa.Cursor:
 )
 @pytest.mark.parametrize("deep", [False, True], ids=["first-page", "deep-page"])
 def test_search_uses_an_index(many_events: ModelPackage, filters: dict[str, Any], deep: bool) -> None:
-    search = sa.SearchFilters(**filters, before=_cursor_deep_in_history() if deep else None)
+    search = SearchFilters(**filters, before=_cursor_deep_in_history() if deep else None)
     plan = _plan(search)
     table = CloudTrailEvent._meta.db_table
     assert f"Seq Scan on {table}" not in plan, plan
@@ -107,8 +109,8 @@ def test_deep_pages_stay_cheap_end_to_end(many_events: ModelPackage) -> None:
 
     cursor = _cursor_deep_in_history()
     with CaptureQueriesContext(connection) as ctx:
-        result = sa.audit_search(sa.SearchFilters(kinds=("cloudtrail",), before=cursor))
-    assert len(result.items) == sa.PAGE_SIZE
+        result = audit_search(SearchFilters(kinds=("cloudtrail",), before=cursor))
+    assert len(result.items) == PAGE_SIZE
     assert all(item.sort_key < (cursor.at, cursor.source, cursor.ident) for item in result.items)
     (query,) = ctx.captured_queries
     assert "OFFSET" not in query["sql"].upper() and "COUNT(" not in query["sql"].upper()

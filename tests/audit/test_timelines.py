@@ -10,8 +10,16 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry_app.audit import timeline as sa
 from registry_app.audit.log import audit_append
+from registry_app.audit.timeline import (
+    TimelineFilters,
+    TimelinePage,
+    endpoint_scope,
+    group_scope,
+    package_scope,
+    timeline_page,
+)
+from registry_app.audit.timeline_items import KINDS
 from registry_app.models import ModelPackage
 from tests.audit.builders import (
     at,
@@ -44,8 +52,8 @@ def _history(package: ModelPackage, rounds: int, offset: float = 0.0) -> None:
         deployment("credit-prod", package, at(base + 8), at(base + 9))
 
 
-def _page(package: ModelPackage, **filters: Any) -> sa.TimelinePage:
-    return sa.timeline_page(sa.package_scope(package), sa.TimelineFilters(**filters))
+def _page(package: ModelPackage, **filters: Any) -> TimelinePage:
+    return timeline_page(package_scope(package), TimelineFilters(**filters))
 
 
 def test_timeline_merges_every_kind_newest_first(package: ModelPackage) -> None:
@@ -53,7 +61,7 @@ def test_timeline_merges_every_kind_newest_first(package: ModelPackage) -> None:
     audit_append("signoff.recorded", actor="carol", via="web", package=package, message="signed")
     page = _page(package)
     kinds = [item.kind for item in page.items]
-    assert set(kinds) == set(sa.KINDS)
+    assert set(kinds) == set(KINDS)
     times = [item.at for item in page.items]
     assert times == sorted(times, reverse=True)
     by_kind_order = [item.source for item in page.items if item.kind != "audit"]
@@ -201,14 +209,14 @@ def test_group_and_endpoint_timelines(package: ModelPackage, viewer_client: Clie
     status_call(other, "Rejected", at(2))
     cloudtrail("CreateEndpoint", at(3), endpoint_name="credit-prod")
     deployment("credit-prod", package, at(3))
-    page = sa.timeline_page(sa.group_scope(package.group), sa.TimelineFilters())
+    page = timeline_page(group_scope(package.group), TimelineFilters())
     assert {item.package_version for item in page.items} == {3, 9}
     response = viewer_client.get(reverse("registry:group_audit", args=[package.group.name]))
     assert response.status_code == 200 and "credit-risk v9" in response.content.decode()
 
     endpoint = EndpointFactory(source=package.group.source, name="credit-prod")
     EndpointVariantFactory(endpoint=endpoint, package=package, variant_name="AllTraffic")
-    ep = sa.timeline_page(sa.endpoint_scope("credit-prod"), sa.TimelineFilters())
+    ep = timeline_page(endpoint_scope("credit-prod"), TimelineFilters())
     assert [item.source for item in ep.items] == ["deployment.start", "cloudtrail"]
     response = viewer_client.get(reverse("registry:endpoint_detail", args=["credit-prod"]))
     text = response.content.decode()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from registry_app.audit.log import verify_audit_chain
+from registry_app.audit.chain import verify_audit_chain
 from registry_app.models import AuditLogEntry, Decision, ModelPackage, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.review.decisions import group_archive, package_revoke

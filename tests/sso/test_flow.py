@@ -12,7 +12,7 @@ from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.test import Client
 
-from registry_app.audit.log import verify_audit_chain
+from registry_app.audit.chain import verify_audit_chain
 from registry_app.devtools.fake_oidc import FakeOIDCProvider
 from registry_app.models import AuditLogEntry
 from registry_app.permissions import user_roles

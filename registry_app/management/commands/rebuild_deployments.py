@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry_app.audit.deployment_chain import rebuild_deployments
-from registry_app.audit.ingest_writer import acquire_audit_lock, release_audit_lock
+from registry_app.audit.deployments import rebuild_deployments
+from registry_app.audit.ingest_run import acquire_audit_lock, release_audit_lock
 from registry_app.models import RegistrySource
 
 

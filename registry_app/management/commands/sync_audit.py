@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry_app.audit.ingest_writer import ingest_source
+from registry_app.audit.ingest import ingest_source
 from registry_app.models import RegistrySource
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry_app.audit.log import verify_audit_chain
+from registry_app.audit.chain import verify_audit_chain
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from registry_app.audit.ingest_writer import cursor_positions
+from registry_app.audit.ingest_run import cursor_positions
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
 from tests.audit.ingest import records as r
 from tests.audit.ingest.conftest import Trail, days_ago
@@ -62,7 +62,7 @@ def test_sync_audit_argument_errors(trail_source: RegistrySource) -> None:
 
 
 def test_sync_audit_fails_when_a_source_is_locked(trail_source: RegistrySource, trail: Trail) -> None:
-    from registry_app.audit.ingest_writer import acquire_audit_lock
+    from registry_app.audit.ingest_run import acquire_audit_lock
 
     assert acquire_audit_lock(trail_source)
     with pytest.raises(CommandError, match="holds its lock"):

@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
-from registry_app.audit.deployment_chain import deployments_at
-from registry_app.audit.ingest_writer import ingest_source
+from registry_app.audit.deployments import deployments_at
+from registry_app.audit.ingest import ingest_source
 from registry_app.devtools.demo_seed import CLOUDTRAIL_BUCKET, SeedSummary, seed_registry
 from registry_app.mirror.reconcile import sync_source
 from registry_app.models import CloudTrailEvent, EndpointDeployment, RegistrySource, SyncRun
@@ -37,7 +37,7 @@ def test_seed_writes_gzip_log_files_in_the_documented_layout(seeded: SeedSummary
     assert all(k.startswith(f"AWSLogs/{seeded.account_id}/CloudTrail/") and k.endswith(".json.gz") for k in logs)
     times = []
     for key in logs:
-        from registry_app.audit.events import parse_log_file
+        from registry_app.audit.trail_files import parse_log_file
 
         records = parse_log_file(s3.get_object(Bucket=CLOUDTRAIL_BUCKET, Key=key)["Body"].read())
         times += [dt.datetime.fromisoformat(rec["eventTime"].replace("Z", "+00:00")) for rec in records]

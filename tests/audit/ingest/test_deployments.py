@@ -9,8 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from registry_app.audit.deployment_chain import deployments_at, rebuild_deployments, rebuild_endpoint
-from registry_app.audit.ingest_writer import Linker, ingest_source, store_records
+from registry_app.audit.deployments import deployments_at, rebuild_deployments, rebuild_endpoint
+from registry_app.audit.ingest import ingest_source
+from registry_app.audit.ingest_linker import Linker
+from registry_app.audit.ingest_writer import store_records
 from registry_app.models import CloudTrailEvent, EndpointDeployment, ModelPackage, RegistrySource
 from tests.audit.ingest import records as r
 from tests.audit.ingest.conftest import Trail

@@ -11,9 +11,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from registry_app.audit import events as ct
-from registry_app.audit import ingest_writer as cloudtrail_ingest
-from registry_app.audit.ingest_writer import Linker
+from registry_app.audit import events, ingest_s3, ingest_writer
+from registry_app.audit.ingest_linker import Linker
 from registry_app.models import CloudTrailEvent, RegistrySource
 from tests.audit.ingest import records as r
 from tests.factories import RegistrySourceFactory
@@ -43,7 +42,7 @@ def _records() -> list[dict[str, Any]]:
 
 
 def _fields(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    _, prepared = ct.prepare_records(records, fallback_time=NOW)
+    _, prepared = events.prepare_records(records, fallback_time=NOW)
     return [tuple(event)[:-1] for event in prepared]  # all but the raw JSON, which keeps the spelling
 
 
@@ -55,7 +54,7 @@ def _fields(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 def test_any_key_spelling_normalises_like_cloudtrails_own(spell: Any) -> None:
     records = _records()
     expected = _fields(records)
-    assert all(row[ct.PreparedEvent._fields.index("resource_type")] for row in expected)
+    assert all(row[events.PreparedEvent._fields.index("resource_type")] for row in expected)
     assert _fields([_respelt(rec, spell) for rec in records]) == expected
 
 
@@ -64,19 +63,19 @@ def test_a_map_with_two_spellings_of_a_key_reads_the_last_one() -> None:
     twice = copy.deepcopy(rec)
     twice["responseElements"]["ModelPackageArn"] = r.arn_package("other", 7)
     (row,) = _fields([twice])
-    assert row[ct.PreparedEvent._fields.index("package_group")] == "other"
-    assert row[ct.PreparedEvent._fields.index("package_version")] == 7
+    assert row[events.PreparedEvent._fields.index("package_group")] == "other"
+    assert row[events.PreparedEvent._fields.index("package_version")] == 7
 
 
 def test_log_rows_are_the_prepared_events_with_the_files_own_json() -> None:
     records = [*_records(), r.describe(), {"eventName": 5, "userIdentity": "x", "requestParameters": []}]
     body = r.gz(records)
-    seen, rows = ct.prepare_log_rows(body, NOW)
-    count, prepared = ct.prepare_log_file(body, NOW)
+    seen, rows = events.prepare_log_rows(body, NOW)
+    count, prepared = events.prepare_log_file(body, NOW)
     assert (seen, count) == (len(records), len(records))
     assert rows == [tuple(event) for event in prepared]
     assert all(type(row) is tuple for row in rows)
-    assert [json.loads(row[-1]) for row in rows] == [rec for rec in records if ct.is_relevant(rec)]
+    assert [json.loads(row[-1]) for row in rows] == [rec for rec in records if events.is_relevant(rec)]
 
 
 @pytest.mark.django_db
@@ -84,7 +83,7 @@ def test_parsing_process_entry_point_restores_the_garbage_collector() -> None:
     import gc
 
     assert gc.isenabled()
-    seen, rows = cloudtrail_ingest._prepare_rows(r.gz(_records()), NOW)
+    seen, rows = ingest_s3._prepare_rows(r.gz(_records()), NOW)
     assert gc.isenabled()
     assert (seen, len(rows)) == (7, 7)
 
@@ -95,9 +94,9 @@ def source(db: None) -> RegistrySource:
 
 
 def _rows(source: RegistrySource, records: list[dict[str, Any]]) -> list[list[Any]]:
-    _, prepared = ct.prepare_records(records, fallback_time=NOW)
+    _, prepared = events.prepare_records(records, fallback_time=NOW)
     linker = Linker(source)
-    return [cloudtrail_ingest._values(source.pk, "s3", event, linker, NOW) for event in prepared]
+    return [ingest_writer._values(source.pk, "s3", event, linker, NOW) for event in prepared]
 
 
 def test_postgres_copy_skips_the_lookup_after_a_clean_batch_and_still_ignores_duplicates(
@@ -105,7 +104,7 @@ def test_postgres_copy_skips_the_lookup_after_a_clean_batch_and_still_ignores_du
 ) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the COPY path is PostgreSQL's")
-    monkeypatch.setattr(cloudtrail_ingest, "_COPY_CLEAN", {})
+    monkeypatch.setattr(ingest_writer, "_COPY_CLEAN", {})
     first, second, third = (r.approve("g", version) for version in (1, 2, 3))
     lookups: list[str] = []
 
@@ -115,14 +114,14 @@ def test_postgres_copy_skips_the_lookup_after_a_clean_batch_and_still_ignores_du
         return execute(sql, *args)
 
     with connection.execute_wrapper(count):
-        assert cloudtrail_ingest._copy_rows(connection, _rows(source, [first])) == {first["eventID"]}
+        assert ingest_writer._copy_rows(connection, _rows(source, [first])) == {first["eventID"]}
         assert len(lookups) == 1  # nothing known yet about this database: looked up first
-        assert cloudtrail_ingest._copy_rows(connection, _rows(source, [second])) == {second["eventID"]}
+        assert ingest_writer._copy_rows(connection, _rows(source, [second])) == {second["eventID"]}
         assert len(lookups) == 1  # the last look-up found nothing stored: COPYed straight away
         # A batch with a stored id: the COPY is rolled back, the look-up sorts it out.
-        assert cloudtrail_ingest._copy_rows(connection, _rows(source, [third, first])) == {third["eventID"]}
+        assert ingest_writer._copy_rows(connection, _rows(source, [third, first])) == {third["eventID"]}
         assert len(lookups) == 2
-        assert cloudtrail_ingest._copy_rows(connection, _rows(source, [second])) == set()
+        assert ingest_writer._copy_rows(connection, _rows(source, [second])) == set()
         assert len(lookups) == 3  # the last look-up found a stored id: looked up first again
     stored = CloudTrailEvent.objects.filter(event_id__in=[first["eventID"], second["eventID"], third["eventID"]])
     assert sorted(stored.values_list("event_id", flat=True)) == sorted(
@@ -130,4 +129,4 @@ def test_postgres_copy_skips_the_lookup_after_a_clean_batch_and_still_ignores_du
     )
     event = stored.get(event_id=second["eventID"])
     assert json.loads(event.raw) == second if isinstance(event.raw, str) else event.raw == second
-    assert event.event_time == ct.parse_event_time(second["eventTime"])
+    assert event.event_time == events.parse_event_time(second["eventTime"])

@@ -11,8 +11,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from registry_app.audit import ingest_writer as cloudtrail_ingest
-from registry_app.audit.ingest_writer import Linker, store_records
+from registry_app.audit import ingest as cloudtrail_ingest
+from registry_app.audit import ingest_writer
+from registry_app.audit.ingest_linker import Linker
+from registry_app.audit.ingest_writer import store_records
 from registry_app.models import CloudTrailEvent, RegistrySource
 from tests.audit.ingest import records as r
 from tests.factories import RegistrySourceFactory
@@ -37,7 +39,7 @@ def source() -> RegistrySource:
 def test_sqlite_time_adapter_writes_what_django_writes(value: dt.datetime) -> None:
     if connection.vendor != "sqlite":
         pytest.skip("the SQLite insert path's adapter")
-    fast = cloudtrail_ingest._sqlite_time_adapter(connection)
+    fast = ingest_writer._sqlite_time_adapter(connection)
     assert fast(value) == connection.ops.adapt_datetimefield_value(value)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from registry_app.audit.ingest_writer import Linker, StoreStats, relink_events, store_records
+from registry_app.audit.ingest_linker import Linker, relink_events
+from registry_app.audit.ingest_writer import StoreStats, store_records
 from registry_app.models import CloudTrailEvent, ModelPackage, RegistrySource
 from tests.audit.ingest import records as r
 from tests.factories import (
@@ -179,17 +180,18 @@ def test_postgres_copy_falls_back_to_on_conflict_when_an_id_appears_meanwhile(so
     """Two rows with one id stand for a concurrent ingest storing it between the look-up and the COPY."""
     from django.db import connection
 
-    from registry_app.audit import ingest_writer as cloudtrail_ingest
+    from registry_app.audit import ingest_writer
+    from registry_app.audit.events import prepare_records
 
     if connection.vendor != "postgresql":
         pytest.skip("the COPY path is PostgreSQL's")
     rec = r.approve("g", 1)
-    _, (event,) = cloudtrail_ingest.ct.prepare_records([rec], fallback_time=timezone.now())
-    row = cloudtrail_ingest._values(source.pk, "s3", event, Linker(source), timezone.now())
-    inserted = cloudtrail_ingest._copy_rows(connection, [list(row), list(row)])
+    _, (event,) = prepare_records([rec], fallback_time=timezone.now())
+    row = ingest_writer._values(source.pk, "s3", event, Linker(source), timezone.now())
+    inserted = ingest_writer._copy_rows(connection, [list(row), list(row)])
     assert inserted == {rec["eventID"]}
     assert CloudTrailEvent.objects.filter(event_id=rec["eventID"]).count() == 1
-    assert cloudtrail_ingest._copy_rows(connection, [list(row)]) == set()
+    assert ingest_writer._copy_rows(connection, [list(row)]) == set()
 
 
 def test_relink_since_targets_packages_first_seen_since(source: RegistrySource) -> None:

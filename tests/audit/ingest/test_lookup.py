@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from registry_app.audit.ingest_writer import IngestResult, cursor_positions, ingest_source
+from registry_app.audit.ingest import IngestResult, ingest_source
+from registry_app.audit.ingest_run import cursor_positions
 from registry_app.aws.cloudtrail import CloudTrailReader, RateLimiter
 from registry_app.aws.session import SourceConfig
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
@@ -163,12 +164,12 @@ def test_persistent_throttling_keeps_the_page_and_the_next_run_resends_it_identi
 def test_resume_after_a_crash_mid_window(
     source: RegistrySource, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry_app.audit import ingest_writer as cloudtrail_ingest
+    from registry_app.audit import ingest_run
 
     first = Harness(source, fake_clock)
     first.ok(params(), page([r.approve("g", 1)], "T1"))
     first.ok(params(token="T1"), page([r.approve("g", 2)], "T2"))
-    real = cloudtrail_ingest.store_prepared
+    real = ingest_run.store_prepared
     calls = {"n": 0}
 
     def crash(*args: Any, **kwargs: Any) -> Any:
@@ -177,12 +178,12 @@ def test_resume_after_a_crash_mid_window(
             raise SystemExit("worker killed mid-page")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cloudtrail_ingest, "store_prepared", crash)
+    monkeypatch.setattr(ingest_run, "store_prepared", crash)
     with pytest.raises(SystemExit):
         first.run()
     assert CloudTrailEvent.objects.count() == 1
     assert lookup_state(source)["window"]["token"] == "T1"
-    monkeypatch.setattr(cloudtrail_ingest, "store_prepared", real)
+    monkeypatch.setattr(ingest_run, "store_prepared", real)
 
     second = Harness(source, fake_clock)
     second.ok(params(token="T1"), page([r.approve("g", 2)], "T2"))
@@ -194,9 +195,9 @@ def test_resume_after_a_crash_mid_window(
 
 
 def test_an_expired_next_token_restarts_the_window(harness: Harness) -> None:
-    from registry_app.audit.ingest_writer import _cursor
+    from registry_app.audit.ingest_run import cursor_row
 
-    cursor = _cursor(harness.source, AuditCursor.Kind.LOOKUP)
+    cursor = cursor_row(harness.source, AuditCursor.Kind.LOOKUP)
     window = {"start": "2025-03-01T00:00:00Z", "end": "2025-03-02T00:00:00Z", "token": "OLD", "key": "EventSource",
               "value": "sagemaker.amazonaws.com"}  # fmt: skip
     cursor.position = {"passes": {"sagemaker": {"window": window}}}
@@ -246,9 +247,9 @@ def test_since_within_the_window_restarts_there(harness: Harness) -> None:
 
 
 def test_a_gap_longer_than_retention_is_reported(harness: Harness) -> None:
-    from registry_app.audit.ingest_writer import _cursor
+    from registry_app.audit.ingest_run import cursor_row
 
-    cursor = _cursor(harness.source, AuditCursor.Kind.LOOKUP)
+    cursor = cursor_row(harness.source, AuditCursor.Kind.LOOKUP)
     cursor.position = {"passes": {"sagemaker": {"done_until": "2024-01-01T00:00:00Z", "window": None}}}
     cursor.save()
     harness.ok(params(), page([]))

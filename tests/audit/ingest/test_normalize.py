@@ -1,41 +1,56 @@
-"""The pure part: relevance, normalisation, link keys and actor naming (no database, no AWS)."""
+"""The pure part: relevance, normalisation, link keys and lookups (no database, no AWS).
+
+Actor naming: ``test_event_actors``; log files and S3 keys: ``test_trail_files``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 from typing import Any
 
 import pytest
 
-from registry_app.audit import events as ct
+from registry_app.audit.event_keys import (
+    CARD,
+    ENDPOINT,
+    ENDPOINT_CONFIG,
+    GROUP,
+    MODEL,
+    PACKAGE,
+    RELEVANT_EVENTS,
+    ROLE,
+    UNLINKED,
+    ci_get,
+)
+from registry_app.audit.event_links import package_ref
+from registry_app.audit.events import NormalizedEvent, is_relevant, normalize, record_from_lookup_event
 from tests.audit.ingest import records as r
 
 NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
 PKG = r.arn_package("credit-risk", 7)
 
 
-def norm(record: dict[str, Any]) -> ct.NormalizedEvent:
-    return ct.normalize(record, fallback_time=NOW)
+def norm(record: dict[str, Any]) -> NormalizedEvent:
+    return normalize(record, fallback_time=NOW)
 
 
 # (record, resource_type, resource_name, extra expectations on the link)
 CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
-    ("CreateModelPackage", r.create_package("credit-risk", 7), ct.PACKAGE, PKG, {"group_name": "credit-risk"}),
-    ("UpdateModelPackage", r.approve("credit-risk", 7), ct.PACKAGE, PKG, {"group_name": "credit-risk"}),
+    ("CreateModelPackage", r.create_package("credit-risk", 7), PACKAGE, PKG, {"group_name": "credit-risk"}),
+    ("UpdateModelPackage", r.approve("credit-risk", 7), PACKAGE, PKG, {"group_name": "credit-risk"}),
     (
         "DeleteModelPackage (group/version)",
         r.record("DeleteModelPackage", {"modelPackageName": "credit-risk/7"}),
-        ct.PACKAGE,
+        PACKAGE,
         PKG,
         {"group_name": "credit-risk"},
     ),
-    ("CreateModelPackageGroup", r.create_group("credit-risk"), ct.GROUP, "credit-risk", {"group_name": "credit-risk"}),
+    ("CreateModelPackageGroup", r.create_group("credit-risk"), GROUP, "credit-risk", {"group_name": "credit-risk"}),
     (
         "DeleteModelPackageGroup (ARN)",
         r.record("DeleteModelPackageGroup", {"modelPackageGroupName": r.arn_group("credit-risk")}),
-        ct.GROUP,
+        GROUP,
         "credit-risk",
         {},
     ),
@@ -46,14 +61,14 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
             {"modelPackageGroupName": "credit-risk", "resourcePolicy": '{"Version": "2012-10-17"}'},
             {"modelPackageGroupArn": r.arn_group("credit-risk")},
         ),
-        ct.GROUP,
+        GROUP,
         "credit-risk",
         {},
     ),
     (
         "DeleteModelPackageGroupPolicy",
         r.record("DeleteModelPackageGroupPolicy", {"modelPackageGroupName": "credit-risk"}),
-        ct.GROUP,
+        GROUP,
         "credit-risk",
         {},
     ),
@@ -68,65 +83,65 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
             },
             {"modelCardArn": f"arn:aws:sagemaker:{r.REGION}:{r.ACCOUNT}:model-card/credit-risk-v7"},
         ),
-        ct.CARD,
+        CARD,
         "credit-risk-v7",
         {"card_name": "credit-risk-v7"},
     ),
     (
         "UpdateModelCard",
         r.record("UpdateModelCard", {"modelCardName": "credit-risk-v7", "modelCardStatus": "Approved"}),
-        ct.CARD,
+        CARD,
         "credit-risk-v7",
         {},
     ),
     (
         "DeleteModelCard",
         r.record("DeleteModelCard", {"modelCardName": "credit-risk-v7"}),
-        ct.CARD,
+        CARD,
         "credit-risk-v7",
         {},
     ),
-    ("CreateModel", r.create_model("credit-risk-v7", PKG), ct.MODEL, "credit-risk-v7", {"group_name": "credit-risk"}),
-    ("DeleteModel", r.record("DeleteModel", {"modelName": "credit-risk-v7"}), ct.MODEL, "credit-risk-v7", {}),
+    ("CreateModel", r.create_model("credit-risk-v7", PKG), MODEL, "credit-risk-v7", {"group_name": "credit-risk"}),
+    ("DeleteModel", r.record("DeleteModel", {"modelName": "credit-risk-v7"}), MODEL, "credit-risk-v7", {}),
     (
         "CreateEndpointConfig",
         r.create_config("cfg-7", [("AllTraffic", "credit-risk-v7", 1.0)]),
-        ct.ENDPOINT_CONFIG,
+        ENDPOINT_CONFIG,
         "cfg-7",
         {"config_name": "cfg-7"},
     ),
     (
         "DeleteEndpointConfig",
         r.record("DeleteEndpointConfig", {"endpointConfigName": "cfg-7"}),
-        ct.ENDPOINT_CONFIG,
+        ENDPOINT_CONFIG,
         "cfg-7",
         {},
     ),
     (
         "CreateEndpoint",
         r.endpoint_call("CreateEndpoint", "Credit-Prod", "cfg-7"),
-        ct.ENDPOINT,
+        ENDPOINT,
         "Credit-Prod",
         {"endpoint_name": "Credit-Prod", "config_name": "cfg-7"},
     ),
     (
         "UpdateEndpoint",
         r.endpoint_call("UpdateEndpoint", "credit-prod", "cfg-8"),
-        ct.ENDPOINT,
+        ENDPOINT,
         "credit-prod",
         {"endpoint_name": "credit-prod"},
     ),
     (
         "DeleteEndpoint",
         r.endpoint_call("DeleteEndpoint", "credit-prod"),
-        ct.ENDPOINT,
+        ENDPOINT,
         "credit-prod",
         {"endpoint_name": "credit-prod"},
     ),
     (
         "UpdateEndpointWeightsAndCapacities",
         r.update_weights("credit-prod", {"Champion": 0.5}),
-        ct.ENDPOINT,
+        ENDPOINT,
         "credit-prod",
         {"endpoint_name": "credit-prod"},
     ),
@@ -143,7 +158,7 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
             identity=r.iam_user("mlead"),
             source="sts.amazonaws.com",
         ),
-        ct.ROLE,
+        ROLE,
         f"arn:aws:iam::{r.ACCOUNT}:role/ModelApprover",
         {},
     ),
@@ -154,7 +169,7 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
 def test_each_relevant_event_is_kept_and_linked(
     label: str, rec: dict[str, Any], kind: str, name: str, extra: dict[str, Any]
 ) -> None:
-    assert ct.is_relevant(rec), label
+    assert is_relevant(rec), label
     event = norm(rec)
     assert event.event_name == rec["eventName"]
     assert event.link.resource_type == kind
@@ -168,7 +183,7 @@ def test_each_relevant_event_is_kept_and_linked(
 
 
 def test_every_listed_name_is_covered() -> None:
-    assert {c[1]["eventName"] for c in CASES} == ct.RELEVANT_EVENTS
+    assert {c[1]["eventName"] for c in CASES} == RELEVANT_EVENTS
 
 
 def test_documented_verbatim_records() -> None:
@@ -217,85 +232,8 @@ def test_documented_verbatim_records() -> None:
         "eventID": "0f2b3e81-EXAMPLE",
     }
     event = norm(model)
-    assert (event.link.resource_type, event.link.resource_name) == (ct.MODEL, "ExampleModel")
+    assert (event.link.resource_type, event.link.resource_name) == (MODEL, "ExampleModel")
     assert event.link.package.name == ""  # not deployed from the registry
-
-
-# ---------------------------------------------------------------------------------------------- actors
-
-
-@pytest.mark.parametrize(
-    ("identity", "name", "candidates", "kind"),
-    [
-        (r.iam_user("Alice"), "Alice", ("alice",), "IAMUser"),
-        (r.assumed_role(), "MySessionName", ("mysessionname",), "AssumedRole"),
-        (
-            r.assumed_role("DevRole", "Dev1", source_identity="source-identity-value-set"),
-            "source-identity-value-set",
-            ("source-identity-value-set",),
-            "AssumedRole",
-        ),
-        (r.studio_user("alice"), "alice", ("alice",), "AssumedRole"),
-        # A generic session name says nothing: qualify it with the role.
-        (
-            r.assumed_role("AmazonSageMaker-ExecutionRole-Risk", "SageMaker"),
-            "AmazonSageMaker-ExecutionRole-Risk/SageMaker",
-            (),
-            "AssumedRole",
-        ),
-        (
-            r.assumed_role("PipelineRole", "botocore-session-1741944412"),
-            "PipelineRole/botocore-session-1741944412",
-            (),
-            "AssumedRole",
-        ),
-        (r.sso_user("Fairness"), "Fairness", ("fairness",), "AssumedRole"),
-        (
-            r.sso_user("conor.walsh@acme.example"),
-            "conor.walsh@acme.example",
-            ("conor.walsh@acme.example",),
-            "AssumedRole",
-        ),
-        (r.identity_center_user(user_name="compliance"), "compliance", ("compliance",), "IdentityCenterUser"),
-        (r.identity_center_user("9f0e-1234"), "idc:9f0e-1234", (), "IdentityCenterUser"),
-        (r.aws_service("sagemaker.amazonaws.com"), "sagemaker.amazonaws.com", (), "AWSService"),
-        ({"type": "Root", "arn": f"arn:aws:iam::{r.ACCOUNT}:root", "accountId": r.ACCOUNT}, "root", (), "Root"),
-        (
-            {"type": "FederatedUser", "arn": f"arn:aws:sts::{r.ACCOUNT}:federated-user/bob"},
-            "bob",
-            ("bob",),
-            "FederatedUser",
-        ),
-        (
-            {"type": "SAMLUser", "userName": "carol@acme.example", "principalId": "x"},
-            "carol@acme.example",
-            ("carol@acme.example",),
-            "SAMLUser",
-        ),
-    ],
-)
-def test_actor_naming(identity: dict[str, Any], name: str, candidates: tuple[str, ...], kind: str) -> None:
-    actor = ct.actor_of(identity)
-    assert (actor.name, actor.candidates, actor.type) == (name, candidates, kind)
-
-
-def test_source_identity_is_the_only_candidate_when_present() -> None:
-    """A session named ``bob`` with sourceIdentity ``alice`` is alice: never attributed to bob."""
-    actor = ct.actor_of(r.assumed_role("Approver", "bob", source_identity="alice"))
-    assert actor.name == "alice" and actor.candidates == ("alice",)
-    assert actor.arn.endswith("assumed-role/Approver/bob")
-
-
-def test_identity_center_user_name_from_additional_event_data() -> None:
-    rec = r.record("UpdateModelPackage", identity=r.identity_center_user())
-    rec["additionalEventData"] = {"UserName": "anyuser"}
-    assert norm(rec).actor.name == "anyuser"
-
-
-def test_odd_identities_never_crash() -> None:
-    for identity in (None, "x", [], {}, {"type": "Unknown"}, {"type": "AssumedRole"}, {"sessionContext": "x"}):
-        actor = ct.actor_of(identity)
-        assert isinstance(actor.name, str)
 
 
 # ---------------------------------------------------------------------------------------------- casing and odd records
@@ -303,10 +241,10 @@ def test_odd_identities_never_crash() -> None:
 
 def test_pascal_case_keys_and_odd_event_name_casing() -> None:
     rec = r.record("updatemodelpackage", {"ModelPackageArn": PKG, "ModelApprovalStatus": "Approved"})
-    assert ct.is_relevant(rec)
+    assert is_relevant(rec)
     event = norm(rec)
     assert event.event_name == "UpdateModelPackage"
-    assert (event.link.resource_type, event.link.resource_name) == (ct.PACKAGE, PKG)
+    assert (event.link.resource_type, event.link.resource_name) == (PACKAGE, PKG)
     shouting = r.record("CreateModel", {"MODELNAME": "m1", "PrimaryContainer": {"ModelPackageName": "credit-risk/7"}})
     link = norm(shouting).link
     assert link.model_name == "m1" and link.package.arn == PKG and link.package.version == 7
@@ -325,7 +263,7 @@ def test_failed_create_package_concerns_its_group() -> None:
     rec = r.record("CreateModelPackage", {"modelPackageGroupName": "credit-risk"}, error_code="ValidationException")
     event = norm(rec)
     assert event.error_code == "ValidationException"
-    assert (event.link.resource_type, event.link.resource_name) == (ct.GROUP, "credit-risk")
+    assert (event.link.resource_type, event.link.resource_name) == (GROUP, "credit-risk")
 
 
 @pytest.mark.parametrize(
@@ -367,22 +305,20 @@ def test_missing_event_time_uses_the_fallback() -> None:
 
 def test_unknown_names_are_kept_unlinked_and_reads_dropped() -> None:
     unknown = r.record("CreateModelCardExportJob", {"modelCardName": "c1", "outputConfig": {"s3OutputPath": "s3://x"}})
-    assert ct.is_relevant(unknown)
+    assert is_relevant(unknown)
     event = norm(unknown)
-    assert event.link.resource_type == ct.UNLINKED and event.event_name == "CreateModelCardExportJob"
-    assert not ct.is_relevant(r.describe())
-    assert not ct.is_relevant(r.record("CreateTrainingJob", {"trainingJobName": "t"}))
-    assert not ct.is_relevant(r.record("ListModelPackages", {}, read_only=True))
+    assert event.link.resource_type == UNLINKED and event.event_name == "CreateModelCardExportJob"
+    assert not is_relevant(r.describe())
+    assert not is_relevant(r.record("CreateTrainingJob", {"trainingJobName": "t"}))
+    assert not is_relevant(r.record("ListModelPackages", {}, read_only=True))
 
 
 def test_same_names_from_other_services_are_not_sagemaker() -> None:
-    assert not ct.is_relevant(
-        r.record("DeleteEndpoint", {"endpointArn": "arn:aws:sns:..."}, source="sns.amazonaws.com")
-    )
-    assert not ct.is_relevant(r.record("CreateModel", {"restApiId": "x"}, source="apigateway.amazonaws.com"))
+    assert not is_relevant(r.record("DeleteEndpoint", {"endpointArn": "arn:aws:sns:..."}, source="sns.amazonaws.com"))
+    assert not is_relevant(r.record("CreateModel", {"restApiId": "x"}, source="apigateway.amazonaws.com"))
     no_source = r.approve("credit-risk", 7)
     del no_source["eventSource"]
-    assert ct.is_relevant(no_source)
+    assert is_relevant(no_source)
 
 
 def test_assume_role_kept_for_people_and_source_identity_only() -> None:
@@ -390,27 +326,27 @@ def test_assume_role_kept_for_people_and_source_identity_only() -> None:
     by_service = r.record(
         "AssumeRole", {"roleArn": role}, identity=r.aws_service("lambda.amazonaws.com"), source="sts.amazonaws.com"
     )
-    assert not ct.is_relevant(by_service)
+    assert not is_relevant(by_service)
     with_identity = r.record(
         "AssumeRole",
         {"roleArn": role, "sourceIdentity": "alice"},
         identity=r.aws_service("sagemaker.amazonaws.com"),
         source="sts.amazonaws.com",
     )
-    assert ct.is_relevant(with_identity)
+    assert is_relevant(with_identity)
     by_person = r.record(
         "AssumeRole",
         {"roleArn": role, "roleSessionName": "bob"},
         identity=r.sso_user("bob"),
         source="sts.amazonaws.com",
     )
-    assert ct.is_relevant(by_person)
-    assert not ct.is_relevant(r.record("AssumeRole", {"roleArn": role}, source="iam.amazonaws.com"))
+    assert is_relevant(by_person)
+    assert not is_relevant(r.record("AssumeRole", {"roleArn": role}, source="iam.amazonaws.com"))
 
 
 def test_non_dict_records_are_irrelevant() -> None:
     for value in (None, 1, "x", [], {"eventName": 5}):
-        assert not ct.is_relevant(value)
+        assert not is_relevant(value)
 
 
 # ---------------------------------------------------------------------------------------------- package refs
@@ -428,96 +364,35 @@ def test_non_dict_records_are_irrelevant() -> None:
     ],
 )
 def test_package_refs(value: Any, arn: str, group: str, version: int | None) -> None:
-    ref = ct.package_ref(value, region=r.REGION, account=r.ACCOUNT)
+    ref = package_ref(value, region=r.REGION, account=r.ACCOUNT)
     assert (ref.group, ref.version) == (group, version)
     if arn:
         assert ref.arn == arn
 
 
 def test_partitions() -> None:
-    assert ct.package_ref("g/1", region="cn-north-1", account="1" * 12).arn.startswith("arn:aws-cn:")
-    assert ct.package_ref("g/1", region="us-gov-west-1", account="1" * 12).arn.startswith("arn:aws-us-gov:")
+    assert package_ref("g/1", region="cn-north-1", account="1" * 12).arn.startswith("arn:aws-cn:")
+    assert package_ref("g/1", region="us-gov-west-1", account="1" * 12).arn.startswith("arn:aws-us-gov:")
 
 
-# ---------------------------------------------------------------------------------------------- files, keys, lookup
-
-
-def test_parse_log_file() -> None:
-    records = [r.approve("credit-risk", 7), r.describe()]
-    assert ct.parse_log_file(r.gz(records)) == records
-    assert ct.parse_log_file(json.dumps({"Records": records}).encode()) == records  # not compressed
-    with pytest.raises(ct.LogFileError, match="gzip"):
-        ct.parse_log_file(r.gz(records)[:40])
-    with pytest.raises(ct.LogFileError, match="JSON"):
-        ct.parse_log_file(gzip.compress(b"{not json"))
-    with pytest.raises(ct.LogFileError, match="Records"):
-        ct.parse_log_file(gzip.compress(b'{"records": []}'))
-
-
-def test_log_keys_and_roots() -> None:
-    when = dt.datetime(2015, 9, 1, 10, 55, tzinfo=dt.UTC)
-    key = (
-        "AWSLogs/144218288521/CloudTrail/us-east-2/2015/09/01/"
-        "144218288521_CloudTrail_us-east-2_20150901T1055Z_0Sfy6m9f6iBzmoPF.json.gz"
-    )
-    assert ct.is_log_key(key)
-    assert ct.delivery_time(key) == when
-    digest = (
-        "AWSLogs/144218288521/CloudTrail-Digest/us-east-2/2015/09/01/"
-        "144218288521_CloudTrail-Digest_us-east-2_trail_us-east-2_20150901T105500Z.json.gz"
-    )
-    assert not ct.is_log_key(digest)
-    assert not ct.is_log_key("AWSLogs/144218288521/CloudTrail-Insight/us-east-2/2015/09/01/x.json.gz")
-    assert not ct.is_log_key("AWSLogs/144218288521/CloudTrail/us-east-2/2015/09/01/")
-    assert ct.trail_root("", "1" * 12, "eu-west-1") == f"AWSLogs/{'1' * 12}/CloudTrail/eu-west-1/"
-    assert ct.trail_root("/logs/org/", "1" * 12, "eu-west-1", org_id="o-abc") == (
-        f"logs/org/AWSLogs/o-abc/{'1' * 12}/CloudTrail/eu-west-1/"
-    )
-    root = "AWSLogs/144218288521/CloudTrail/us-east-2/"
-    assert ct.day_start_after(root, dt.date(2015, 9, 1)) == root + "2015/09/01/"
-    rewound = ct.rewound_start_after(root, key, dt.timedelta(minutes=10))
-    assert rewound == root + "2015/09/01/144218288521_CloudTrail_us-east-2_20150901T1045Z"
-    assert rewound < key
-    same_minute_earlier = key.replace("0Sfy6m9f6iBzmoPF", "0Aaaaaaaaaaaaaaa")
-    assert rewound < same_minute_earlier < key  # the file a plain StartAfter=key would miss
-    over_midnight = ct.rewound_start_after(root, key.replace("T1055Z", "T0003Z"), dt.timedelta(minutes=10))
-    assert over_midnight.startswith(root + "2015/08/31/")
+# ---------------------------------------------------------------------------------------------- lookups
 
 
 def test_record_from_lookup_event() -> None:
     rec = r.approve("credit-risk", 7)
-    assert ct.record_from_lookup_event(r.lookup_event(rec)) == rec
+    assert record_from_lookup_event(r.lookup_event(rec)) == rec
     broken = r.lookup_event(rec) | {"CloudTrailEvent": "{truncated"}
-    fallback = ct.record_from_lookup_event(broken)
+    fallback = record_from_lookup_event(broken)
     assert fallback["eventID"] == rec["eventID"] and fallback["eventName"] == "UpdateModelPackage"
     assert fallback["_unparsedCloudTrailEvent"] == "{truncated"
-    assert ct.is_relevant(fallback)
+    assert is_relevant(fallback)
     assert norm(fallback).event_time == dt.datetime(2025, 3, 14, 9, 26, 52, tzinfo=dt.UTC)
 
 
 def test_ci_get() -> None:
     data = {"modelName": "a", "EndpointName": "b", "WEIRDKey": "c", "none": None}
-    assert ct.ci_get(data, "modelName") == "a"
-    assert ct.ci_get(data, "endpointName") == "b"
-    assert ct.ci_get(data, "weirdKey") == "c"
-    assert ct.ci_get(data, "none") is None
-    assert ct.ci_get("not a dict", "x") is None
-
-
-def test_log_file_texts_are_the_records_own_json() -> None:
-    records = [r.approve("credit-risk", 7), r.describe(), r.create_model("m", PKG)]
-    pairs = ct.parse_log_file_texts(r.gz(records))
-    assert [record for record, _ in pairs] == records
-    assert all(json.loads(text) == record for record, text in pairs)
-    spaced = gzip.compress(b'  { "Records" : [ {"eventName": "A"} ,\n {"eventName": "B"} ] }\n')
-    assert [text for _, text in ct.parse_log_file_texts(spaced)] == ['{"eventName": "A"}', '{"eventName": "B"}']
-    assert ct.parse_log_file_texts(gzip.compress(b'{"Records": []}')) == []
-    other_layout = gzip.compress(b'{"Records": [{"eventName": "A"}], "extra": 1}')
-    assert ct.parse_log_file_texts(other_layout) == [({"eventName": "A"}, '{"eventName": "A"}')]
-    with pytest.raises(ct.LogFileError, match="JSON"):
-        ct.parse_log_file_texts(gzip.compress(b'{"Records": [{"a": 1} {"b": 2}]}'))
-    with pytest.raises(ct.LogFileError, match="gzip"):
-        ct.parse_log_file_texts(r.gz(records)[:40])
-    count, prepared = ct.prepare_log_file(r.gz(records), NOW)
-    assert count == 3 and [p.event_name for p in prepared] == ["UpdateModelPackage", "CreateModel"]
-    assert json.loads(prepared[0].raw_json) == records[0]
+    assert ci_get(data, "modelName") == "a"
+    assert ci_get(data, "endpointName") == "b"
+    assert ci_get(data, "weirdKey") == "c"
+    assert ci_get(data, "none") is None
+    assert ci_get("not a dict", "x") is None

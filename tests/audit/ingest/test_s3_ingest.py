@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from registry_app.audit.ingest_writer import IngestResult, cursor_positions, ingest_source
+from registry_app.audit.ingest import IngestResult, ingest_source
+from registry_app.audit.ingest_run import cursor_positions
 from registry_app.aws.errors import RetryableAwsError
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
 from tests.audit.ingest import records as r
@@ -185,14 +186,14 @@ def test_events_of_a_file_and_its_cursor_commit_together(
     trail_source: RegistrySource, trail: Trail, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     """A crash while storing a file's events leaves neither its events nor a cursor past it."""
-    from registry_app.audit import ingest_writer as cloudtrail_ingest
+    from registry_app.audit import ingest_run
 
     settings.AUDIT_COMMIT_EVENTS = 1  # one file per transaction
 
     day = days_ago(2)
     trail.deliver([r.approve("g", 1, when=day)], day, "A" * 16)
     trail.deliver([r.approve("g", 2, when=day), r.approve("g", 3, when=day)], day, "B" * 16)
-    real = cloudtrail_ingest.store_prepared
+    real = ingest_run.store_prepared
     calls = {"n": 0}
 
     def crash_on_second(*args: Any, **kwargs: Any) -> Any:
@@ -201,14 +202,14 @@ def test_events_of_a_file_and_its_cursor_commit_together(
             raise RuntimeError("worker killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cloudtrail_ingest, "store_prepared", crash_on_second)
+    monkeypatch.setattr(ingest_run, "store_prepared", crash_on_second)
     with pytest.raises(RuntimeError):
         run(trail_source)
     assert CloudTrailEvent.objects.count() == 1
     (state,) = cursor_positions(trail_source)[AuditCursor.Kind.S3]["roots"].values()
     assert state["last_key"].endswith("A" * 16 + ".json.gz")
 
-    monkeypatch.setattr(cloudtrail_ingest, "store_prepared", real)
+    monkeypatch.setattr(ingest_run, "store_prepared", real)
     assert run(trail_source).s3.inserted == 2
     assert CloudTrailEvent.objects.count() == 3
 
@@ -222,7 +223,7 @@ def test_no_bucket_means_no_s3_pass(db: None) -> None:
 
 
 def test_another_ingest_holding_the_lock_skips_the_run(trail_source: RegistrySource, trail: Trail) -> None:
-    from registry_app.audit.ingest_writer import acquire_audit_lock, release_audit_lock
+    from registry_app.audit.ingest_run import acquire_audit_lock, release_audit_lock
 
     token = acquire_audit_lock(trail_source)
     assert token is not None
@@ -236,7 +237,7 @@ def test_another_ingest_holding_the_lock_skips_the_run(trail_source: RegistrySou
 def test_an_expired_lease_can_be_taken_over(trail_source: RegistrySource) -> None:
     import time
 
-    from registry_app.audit.ingest_writer import acquire_audit_lock, renew_audit_lock
+    from registry_app.audit.ingest_run import acquire_audit_lock, renew_audit_lock
 
     stale = acquire_audit_lock(trail_source, now=time.time() - 10_000)
     assert stale is not None
@@ -259,7 +260,7 @@ def test_audit_lock_is_separate_from_the_registry_sync_lock(trail_source: Regist
 def test_a_backlog_is_parsed_in_worker_processes(
     trail_source: RegistrySource, trail: Trail, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry_app.audit.ingest_writer import _Parser
+    from registry_app.audit.ingest_s3 import _Parser
 
     settings.AUDIT_PARSE_PROCESS_MIN_FILES = 1
     settings.AUDIT_PARSE_PROCESSES = 1

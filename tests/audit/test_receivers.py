@@ -1,19 +1,92 @@
-"""Audit entries written from Django signals: logins, role grants and revocations, policy edits."""
+"""The audit log's signal receivers: the append-only guards, connected at start-up, and the entries
+written from Django signals (logins, role grants and revocations, policy edits)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.db import transaction
+from django.db.models.signals import pre_delete, pre_save
 from django.test import Client
 from django.urls import reverse
 
-from registry_app.audit.log import verify_audit_chain
-from registry_app.models import ApprovalPolicy, AuditLogEntry, CloudTrailEvent
+from registry_app.apps import RegistryAppConfig
+from registry_app.audit.chain import verify_audit_chain
+from registry_app.audit.log import AuditLogImmutable, audit_append
+from registry_app.models import ApprovalPolicy, AuditLogEntry, CloudTrailEvent, ModelPackage
 from tests.audit.builders import at, cloudtrail
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A process that only runs django.setup(), with the admin's autodiscovery off, so nothing imports
+# registry_app.admin (which used to connect the receivers as a side effect of importing the log).
+_SETUP_ONLY = """
+import os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "governance.settings"
+import django
+from django.conf import settings
+apps = [a for a in settings.INSTALLED_APPS if a != "django.contrib.admin"]
+settings.INSTALLED_APPS = ["django.contrib.admin.apps.SimpleAdminConfig", *apps]
+django.setup()
+from django.apps import apps as registry
+from registry_app.models import AuditLogEntry
+print(type(registry.get_app_config("registry_app")).__name__)
+print("admin imported" if "registry_app.admin" in sys.modules else "admin not imported")
+entry = AuditLogEntry(seq=1, hash="x", prev_hash="y")
+entry._state.adding = False  # a row loaded from the database
+try:
+    entry.save()  # pre_save refuses before any query; unguarded, the UPDATE finds no table
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def test_the_app_runs_its_own_config() -> None:
+    """INSTALLED_APPS names the bare ``registry_app``; Django picks RegistryAppConfig, whose ready()
+    connects the receivers."""
+    assert isinstance(apps.get_app_config("registry_app"), RegistryAppConfig)
+
+
+def test_guards_hold_after_django_setup_without_the_admin() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}}
+    env.update({"DEBUG": "1", "DATABASE_URL": "sqlite://:memory:"})
+    result = subprocess.run(
+        [sys.executable, "-c", _SETUP_ONLY], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "RegistryAppConfig",
+        "admin not imported",
+        "AuditLogImmutable: audit log entry #1 is append-only and cannot be changed",
+    ]
+
+
+def test_ready_connects_the_guards(package: ModelPackage) -> None:
+    """Disconnected, then ready() again: saving or deleting an existing entry is refused once more."""
+    entry = audit_append("test.action", via=AuditLogEntry.Via.TASK, subject=package, package=package)
+    assert pre_save.disconnect(sender=AuditLogEntry, dispatch_uid="audit_refuse_update")
+    assert pre_delete.disconnect(sender=AuditLogEntry, dispatch_uid="audit_refuse_delete")
+    try:
+        apps.get_app_config("registry_app").ready()
+        entry.message = "rewritten"
+        with pytest.raises(AuditLogImmutable), transaction.atomic():
+            entry.save()
+        with pytest.raises(AuditLogImmutable), transaction.atomic():
+            entry.delete()
+    finally:
+        apps.get_app_config("registry_app").ready()  # connected whatever happened above
+    assert AuditLogEntry.objects.get(pk=entry.pk).message == ""
+    assert verify_audit_chain().ok
 
 
 def _actions() -> list[tuple[str, str, str]]:

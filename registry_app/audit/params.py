@@ -1,0 +1,46 @@
+"""Query parameters of the audit pages that are not cursors: ``parse_when`` (ISO-8601 dates and times).
+
+The one place a date or time typed into an audit form (``since``, ``until``, ``at``) is parsed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+__all__ = ["parse_when"]
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
+    """An ISO-8601 date or datetime (naive means UTC). A bare date as an end bound means the end of that day.
+
+    Raises ValueError for text that is neither.
+    """
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        # parse_datetime accepts a bare date as midnight; a bare date is handled below (end of day).
+        moment = None if _DATE_ONLY.fullmatch(text) else parse_datetime(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an ISO-8601 date or time") from exc
+    if moment is None:
+        try:
+            day = parse_date(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not an ISO-8601 date or time") from exc
+        if day is None:
+            raise ValueError(f"{text!r} is not an ISO-8601 date or time")
+        moment = dt.datetime.combine(day, dt.time.min)
+        if end:
+            moment += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment
