@@ -38,7 +38,7 @@ from registry_app.models import (
     PushOutbox,
     SignOff,
 )
-from registry_app.review.policies import package_fingerprint
+from registry_app.review.state import package_fingerprint
 
 __all__ = ["PACK_SPOOL_BYTES", "package_pack", "pack_response", "period_pack"]
 

@@ -11,8 +11,8 @@ from registry_app.mirror.reconcile import apply_package_record
 from registry_app.models import ModelPackage, SignOff
 from registry_app.review.on_sync import card_observed
 from registry_app.review.panel import review_state
-from registry_app.review.policies import package_fingerprint
 from registry_app.review.signoffs import signoff_create
+from registry_app.review.state import package_fingerprint
 from tests import aws_helpers as h
 from tests.factories import ModelPackageFactory
 from tests.review.conftest import Outbox, Registry
