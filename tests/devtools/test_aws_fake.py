@@ -253,3 +253,30 @@ def test_install_is_idempotent_and_uninstall_restores_moto() -> None:
     finally:
         if was_installed:
             aws_fake.install()
+
+
+def test_updates_reach_moto_backend_method_and_a_refused_call_does_not_use_the_token(
+    fake: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Harnesses (tests/services/conftest.py ``updates``) wrap SageMakerModelBackend.update_model_package
+    to count what reached "AWS" or to refuse a request before processing; the fake keeps that hook."""
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    layer_update = SageMakerModelBackend.update_model_package
+    seen: list[dict[str, object]] = []
+    refusals = [1]  # refuse the first attempt only
+
+    def wrapper(self: SageMakerModelBackend, model_package_arn: str, **members: object) -> str:
+        seen.append(members)
+        if refusals:
+            refusals.pop()
+            return model_package_arn  # refused before processing, as a throttled request
+        return str(layer_update(self, model_package_arn, **members))
+
+    monkeypatch.setattr(SageMakerModelBackend, "update_model_package", wrapper)
+    arn = fake.package()
+    for _ in range(2):
+        fake.sm.update_model_package(ModelPackageArn=arn, ModelLifeCycle=LIFE_CYCLE, ClientToken="push-9")
+    assert [m["client_token"] for m in seen] == ["push-9", "push-9"]
+    assert seen[0]["model_life_cycle"] == LIFE_CYCLE
+    assert fake.describe(arn)["ModelLifeCycle"] == LIFE_CYCLE  # the second attempt was applied

@@ -143,39 +143,70 @@ def _later_than(previous: dt.datetime | None) -> dt.datetime:
     return now
 
 
-def _apply_update(response: SageMakerResponse, package: ModelPackage) -> None:
+# UpdateModelPackage request members -> the keyword the fake's backend method takes for them. moto's
+# own five keywords come first (the names of moto's backend signature), then the ones moto ignores.
+UPDATE_MEMBERS = {
+    "ModelApprovalStatus": "model_approval_status",
+    "ApprovalDescription": "approval_description",
+    "CustomerMetadataProperties": "customer_metadata_properties",
+    "CustomerMetadataPropertiesToRemove": "customer_metadata_properties_to_remove",
+    "AdditionalInferenceSpecificationsToAdd": "additional_inference_specifications_to_add",
+    "InferenceSpecification": "inference_specification",
+    "SourceUri": "source_uri",
+    "ModelCard": "model_card",
+    "ModelLifeCycle": "model_life_cycle",
+    "ModelPackageRegistrationType": "model_package_registration_type",
+    "ClientToken": "client_token",
+}
+
+
+def check_update(package: ModelPackage, members: dict[str, Any]) -> None:
+    errors: list[str] = []
+    check_metadata(members.get("customer_metadata_properties"), "customerMetadataProperties", errors)
+    check_life_cycle(members.get("model_life_cycle"), errors)
+    check_model_card(members.get("model_card"), getattr(package, "model_card", None), errors)
+    raise_if(errors)
+    added = len(members.get("additional_inference_specifications_to_add") or [])
+    if (
+        added
+        and added + len(package.additional_inference_specifications or []) > MAX_ADDITIONAL_INFERENCE_SPECIFICATIONS
+    ):
+        raise AWSValidationException(
+            "Total number of additional Inference Specifications can not exceed "
+            f"{MAX_ADDITIONAL_INFERENCE_SPECIFICATIONS}"
+        )
+
+
+def apply_update(package: ModelPackage, members: dict[str, Any]) -> None:
     """UpdateModelPackage: change only the members the request names (AWS semantics)."""
-    param = response._get_param
-    status = param("ModelApprovalStatus")
-    if status is not None:
-        package.set_model_approval_status(status)
-    if param("ApprovalDescription") is not None:
-        package.approval_description = param("ApprovalDescription")
-    if param("ModelPackageRegistrationType") is not None:
-        package.model_package_registration_type = param("ModelPackageRegistrationType")  # type: ignore[attr-defined]
+    if members.get("model_approval_status") is not None:
+        package.set_model_approval_status(members["model_approval_status"])
+    if members.get("approval_description") is not None:
+        package.approval_description = members["approval_description"]
     # CustomerMetadataProperties adds or overwrites keys; CustomerMetadataPropertiesToRemove deletes keys.
     metadata = dict(package.customer_metadata_properties or {})
-    metadata.update(param("CustomerMetadataProperties") or {})
-    for key in param("CustomerMetadataPropertiesToRemove") or []:
+    metadata.update(members.get("customer_metadata_properties") or {})
+    for key in members.get("customer_metadata_properties_to_remove") or []:
         metadata.pop(key, None)
     package.customer_metadata_properties = metadata or None
     # AdditionalInferenceSpecificationsToAdd is appended to the existing list (moto's helper does that).
-    to_add = param("AdditionalInferenceSpecificationsToAdd")
-    if to_add:
-        package.add_additional_inference_specifications(copy.deepcopy(to_add))
-    if param("InferenceSpecification") is not None:
-        package.inference_specification = copy.deepcopy(param("InferenceSpecification"))
-    if param("SourceUri") is not None:
-        package.source_uri = param("SourceUri")  # type: ignore[attr-defined]
-    card = param("ModelCard")
-    if card is not None:
+    if members.get("additional_inference_specifications_to_add"):
+        package.add_additional_inference_specifications(
+            copy.deepcopy(members["additional_inference_specifications_to_add"])
+        )
+    if members.get("inference_specification") is not None:
+        package.inference_specification = copy.deepcopy(members["inference_specification"])
+    for attr in ("source_uri", "model_package_registration_type"):
+        if members.get(attr) is not None:
+            setattr(package, attr, members[attr])
+    if members.get("model_card") is not None:
         merged = dict(getattr(package, "model_card", None) or {})
-        merged.update(card)  # a status-only change keeps the content, and vice versa
+        merged.update(members["model_card"])  # a status-only change keeps the content, and vice versa
         package.model_card = merged  # type: ignore[attr-defined]
-    if param("ModelLifeCycle") is not None:
-        package.model_life_cycle = copy.deepcopy(param("ModelLifeCycle"))  # type: ignore[attr-defined]
+    if members.get("model_life_cycle") is not None:
+        package.model_life_cycle = copy.deepcopy(members["model_life_cycle"])  # type: ignore[attr-defined]
     package.last_modified_time = _later_than(package.last_modified_time)
-    package.last_modified_by = caller_user_context(response)
+    package.last_modified_by = members.get("last_modified_by") or package.created_by
     setattr(package, UPDATED_ATTR, True)
 
 
@@ -183,32 +214,36 @@ def _apply_update(response: SageMakerResponse, package: ModelPackage) -> None:
 
 
 def install() -> None:
-    @wraps_original(SageMakerResponse, "update_model_package")
-    def update_model_package(_moto: Any, self: SageMakerResponse) -> ActionResult:
-        """UpdateModelPackage with AWS's partial-update, merge and ClientToken semantics."""
-        backend = self.sagemaker_backend
-        param = self._get_param
+    @wraps_original(SageMakerModelBackend, "update_model_package")
+    def backend_update(_moto: Any, self: SageMakerModelBackend, model_package_arn: str, **members: Any) -> str:
+        """UpdateModelPackage with AWS's partial-update, merge and ClientToken semantics.
+
+        Patched on moto's backend method (not only the response) so that harnesses which wrap
+        ``SageMakerModelBackend.update_model_package`` still see every update that reaches "AWS". A
+        ``client_token`` counts as used only once the update has been applied here.
+        """
         with _LOCK:
-            package = find_package(backend, param("ModelPackageArn"))
-            token = param("ClientToken")
-            tokens: set[tuple[str, str]] = backend.__dict__.setdefault(TOKENS_ATTR, set())
+            package = find_package(self, model_package_arn)
+            token = members.get("client_token")
+            tokens: set[tuple[str, str]] = self.__dict__.setdefault(TOKENS_ATTR, set())
             if token and (package.arn, token) in tokens:
-                return ActionResult({"ModelPackageArn": package.arn})  # idempotent repeat: no change
-            errors: list[str] = []
-            check_metadata(param("CustomerMetadataProperties"), "customerMetadataProperties", errors)
-            check_life_cycle(param("ModelLifeCycle"), errors)
-            check_model_card(param("ModelCard"), getattr(package, "model_card", None), errors)
-            raise_if(errors)
-            added = len(param("AdditionalInferenceSpecificationsToAdd") or [])
-            if added and added + len(package.additional_inference_specifications or []) > 15:
-                raise AWSValidationException(
-                    "Total number of additional Inference Specifications can not exceed "
-                    f"{MAX_ADDITIONAL_INFERENCE_SPECIFICATIONS}"
-                )
-            _apply_update(self, package)
+                return package.arn  # idempotent repeat: no change at all
+            check_update(package, members)
+            apply_update(package, members)
             if token:
                 tokens.add((package.arn, token))
-        return ActionResult({"ModelPackageArn": package.arn})
+            return package.arn
+
+    @wraps_original(SageMakerResponse, "update_model_package")
+    def update_model_package(_moto: Any, self: SageMakerResponse) -> ActionResult:
+        """UpdateModelPackage: every request member goes to the backend, and so does the caller."""
+        members = {keyword: self._get_param(member) for member, keyword in UPDATE_MEMBERS.items()}
+        arn = self.sagemaker_backend.update_model_package(
+            model_package_arn=self._get_param("ModelPackageArn"),
+            last_modified_by=caller_user_context(self),
+            **members,
+        )
+        return ActionResult({"ModelPackageArn": arn})
 
     @wraps_original(SageMakerResponse, "create_model_package")
     def create_model_package(moto_create: Any, self: SageMakerResponse) -> ActionResult:
