@@ -97,8 +97,10 @@ def _imports(name: str, path: Path) -> set[str]:
                 module = ".".join([*base, node.module] if node.module else base)
             else:
                 module = node.module or ""
-            targets.add(module)
-            targets.update(f"{module}.{alias.name}" for alias in node.names)
+            submodules = {f"{module}.{alias.name}" for alias in node.names} & MODULES.keys()
+            targets.update(submodules)
+            if len(submodules) < len(node.names):  # some name is defined in ``module`` itself
+                targets.add(module)
     return {t for t in targets if t in MODULES and t != name}
 
 
