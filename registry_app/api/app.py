@@ -46,7 +46,7 @@ def _authenticated(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpR
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
-            caller = _bearer(request) or _session(request, None)
+            caller = _bearer(request) or _session(request)
         except ApiError as exc:
             return _json_error(exc.status_code, exc.code, exc.detail)
         if not isinstance(caller, Caller):
