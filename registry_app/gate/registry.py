@@ -63,7 +63,11 @@ def group_page(user: Any, *, after: GroupKey | None, limit: int, source_name: st
 
 
 def _headline_candidates() -> QuerySet[Metric]:
-    return Metric.objects.filter(facet="").order_by("pk").only("pk", "package_id", "name", "value", "kind")
+    return (
+        Metric.objects.filter(facet="")
+        .order_by("pk")
+        .only("pk", "package_id", "name", "value", "kind", "facet", "stage")
+    )
 
 
 def headline_of(package: ModelPackage) -> Metric | None:
