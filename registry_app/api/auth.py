@@ -39,7 +39,8 @@ class Caller:
 
     @property
     def rate_key(self) -> str:
-        return f"token:{self.token.pk}" if self.token is not None else f"user:{self.user.pk}"
+        # The prefix, not the id: ids come back after a delete (SQLite), prefixes are drawn at random.
+        return f"token:{self.token.prefix}" if self.token is not None else f"user:{self.user.pk}"
 
 
 class BearerToken(HttpBearer):

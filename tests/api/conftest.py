@@ -4,23 +4,21 @@ OpenAPI document's schema for its operation and status."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import uuid
 from typing import Any
 
 import jsonschema
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from registry_app.gate.tokens import token_create
 
 
 @pytest.fixture(autouse=True)
-def clean_rate_windows() -> Iterator[None]:
-    """Rate-limit windows live in the (locmem) cache, which outlives a test's database."""
-    cache.clear()
-    yield
-    cache.clear()
+def own_rate_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate-limit windows live in the cache, which outlives a test's database and, in CI, is a Redis
+    shared by parallel test processes: each test counts under its own key prefix (never FLUSHDB)."""
+    monkeypatch.setattr("registry_app.api.throttling.KEY_PREFIX", f"api-rate-test-{uuid.uuid4().hex}")
 
 
 class Bearer:
