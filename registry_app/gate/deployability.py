@@ -203,7 +203,11 @@ def _dashboard(
     evidence.decision_id = decision_row.pk
     evidence.approval_description = decision_row.description
     if push.sent_at is not None:
-        event = nearest_event(inputs.status_events, APPROVED, push.sent_at, before=EVENT_BEFORE, after=EVENT_AFTER)
+        # The push assumes the source's role with the acting person as SourceIdentity: prefer their call.
+        mine = [e for e in inputs.status_events if e.actor_name.casefold() == push.acting_username.casefold()]
+        event = nearest_event(mine, APPROVED, push.sent_at, before=EVENT_BEFORE, after=EVENT_AFTER) or nearest_event(
+            inputs.status_events, APPROVED, push.sent_at, before=EVENT_BEFORE, after=EVENT_AFTER
+        )
         evidence.cloudtrail_event_id = event.event_id if event is not None else None
     deciding = next((s for s in inputs.signoffs if s.pk == push.signoff_id), None)
     if deciding is None:  # pushes always name their sign-off; older rows may not

@@ -189,3 +189,18 @@ def test_nobody_without_an_active_account_gets_an_answer(personas: dict[str, Any
     personas["viewer"].is_active = False
     assert check_package(personas["viewer"], package.arn) is None
     assert latest_deployable(personas["viewer"], group_name=package.group.name) is None
+
+
+def test_the_approval_event_is_the_pushing_persons_call(personas: dict[str, Any]) -> None:
+    """The push acts with the last signer as SourceIdentity: their UpdateModelPackage is the evidence,
+    even when another call that set Approved lies closer in time."""
+    from registry_app.models import CloudTrailEvent
+    from tests.gate.builders import approval_call
+
+    package = package_with_metrics()
+    approve_via_dashboard(package, personas)
+    pushed = CloudTrailEvent.objects.get()
+    sent = PushOutbox.objects.filter(package=package, kind="decision").get().sent_at
+    approval_call(package, sent, actor="dave", role="DataScientist")
+    answer = check_package(personas["viewer"], package.arn)
+    assert answer is not None and answer.evidence.cloudtrail_event_id == pushed.event_id
