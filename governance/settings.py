@@ -383,6 +383,8 @@ CACHES = {
 }
 # Navigation queue counts are cached this long per user (0 = recompute on every page).
 QUEUE_NAV_CACHE_SECONDS = env_int("QUEUE_NAV_CACHE_SECONDS", 0 if TESTING else 30)
+# Deploy-gate API (/api/v1/): calls a minute per token (or signed-in person), counted in the cache; 0: no limit.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 120)
 
 SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 60)
 FULL_SYNC_HOUR_UTC = env_int("FULL_SYNC_HOUR_UTC", 2)

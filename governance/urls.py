@@ -15,5 +15,6 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="login"),  # local form and/or "Sign in with ..."
     path("accounts/", include("django.contrib.auth.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
+    path("", include("registry_app.api.urls")),  # /api/v1/ (docs/deploy-gate.md)
     path("", include("registry_app.urls")),
 ]

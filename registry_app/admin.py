@@ -207,3 +207,35 @@ def _audit_admin_of(model: Any) -> None:
 
 _audit_admin_of(get_user_model())
 _audit_admin_of(models.ApprovalPolicy)
+
+
+# --- the deploy-gate API's tokens: created by `manage.py create_api_token` (shown once), revoked here ---
+
+from django.contrib import messages  # noqa: E402
+
+from registry_app.gate.tokens import token_revoke  # noqa: E402
+
+
+@admin.register(models.ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """No add (the token must be printed once, by the command) and no delete (audit entries name it)."""
+
+    list_display = ("name", "prefix", "user", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "=prefix", "user__username")
+    list_select_related = ("user",)
+    exclude = ("digest",)
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.has_perm("registry_app.change_apitoken"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+        return [f.name for f in models.ApiToken._meta.fields if f.name != "digest"]
+
+    @admin.action(description="Revoke the selected API tokens", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        revoked = sum(
+            1 for token in queryset.filter(revoked_at__isnull=True) if token_revoke(token, actor=request.user)
+        )
+        self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)

@@ -378,8 +378,11 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
         (manage("sync_registry", "--full"), True),
         # After the mirror exists, so events link to packages; --since reaches back past the 90-day default.
         (manage("sync_audit", "--only", "s3", "--since", backfill_since()), True),
+        # A bearer token for the deploy-gate API (/api/v1/, docs/deploy-gate.md), printed in the banner.
+        (manage("create_api_token", "demo-pipeline", "--token-only"), False),
     ]
     users_table: list[str] = []
+    api_token = ""
     for argv, echo in steps:
         child = sup.run_step("setup", argv, env, echo=echo)
         if sup.stopping:
@@ -388,6 +391,8 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
             users_table = child.output
             for line in users_table:
                 say("setup", line)
+        if argv[2] == "create_api_token":
+            api_token = next((line.strip() for line in child.output if line.strip().startswith("gov_")), "")
 
     database = os.environ.get("DATABASE_URL") or f"SQLite {var_dir / 'governance.sqlite3'} (fresh each run)"
     broker = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "embedded SQLite broker"
@@ -458,6 +463,8 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
             "  lets you pick sso-mlead, sso-fairness, sso-compliance (roles from their IdP groups),",
             "  sso-admin (staff) or sso-nobody (no role). Role map: " + SSO_ROLE_MAP,
             "",
+            f"  Deploy gate curl -H 'Authorization: Bearer {api_token}' \\",
+            f"                   {site}/api/v1/groups/fraud-detector/approved/latest",
             f"  Emails      written as files to {mail_dir} (open the links in them)",
             f"  Fake AWS    moto at {moto_url} (eu-west-1 + us-east-1; browse {moto_url}/moto-api/)",
             f"  CloudTrail  s3://{CLOUDTRAIL_BUCKET}/AWSLogs/ (six months of history, ingested; beat every 5 min)",

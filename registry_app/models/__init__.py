@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
 from .registry import (
     Endpoint,
@@ -25,6 +26,7 @@ from .signoffs import (
 from .sources import RegistrySource
 
 __all__ = [
+    "ApiToken",
     "AuditCursor",
     "AuditLogEntry",
     "CloudTrailEvent",

@@ -40,7 +40,20 @@ OP_SEARCH_RE = re.compile(r"(?<![A-Za-z0-9_.\-])abs<=|>=|<=|==|!=|=>|=<|≥|≤|
 OP_ALIASES = {"≥": ">=", "≤": "<="}
 ABS_LHS_RE = re.compile(r"abs\s*\(\s*(?P<body>[^()]*?)\s*\)", re.IGNORECASE)
 _FLAG_EXTRA_CHARS = frozenset("_.:/=+-@")
-POLICY_KEYS = frozenset({"name", "required_roles", "require_card_approved", "gates", "sla_hours", "role_flags"})
+POLICY_KEYS = frozenset(
+    {
+        "name",
+        "required_roles",
+        "require_card_approved",
+        "gates",
+        "sla_hours",
+        "role_flags",
+        "accept_automated_approvals",
+    }
+)
+AUTOMATED_APPROVAL_KEYS = frozenset({"principals", "gates_must_pass"})
+MAX_PRINCIPAL_PATTERNS = 20
+MAX_PRINCIPAL_PATTERN_LENGTH = 2048  # an IAM ARN's maximum length
 
 
 class PolicyError(ValueError):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from registry_app.review.policy.basics import (
+    AUTOMATED_APPROVAL_KEYS,
     DEFAULT_ROLE_FLAGS,
     DEFAULT_ROLES,
     DEFAULT_SLA_HOURS,
+    MAX_PRINCIPAL_PATTERN_LENGTH,
+    MAX_PRINCIPAL_PATTERNS,
     MAX_SLA_HOURS,
     POLICY_KEYS,
     ROLE_RE,
@@ -18,6 +22,98 @@ from registry_app.review.policy.basics import (
     valid_flag_key,
 )
 from registry_app.review.policy.gates import MetricGate
+
+# --------------------------------------------------------------------------------------------
+# Automated approvals
+# --------------------------------------------------------------------------------------------
+
+# The partition, service and account are literal (a pattern can never reach another account);
+# ``*`` is allowed in the resource part only.
+_PRINCIPAL_PATTERN_RE = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[^\s]+")
+_ASSUMED_ROLE_RE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+")
+
+
+def principal_arns(arn: str) -> list[str]:
+    """The ARNs a principal is known by: itself, and for an assumed-role session
+    (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION``) its role's ``arn:aws:iam::ACCOUNT:role/ROLE``
+    (without the role's path, which the session ARN does not carry)."""
+    found = [arn] if arn else []
+    match = _ASSUMED_ROLE_RE.fullmatch(arn or "")
+    if match:
+        partition, account, role = match.groups()
+        found.append(f"arn:{partition}:iam::{account}:role/{role}")
+    return found
+
+
+@dataclass(frozen=True)
+class AutomatedApprovals:
+    """Approvals made outside the dashboard that a policy accepts for deployment: the low-risk
+    pattern where a pipeline's condition step approves a version on its metrics.
+
+    ``principals``: IAM ARN patterns of who may approve automatically, ``*`` matching any run of
+    characters, e.g. ``arn:aws:iam::111122223333:role/Pipeline*``. A session of an assumed role is
+    matched by its own ARN and by its role's ARN (``principal_arns``). ``gates_must_pass``: the
+    policy's metric gates must pass on the version's current metrics (and the policy must have gates).
+    """
+
+    principals: tuple[str, ...]
+    gates_must_pass: bool = True
+
+    def __post_init__(self) -> None:
+        principals = tuple(self.principals) if isinstance(self.principals, list | tuple) else ()
+        if not principals:
+            raise PolicyError("accept_automated_approvals.principals must list at least one IAM ARN pattern")
+        if len(principals) > MAX_PRINCIPAL_PATTERNS:
+            raise PolicyError(f"accept_automated_approvals.principals: at most {MAX_PRINCIPAL_PATTERNS} patterns")
+        for pattern in principals:
+            if (
+                not isinstance(pattern, str)
+                or len(pattern) > MAX_PRINCIPAL_PATTERN_LENGTH
+                or not _PRINCIPAL_PATTERN_RE.fullmatch(pattern)
+            ):
+                raise PolicyError(
+                    f"accept_automated_approvals: {str(pattern)[:80]!r} is not an IAM ARN pattern like "
+                    "'arn:aws:iam::111122223333:role/Pipeline*' (partition, service iam or sts and a 12-digit "
+                    "account written out; '*' only in the resource part)"
+                )
+        if not isinstance(self.gates_must_pass, bool):
+            raise PolicyError("accept_automated_approvals.gates_must_pass must be true or false")
+        object.__setattr__(self, "principals", principals)
+
+    def matching_pattern(self, arn: str) -> str | None:
+        """The first pattern that ``arn`` (or its role's ARN) matches, else None."""
+        names = principal_arns(arn)
+        for pattern in self.principals:
+            regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+            if any(re.fullmatch(regex, name) for name in names):
+                return pattern
+        return None
+
+    @classmethod
+    def from_dict(cls, data: Any, policy_name: str) -> AutomatedApprovals | None:
+        if data is None:
+            return None
+        if not isinstance(data, Mapping):
+            raise PolicyError(
+                f"policy {policy_name!r}: accept_automated_approvals must be an object "
+                '{"principals": [...], "gates_must_pass": true} or null'
+            )
+        unknown = sorted(str(k) for k in data if k not in AUTOMATED_APPROVAL_KEYS)
+        if unknown:
+            raise PolicyError(
+                f"policy {policy_name!r}: unknown accept_automated_approvals key(s): {', '.join(unknown)}"
+            )
+        principals = data.get("principals")
+        if isinstance(principals, str) or not isinstance(principals, Sequence):
+            raise PolicyError(f"policy {policy_name!r}: accept_automated_approvals.principals must be a list")
+        try:
+            return cls(tuple(principals), data.get("gates_must_pass", True))
+        except PolicyError as exc:
+            raise PolicyError(f"policy {policy_name!r}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"principals": list(self.principals), "gates_must_pass": self.gates_must_pass}
+
 
 # --------------------------------------------------------------------------------------------
 # Policies
@@ -34,6 +130,8 @@ class PolicySpec:
     gates: tuple[MetricGate, ...] = ()
     sla_hours: int = DEFAULT_SLA_HOURS
     role_flags: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLE_FLAGS))
+    # None: only the dashboard's own approvals count for deployment (the deploy gate, docs/deploy-gate.md).
+    accept_automated_approvals: AutomatedApprovals | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -84,6 +182,15 @@ class PolicySpec:
             raise PolicyError(f"policy {self.name!r}: sla_hours must be between 1 and {MAX_SLA_HOURS}")
         if not isinstance(self.require_card_approved, bool):
             raise PolicyError(f"policy {self.name!r}: require_card_approved must be true or false")
+        automated = self.accept_automated_approvals
+        if automated is not None:
+            if not isinstance(automated, AutomatedApprovals):
+                raise PolicyError(f"policy {self.name!r}: accept_automated_approvals must be AutomatedApprovals")
+            if automated.gates_must_pass and not gates:
+                raise PolicyError(
+                    f"policy {self.name!r}: accept_automated_approvals with gates_must_pass needs at least one gate "
+                    "(otherwise an automated approval would be accepted on no evidence at all)"
+                )
         object.__setattr__(self, "required_roles", roles)
         object.__setattr__(self, "role_flags", flags)
         object.__setattr__(self, "gates", gates)
@@ -149,6 +256,9 @@ class PolicySpec:
         for key in ("require_card_approved", "sla_hours"):
             if key in data:
                 kwargs[key] = data[key]
+        kwargs["accept_automated_approvals"] = AutomatedApprovals.from_dict(
+            data.get("accept_automated_approvals"), name
+        )
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +270,11 @@ class PolicySpec:
             "gates": [str(g) for g in self.gates],
             "sla_hours": self.sla_hours,
             "role_flags": dict(self.role_flags),
-        }
+        } | (
+            {"accept_automated_approvals": self.accept_automated_approvals.to_dict()}
+            if self.accept_automated_approvals is not None
+            else {}
+        )
 
     def flag_for(self, role: str) -> str:
         return self.role_flags.get(role) or default_flag_for_role(role)
