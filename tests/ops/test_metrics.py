@@ -20,7 +20,6 @@ from registry_app.ops.metrics import QUERIES_PER_SCRAPE, Access, GovernanceColle
 from registry_app.review.policy import DEFAULT_SLA_HOURS
 from tests.factories import ModelPackageFactory, RegistrySourceFactory, SyncRunFactory, UserFactory
 from tests.views.test_review_support import (
-    fast_password_hashing,  # noqa: F401 - autouse fixture
     make_user,
     package_in_state,
     signoff_row,

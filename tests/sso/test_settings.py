@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_settings_env import _settings_in_subprocess
+from tests.ops.test_settings_env import _settings_in_subprocess
 
 SSO_ENV = {
     "DEBUG": "1",

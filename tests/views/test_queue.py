@@ -19,7 +19,6 @@ from tests.views.test_review_support import (
     ago,
     client_for,
     failed_push,
-    fast_password_hashing,  # noqa: F401 - autouse fixture
     make_user,
     package_in_state,
     persona_user,

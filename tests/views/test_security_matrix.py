@@ -24,7 +24,6 @@ from tests.views.test_review_support import (
     client_for,
     counts,
     failed_push,
-    fast_password_hashing,  # noqa: F401 - autouse fixture
     package_in_state,
     persona_user,
     push_states,
