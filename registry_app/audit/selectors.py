@@ -141,9 +141,33 @@ class Cursor:
         if len(parts) != 3:
             raise ValueError("malformed cursor")
         at = parse_datetime(parts[0])
-        if at is None or timezone.is_naive(at) or not parts[1] or not parts[2]:
+        if at is None or timezone.is_naive(at) or not _in_range(at) or not _cursor_ident_ok(parts[1], parts[2]):
             raise ValueError("malformed cursor")
         return cls(at, parts[1], parts[2])
+
+
+# Moments given as input (dates, cursors) must fall between these: far enough from datetime's own
+# limits that converting to UTC or subtracting a period never overflows (a 500), wide enough for
+# any audit question.
+EARLIEST_INPUT = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST_INPUT = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+_ROW_ID = re.compile(r"[0-9]{1,20}")
+_UUID_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+def _in_range(moment: dt.datetime) -> bool:
+    try:
+        return EARLIEST_INPUT <= moment.astimezone(dt.UTC) <= LATEST_INPUT
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        return False
+
+
+def _cursor_ident_ok(source: str, ident: str) -> bool:
+    """A hand-made cursor must name a source we page and carry an id of that source's type."""
+    if source.startswith("push."):
+        return source in SOURCES and bool(_UUID_HEX.fullmatch(ident))
+    known = source in SOURCES or source == "outside"
+    return known and bool(_ROW_ID.fullmatch(ident)) and int(ident) < 2**63  # a 64-bit primary key
 
 
 def _int_ident(pk: Any) -> str:
@@ -756,7 +780,7 @@ _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
     """An ISO-8601 date or datetime (naive means UTC). A bare date as an end bound means the end of that day.
 
-    Raises ValueError for text that is neither.
+    Raises ValueError for text that is neither, and for a moment outside EARLIEST_INPUT .. LATEST_INPUT.
     """
     text = (text or "").strip()
     if not text:
@@ -780,6 +804,8 @@ def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
             moment += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=dt.UTC)
+    if not _in_range(moment):
+        raise ValueError(f"{text!r} is outside {EARLIEST_INPUT:%Y-%m-%d} .. {LATEST_INPUT:%Y-%m-%d}")
     return moment
 
 

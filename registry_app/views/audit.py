@@ -14,7 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -24,7 +24,9 @@ from registry_app.audit import exports
 from registry_app.audit import selectors as sa
 from registry_app.models import EndpointDeployment
 from registry_app.models.registry import ApprovalStatus, Endpoint
+from registry_app.views.errors import input_error, wants_json
 from registry_app.views.groups import wants_partial
+from registry_app.views.params import BadParameter, source_name
 
 TIMELINE_TEMPLATE = "registry_app/audit/partials/timeline.html"
 PERIOD_PACK_DEFAULT_DAYS = 30
@@ -36,7 +38,10 @@ ENDPOINT_CHOICES_SHOWN = 500
 
 
 class CursorField(forms.CharField):
-    def __init__(self, **kwargs: Any) -> None:
+    """A page link's position, as this page made it (``outside``: the bypasses list's, else a timeline's)."""
+
+    def __init__(self, *, outside: bool = False, **kwargs: Any) -> None:
+        self.outside = outside
         super().__init__(required=False, max_length=400, **kwargs)
 
     def clean(self, value: Any) -> sa.Cursor | None:  # type: ignore[override]
@@ -44,9 +49,14 @@ class CursorField(forms.CharField):
         if not text:
             return None
         try:
-            return sa.Cursor.decode(text)
+            cursor = sa.Cursor.decode(text)
         except ValueError as exc:
-            raise forms.ValidationError("This page link is malformed; start again from the newest entries.") from exc
+            raise forms.ValidationError(self.malformed) from exc
+        if (cursor.source == "outside") is not self.outside:
+            raise forms.ValidationError(self.malformed)  # another list's link: its ids mean other rows
+        return cursor
+
+    malformed = "This page link is malformed: use the page's own Older/Newer links, or start again from the newest."
 
 
 class WhenField(forms.CharField):
@@ -62,7 +72,10 @@ class WhenField(forms.CharField):
         try:
             return sa.parse_when(text, end=self.end)
         except ValueError as exc:
-            raise forms.ValidationError("Use an ISO-8601 date or time, e.g. 2025-03-14 or 2025-03-14T09:30Z.") from exc
+            raise forms.ValidationError(
+                f"Use an ISO-8601 date or time between {sa.EARLIEST_INPUT:%Y-%m-%d} and {sa.LATEST_INPUT:%Y-%m-%d},"
+                " e.g. 2025-03-14 or 2025-03-14T09:30Z."
+            ) from exc
 
 
 FORMAT_CHOICES = [("", "page"), *((f, f) for f in exports.FORMATS)]
@@ -121,7 +134,7 @@ class AsOfForm(ExportForm):
 
 class BypassForm(ExportForm):
     status = forms.ChoiceField(choices=[("", "Any status"), *ApprovalStatus.choices], required=False)
-    before = CursorField()
+    before = CursorField(outside=True)
 
 
 class PeriodForm(forms.Form):
@@ -148,8 +161,8 @@ def _require_export(request: HttpRequest) -> None:
         raise PermissionDenied("Exports and auditor packs are for compliance officers and staff.")
 
 
-def _bad_request(request: HttpRequest, form: forms.Form, title: str) -> HttpResponse:
-    return render(request, "registry_app/audit/bad_request.html", {"form": form, "title": title}, status=400)
+def _bad_request(form: forms.Form, title: str) -> BadParameter:
+    return BadParameter.from_form(form, title=title)
 
 
 def _export_items(
@@ -174,7 +187,7 @@ def _timeline(
 ) -> HttpResponseBase:
     form = TimelineForm(request.GET)
     if not form.is_valid():
-        return _bad_request(request, form, f"Timeline of {scope.title}")
+        raise _bad_request(form, f"Timeline of {scope.title}")
     filters = form.filters()
     fmt = form.cleaned_data["format"]
     if fmt:
@@ -202,7 +215,7 @@ def _timeline(
 @require_GET
 @login_required
 def package_audit(request: HttpRequest, group_name: str, version: int) -> HttpResponseBase:
-    package = sa.find_package(group_name, version, request.GET.get("source") or None)
+    package = sa.find_package(group_name, version, source_name(request))
     if package is None:
         raise Http404("No such model package version")
     return _timeline(
@@ -217,7 +230,7 @@ def package_audit(request: HttpRequest, group_name: str, version: int) -> HttpRe
 @require_GET
 @login_required
 def group_audit(request: HttpRequest, group_name: str) -> HttpResponseBase:
-    group = sa.find_group(group_name, request.GET.get("source") or None)
+    group = sa.find_group(group_name, source_name(request))
     if group is None:
         raise Http404("No such model package group")
     return _timeline(
@@ -252,7 +265,7 @@ def endpoint_detail(request: HttpRequest, name: str) -> HttpResponseBase:
 def audit_search(request: HttpRequest) -> HttpResponseBase:
     form = SearchForm(request.GET)
     if not form.is_valid():
-        return _bad_request(request, form, "Audit search")
+        raise _bad_request(form, "Audit search")
     filters = form.filters()
     fmt = form.cleaned_data["format"]
     if fmt:
@@ -294,6 +307,8 @@ def as_of(request: HttpRequest) -> HttpResponseBase:
     answer = None
     if form.is_bound:
         if not form.is_valid():
+            if wants_json(request):
+                return input_error(request, BadParameter.from_form(form).errors, title="As of")
             return render(
                 request, "registry_app/audit/as_of.html", {"form": form, "endpoints": _endpoint_names()}, status=400
             )
@@ -341,7 +356,7 @@ BYPASS_COLUMNS = (
 def bypasses(request: HttpRequest) -> HttpResponseBase:
     form = BypassForm(request.GET)
     if not form.is_valid():
-        return _bad_request(request, form, "Decided outside the dashboard")
+        raise _bad_request(form, "Decided outside the dashboard")
     status = form.cleaned_data["status"]
     fmt = form.cleaned_data["format"]
     if fmt:
@@ -367,7 +382,7 @@ def bypasses(request: HttpRequest) -> HttpResponseBase:
 @login_required
 def package_audit_pack(request: HttpRequest, group_name: str, version: int) -> HttpResponseBase:
     _require_export(request)
-    package = sa.find_package(group_name, version, request.GET.get("source") or None)
+    package = sa.find_package(group_name, version, source_name(request))
     if package is None:
         raise Http404("No such model package version")
     file, filename = exports.package_pack(package, user=request.user)
@@ -380,6 +395,6 @@ def audit_period_pack(request: HttpRequest) -> HttpResponseBase:
     _require_export(request)
     form = PeriodForm(request.GET)
     if not form.is_valid():
-        return _bad_request(request, form, "Auditor pack for a period")
+        raise _bad_request(form, "Auditor pack for a period")
     file, filename = exports.period_pack(form.cleaned_data["since"], form.cleaned_data["until"], user=request.user)
     return exports.pack_response(file, filename)
