@@ -13,6 +13,10 @@ for an oversized body, and never Django's DEBUG page.
 * from the view: ``BadParameter`` (registry_app/views/params.py), Django's ``BadRequest`` and
   ``SuspiciousOperation`` (a forged OIDC state, too many fields...) become the same 400 page.
   Suspicious operations are still logged on ``django.security.<name>``, as Django would.
+
+``HostGuardMiddleware`` (first of all) answers a ``Host`` header outside ``ALLOWED_HOSTS`` with a
+plain 400 before Django's own middleware would raise ``DisallowedHost`` (which DEBUG shows as its
+technical page, settings included).
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import (
     BadRequest,
+    DisallowedHost,
     RequestDataTooBig,
     SuspiciousOperation,
     TooManyFieldsSent,
     TooManyFilesSent,
 )
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 
@@ -117,3 +122,16 @@ def _nul_field(request: HttpRequest) -> str | None:
 def _log_suspicious(request: HttpRequest, exc: Exception) -> None:
     extra: dict[str, Any] = {"status_code": 400, "request": request}
     logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc), extra=extra)
+
+
+class HostGuardMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            request.get_host()
+        except DisallowedHost as exc:
+            _log_suspicious(request, exc)
+            return HttpResponseBadRequest("This site is not served under that host name.\n", content_type="text/plain")
+        return self.get_response(request)

@@ -197,3 +197,11 @@ def test_anonymous_requests_load_no_session_for_it(client: Client, django_assert
         response = client.get("/healthz")
     assert "Cookie" not in response.get("Vary", "")  # the session was never read
     assert client.get("/accounts/login/")["Cache-Control"].count("no-store") == 1  # Django's own never_cache
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_a_foreign_host_header_is_a_plain_400(settings: Any, debug: bool) -> None:
+    settings.DEBUG = debug
+    response = Client(raise_request_exception=False).get("/accounts/login/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response.content == b"This site is not served under that host name.\n"
