@@ -1127,6 +1127,26 @@ def apply_package_record(source: RegistrySource, record: dict[str, Any]) -> Mode
         return syncer._apply_record(record, existing)
 
 
+def package_refresh(package_id: int) -> ModelPackage | None:
+    """Describe one mirrored package now and apply what the registry says (after a push).
+
+    The push changes the registry, never the mirror: it enqueues this through
+    ``refresh_package_task``, so the review domain never calls back into the sync. A package
+    the registry no longer knows is left to the next reconciliation (which confirms deletions);
+    retryable AWS errors propagate for the task's retry.
+    """
+    package = ModelPackage.objects.select_related("source").filter(pk=package_id).first()
+    if package is None:
+        return None
+    syncer = RegistrySync(package.source, None, RegistryClient(SourceConfig.from_source(package.source)))
+    try:
+        record = syncer.client.describe_package(package.arn)
+    except NotFoundError:
+        log.info("refresh of package %s: not found in the registry; the next sync decides", package_id)
+        return package
+    return apply_package_record(package.source, record)
+
+
 def _group_of(package_arn: str) -> str:
     resource = sync.parse_arn(package_arn).resource
     return resource.rsplit("/", 1)[0]

@@ -20,7 +20,7 @@ from registry_app.mirror.cards import (
     risk_rating,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "cards"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "cards"
 EVIL = "<script>alert(1)</script>"
 
 

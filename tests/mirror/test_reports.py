@@ -20,7 +20,7 @@ from registry_app.mirror.reports import (
     verify_content_digest,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "reports"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "reports"
 
 
 def load(name: str) -> bytes:
