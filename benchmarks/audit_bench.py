@@ -27,6 +27,7 @@ import gzip
 import hashlib
 import json
 import os
+import secrets
 import statistics
 import tempfile
 import threading
@@ -620,6 +621,7 @@ def main() -> None:
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         DEBUG="true",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
         VAR_DIR=tmp,
         LOG_LEVEL="ERROR",
         ALLOWED_HOSTS="testserver,127.0.0.1,localhost",

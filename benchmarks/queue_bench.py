@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -256,6 +257,7 @@ def main() -> None:
     base = dict(
         os.environ,
         DEBUG="true",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
         LOG_LEVEL="ERROR",
         ALLOWED_HOSTS="testserver,127.0.0.1,localhost",
         AWS_ACCESS_KEY_ID="bench",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import tempfile
 import time
 from typing import Any
@@ -198,6 +199,7 @@ def main() -> None:
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION=REGION,
         DEBUG="true",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
         VAR_DIR=tmp,
         LOG_LEVEL="ERROR",
     )

@@ -1,12 +1,14 @@
 """Django settings, read from the environment (12-factor).
 
 See README.md (Configuration) for every variable. Booleans accept true/false/1/0 in any case.
-``DEBUG`` defaults to False; with DEBUG off a real ``SECRET_KEY`` is required.
+``DEBUG`` defaults to False. ``SECRET_KEY`` is required in every mode but the test run (``make demo``
+generates one per run); with DEBUG off it must also be strong.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -24,10 +26,14 @@ TESTING = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test
 DEBUG = env_bool("DEBUG", False)
 _secret = env_str("SECRET_KEY")
 if not _secret:
-    if DEBUG or TESTING:
-        _secret = "insecure-dev-only-key-do-not-use-in-production"  # noqa: S105
-    else:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    if not TESTING:
+        # No fallback key, not even with DEBUG on: a key in the repository would sign sessions and
+        # password-reset links for anyone who deployed with DEBUG left on.
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set (in every mode; `make demo` generates one): e.g. "
+            "export SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\""
+        )
+    _secret = secrets.token_urlsafe(50)  # the test run: a fresh key per process
 SECRET_KEY = _secret
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG or TESTING else [])
@@ -50,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "registry_app.views.errors.HostGuardMiddleware",  # a foreign Host: a plain 400, never the DEBUG page
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,10 +64,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "registry_app.ops.middleware.RequestContextMiddleware",
+    "registry_app.ops.guards.PrivatePagesMiddleware",  # Cache-Control: no-store for logged-in requests
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    "registry_app.views.errors.InputErrorMiddleware",  # 400/413 pages for bad input, never the DEBUG page
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -195,22 +204,43 @@ CONTENT_SECURITY_POLICY = {
 # REPORT_MAX_BYTES (AWS section), and the body transfer is abandoned after this many seconds.
 REPORT_FETCH_SECONDS = env_int("REPORT_FETCH_SECONDS", 60)
 
-# Login throttling (django-axes): a username is locked out from one client address after
-# AXES_FAILURE_LIMIT failures, for AXES_COOLOFF_MINUTES; a success resets the count. The test run
-# keeps it off by default because Django's test client ``login()`` calls ``authenticate()`` without
-# a request, which axes refuses; tests/sso/test_login_throttling.py turns it on.
+# The client address behind TRUSTED_PROXY_COUNT reverse proxies: the N-th entry from the right of
+# X-Forwarded-For (registry_app/ops/client_ip.py). 0: REMOTE_ADDR (the app is reached directly).
+# AXES_IPWARE_PROXY_COUNT is the old name (it never worked: django-ipware is not installed).
+TRUSTED_PROXY_COUNT = max(0, env_int("TRUSTED_PROXY_COUNT", env_int("AXES_IPWARE_PROXY_COUNT", 0)))
+
+# Login throttling (django-axes + registry_app/sso/throttling.py): a username is locked out *from one
+# client address* after AXES_FAILURE_LIMIT failures, so nobody elsewhere can lock a person out by
+# typing their name; an address is locked out of password logins after AXES_ADDRESS_FAILURE_LIMIT
+# failures whatever the usernames (password spraying; 0: no such limit); both for
+# AXES_COOLOFF_MINUTES; a success resets the person's count. The lockout page offers SSO, which
+# stays open. The test run keeps axes off by default because Django's test client ``login()`` calls
+# ``authenticate()`` without a request, which axes refuses; tests/sso/test_login_throttling.py turns it on.
 AXES_ENABLED = env_bool("AXES_ENABLED", not TESTING)
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_ADDRESS_FAILURE_LIMIT = max(0, env_int("AXES_ADDRESS_FAILURE_LIMIT", 30))
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # a float: axes reads it as hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_HANDLER = "registry_app.sso.throttling.ThrottleHandler"
+AXES_LOCKOUT_CALLABLE = "registry_app.sso.throttling.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "registry_app.ops.client_ip.client_ip"
 AXES_VERBOSE = False
-# Behind N trusted proxies the client address is the N-th from the right of X-Forwarded-For.
-AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0) or None
-if AXES_IPWARE_PROXY_COUNT:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+# Password reset (local accounts only): at most this many requests per client address and per
+# e-mail address within PASSWORD_RESET_WINDOW_MINUTES (counted in the cache: Redis shares the count
+# between processes; the local-memory cache counts per process). Over the account limit the page
+# answers as if the e-mail had gone, so it tells nobody whether an account exists.
+PASSWORD_RESET_ADDRESS_LIMIT = max(1, env_int("PASSWORD_RESET_ADDRESS_LIMIT", 10))
+PASSWORD_RESET_ACCOUNT_LIMIT = max(1, env_int("PASSWORD_RESET_ACCOUNT_LIMIT", 3))
+PASSWORD_RESET_WINDOW_MINUTES = max(1, env_int("PASSWORD_RESET_WINDOW_MINUTES", 60))
+
+# Request bodies: the dashboard takes small forms and no uploads. A body over REQUEST_BODY_MAX_BYTES
+# (by Content-Length, any content type, multipart included) is refused with 413 before it is read
+# (registry_app/views/errors.py); Django's own cap applies to urlencoded bodies and multipart fields.
+REQUEST_BODY_MAX_BYTES = max(1024, env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024))
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # --- end of hardening section ---
 
 # --- Single sign-on: OpenID Connect (section owned by the SSO work) -------------------
@@ -292,7 +322,9 @@ LOGGING = {
 # (unset: 3 × SYNC_INTERVAL_SECONDS + 300; 0: report ages without failing); broker connect timeout.
 READY_MAX_SYNC_AGE_SECONDS = env_int("READY_MAX_SYNC_AGE_SECONDS", 0) if env_str("READY_MAX_SYNC_AGE_SECONDS") else None
 READY_BROKER_TIMEOUT_SECONDS = env_int("READY_BROKER_TIMEOUT_SECONDS", 2)
-# /metrics: with a token, only "Authorization: Bearer <token>"; without one, only direct loopback requests.
+# /metrics: with a token, only "Authorization: Bearer <token>"; without one it is disabled with DEBUG
+# off (a warning at start-up) and served to direct loopback requests only with DEBUG on (the demo).
+# The token also shows /readyz's per-check details (else only staff see them).
 METRICS_TOKEN = env_str("METRICS_TOKEN") or ""
 # --- end of observability section ---
 

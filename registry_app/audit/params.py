@@ -19,7 +19,7 @@ _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
     """An ISO-8601 date or datetime (naive means UTC). A bare date as an end bound means the end of that day.
 
-    Raises ValueError for text that is neither.
+    Raises ValueError for text that is neither, and for a moment outside EARLIEST_INPUT .. LATEST_INPUT.
     """
     text = (text or "").strip()
     if not text:
@@ -43,4 +43,20 @@ def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
             moment += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=dt.UTC)
+    if not in_input_range(moment):
+        raise ValueError(f"{text!r} is outside {EARLIEST_INPUT:%Y-%m-%d} .. {LATEST_INPUT:%Y-%m-%d}")
     return moment
+
+
+# Moments given as input (dates, cursors) must fall between these: far enough from datetime's own
+# limits that converting to UTC or subtracting a period never overflows (a 500), wide enough for
+# any audit question.
+EARLIEST_INPUT = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST_INPUT = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
+def in_input_range(moment: dt.datetime) -> bool:
+    try:
+        return EARLIEST_INPUT <= moment.astimezone(dt.UTC) <= LATEST_INPUT
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        return False

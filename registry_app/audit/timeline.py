@@ -57,8 +57,6 @@ __all__ = [
     "TimelineFilters",
     "TimelinePage",
     "endpoint_scope",
-    "find_group",
-    "find_package",
     "group_scope",
     "keyset",
     "ordered",
@@ -314,21 +312,3 @@ def timeline_stream(scope: Scope, filters: TimelineFilters, *, chunk_size: int =
     ]
     return heapq.merge(*streams, key=lambda item: item.sort_key, reverse=True)
 
-
-# --------------------------------------------------------------------------------------------- lookups for views
-
-
-def find_package(group_name: str, version: int, source_name: str | None = None) -> ModelPackage | None:
-    packages = ModelPackage.objects.filter(group__name=group_name, version=version).select_related(
-        "group__source", "source", "model_card"
-    )
-    if source_name:
-        packages = packages.filter(group__source__name=source_name)
-    return packages.order_by(F("group__deleted_at").asc(nulls_first=True), "group__source__name", "pk").first()
-
-
-def find_group(name: str, source_name: str | None = None) -> ModelPackageGroup | None:
-    groups = ModelPackageGroup.objects.filter(name=name).select_related("source")
-    if source_name:
-        groups = groups.filter(source__name=source_name)
-    return groups.order_by(F("deleted_at").asc(nulls_first=True), "source__name", "pk").first()

@@ -27,13 +27,10 @@ runs, pushes, emails or pending packages:
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import ipaddress
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -64,35 +61,6 @@ SLA_STATES: tuple[str, ...] = ("ok", "due_soon", "overdue")
 THROTTLE_PREFIX = "throttled_"  # SyncRun.counts keys "throttled_<Operation>"
 THROTTLE_TOTAL = "throttled_attempts"  # SyncRun.counts: all operations together
 QUERIES_PER_SCRAPE = 13  # at most; see the module docstring
-
-
-# --------------------------------------------------------------------------------------------- access
-
-
-class Access(Enum):
-    ALLOWED = "allowed"
-    UNAUTHORIZED = "unauthorized"  # a token is configured and the request did not present it
-    FORBIDDEN = "forbidden"  # no token configured: only direct loopback requests are served
-
-
-def metrics_access(*, token: str, authorization: str, remote_addr: str, proxied: bool) -> Access:
-    """Who may scrape.
-
-    With ``METRICS_TOKEN`` set: a request with ``Authorization: Bearer <token>`` (constant-time
-    comparison), from anywhere. Without it: only a request made straight to the process from a
-    loopback address (no ``X-Forwarded-For`` / ``Forwarded`` / ``X-Real-IP`` header), never one that
-    came through a reverse proxy, since behind a proxy every request arrives from a private address.
-    """
-    if token:
-        scheme, _, presented = authorization.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
-            return Access.ALLOWED
-        return Access.UNAUTHORIZED
-    try:
-        loopback = ipaddress.ip_address(remote_addr).is_loopback
-    except ValueError:
-        loopback = False
-    return Access.ALLOWED if loopback and not proxied else Access.FORBIDDEN
 
 
 # --------------------------------------------------------------------------------------------- figures

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from registry_app.ops.access import log_metrics_mode
 from registry_app.ops.logs import bind, clean_request_id, new_request_id, reset
 
 log = logging.getLogger("registry_app.request")
@@ -36,6 +37,7 @@ def _username(request: HttpRequest) -> str | None:
 class RequestContextMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        log_metrics_mode()  # middleware is built when a web process starts: its configuration line
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()

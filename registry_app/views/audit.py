@@ -14,7 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -25,24 +25,25 @@ from registry_app.audit.as_of import as_of as as_of_answer
 from registry_app.audit.bypasses import outside_decision_row, outside_decisions_page, outside_decisions_stream
 from registry_app.audit.endpoints import endpoint_overview
 from registry_app.audit.paging import Cursor
-from registry_app.audit.params import parse_when
+from registry_app.audit.params import EARLIEST_INPUT, LATEST_INPUT, parse_when
 from registry_app.audit.search import SearchFilters, audit_search_stream
 from registry_app.audit.search import audit_search as audit_search_page
 from registry_app.audit.timeline import (
     Scope,
     TimelineFilters,
     endpoint_scope,
-    find_group,
-    find_package,
     group_scope,
     package_scope,
     timeline_page,
     timeline_stream,
 )
 from registry_app.audit.timeline_items import KINDS
+from registry_app.mirror.lookups import find_group, find_package
 from registry_app.models import EndpointDeployment
 from registry_app.models.registry import ApprovalStatus, Endpoint
+from registry_app.views.errors import input_error, wants_json
 from registry_app.views.groups import wants_partial
+from registry_app.views.params import BadParameter, source_name
 
 TIMELINE_TEMPLATE = "registry_app/audit/partials/timeline.html"
 PERIOD_PACK_DEFAULT_DAYS = 30
@@ -54,7 +55,10 @@ ENDPOINT_CHOICES_SHOWN = 500
 
 
 class CursorField(forms.CharField):
-    def __init__(self, **kwargs: Any) -> None:
+    """A page link's position, as this page made it (``outside``: the bypasses list's, else a timeline's)."""
+
+    def __init__(self, *, outside: bool = False, **kwargs: Any) -> None:
+        self.outside = outside
         super().__init__(required=False, max_length=400, **kwargs)
 
     def clean(self, value: Any) -> Cursor | None:  # type: ignore[override]
@@ -62,9 +66,14 @@ class CursorField(forms.CharField):
         if not text:
             return None
         try:
-            return Cursor.decode(text)
+            cursor = Cursor.decode(text)
         except ValueError as exc:
-            raise forms.ValidationError("This page link is malformed; start again from the newest entries.") from exc
+            raise forms.ValidationError(self.malformed) from exc
+        if (cursor.source == "outside") is not self.outside:
+            raise forms.ValidationError(self.malformed)  # another list's link: its ids mean other rows
+        return cursor
+
+    malformed = "This page link is malformed: use the page's own Older/Newer links, or start again from the newest."
 
 
 class WhenField(forms.CharField):
@@ -80,7 +89,10 @@ class WhenField(forms.CharField):
         try:
             return parse_when(text, end=self.end)
         except ValueError as exc:
-            raise forms.ValidationError("Use an ISO-8601 date or time, e.g. 2025-03-14 or 2025-03-14T09:30Z.") from exc
+            raise forms.ValidationError(
+                f"Use an ISO-8601 date or time between {EARLIEST_INPUT:%Y-%m-%d} and {LATEST_INPUT:%Y-%m-%d},"
+                " e.g. 2025-03-14 or 2025-03-14T09:30Z."
+            ) from exc
 
 
 FORMAT_CHOICES = [("", "page"), *((f, f) for f in exports.FORMATS)]
@@ -139,7 +151,7 @@ class AsOfForm(ExportForm):
 
 class BypassForm(ExportForm):
     status = forms.ChoiceField(choices=[("", "Any status"), *ApprovalStatus.choices], required=False)
-    before = CursorField()
+    before = CursorField(outside=True)
 
 
 class PeriodForm(forms.Form):
@@ -166,8 +178,8 @@ def _require_export(request: HttpRequest) -> None:
         raise PermissionDenied("Exports and auditor packs are for compliance officers and staff.")
 
 
-def _bad_request(request: HttpRequest, form: forms.Form, title: str) -> HttpResponse:
-    return render(request, "registry_app/audit/bad_request.html", {"form": form, "title": title}, status=400)
+def _bad_request(form: forms.Form, title: str) -> BadParameter:
+    return BadParameter.from_form(form, title=title)
 
 
 def _export_items(
@@ -192,7 +204,7 @@ def _timeline(
 ) -> HttpResponseBase:
     form = TimelineForm(request.GET)
     if not form.is_valid():
-        return _bad_request(request, form, f"Timeline of {scope.title}")
+        raise _bad_request(form, f"Timeline of {scope.title}")
     filters = form.filters()
     fmt = form.cleaned_data["format"]
     if fmt:
@@ -220,7 +232,7 @@ def _timeline(
 @require_GET
 @login_required
 def package_audit(request: HttpRequest, group_name: str, version: int) -> HttpResponseBase:
-    package = find_package(group_name, version, request.GET.get("source") or None)
+    package = find_package(request.user, group_name=group_name, version=version, source_name=source_name(request))
     if package is None:
         raise Http404("No such model package version")
     return _timeline(
@@ -235,7 +247,7 @@ def package_audit(request: HttpRequest, group_name: str, version: int) -> HttpRe
 @require_GET
 @login_required
 def group_audit(request: HttpRequest, group_name: str) -> HttpResponseBase:
-    group = find_group(group_name, request.GET.get("source") or None)
+    group = find_group(request.user, name=group_name, source_name=source_name(request))
     if group is None:
         raise Http404("No such model package group")
     return _timeline(
@@ -270,7 +282,7 @@ def endpoint_detail(request: HttpRequest, name: str) -> HttpResponseBase:
 def audit_search(request: HttpRequest) -> HttpResponseBase:
     form = SearchForm(request.GET)
     if not form.is_valid():
-        return _bad_request(request, form, "Audit search")
+        raise _bad_request(form, "Audit search")
     filters = form.filters()
     fmt = form.cleaned_data["format"]
     if fmt:
@@ -312,6 +324,8 @@ def as_of(request: HttpRequest) -> HttpResponseBase:
     answer = None
     if form.is_bound:
         if not form.is_valid():
+            if wants_json(request):
+                return input_error(request, BadParameter.from_form(form).errors, title="As of")
             return render(
                 request, "registry_app/audit/as_of.html", {"form": form, "endpoints": _endpoint_names()}, status=400
             )
@@ -359,7 +373,7 @@ BYPASS_COLUMNS = (
 def bypasses(request: HttpRequest) -> HttpResponseBase:
     form = BypassForm(request.GET)
     if not form.is_valid():
-        return _bad_request(request, form, "Decided outside the dashboard")
+        raise _bad_request(form, "Decided outside the dashboard")
     status = form.cleaned_data["status"]
     fmt = form.cleaned_data["format"]
     if fmt:
@@ -385,7 +399,7 @@ def bypasses(request: HttpRequest) -> HttpResponseBase:
 @login_required
 def package_audit_pack(request: HttpRequest, group_name: str, version: int) -> HttpResponseBase:
     _require_export(request)
-    package = find_package(group_name, version, request.GET.get("source") or None)
+    package = find_package(request.user, group_name=group_name, version=version, source_name=source_name(request))
     if package is None:
         raise Http404("No such model package version")
     file, filename = packs.package_pack(package, user=request.user)
@@ -398,6 +412,6 @@ def audit_period_pack(request: HttpRequest) -> HttpResponseBase:
     _require_export(request)
     form = PeriodForm(request.GET)
     if not form.is_valid():
-        return _bad_request(request, form, "Auditor pack for a period")
+        raise _bad_request(form, "Auditor pack for a period")
     file, filename = packs.period_pack(form.cleaned_data["since"], form.cleaned_data["until"], user=request.user)
     return packs.pack_response(file, filename)

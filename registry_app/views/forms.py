@@ -16,10 +16,10 @@ class GroupFilterForm(forms.Form):
     )
     source = forms.SlugField(required=False, max_length=64)
     deleted = forms.BooleanField(required=False, label="Show deleted")
-    page = forms.CharField(required=False, max_length=12)
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
 
     def filters(self) -> GroupFilters:
-        """The validated filters; invalid input falls back to "no filter" rather than an error page."""
+        """The validated filters (the view refuses invalid input with a 400 naming the field)."""
         data = self.cleaned_data if self.is_valid() else {}
         return GroupFilters(
             query=data.get("q") or "",

@@ -12,6 +12,7 @@ from registry_app.mirror import selectors
 from registry_app.notifications.selectors import is_watching
 from registry_app.permissions import can_archive
 from registry_app.views.forms import GroupFilterForm
+from registry_app.views.params import cleaned, source_name
 
 
 def wants_partial(request: HttpRequest) -> bool:
@@ -24,6 +25,7 @@ def wants_partial(request: HttpRequest) -> bool:
 @login_required
 def group_list(request: HttpRequest) -> HttpResponse:
     form = GroupFilterForm(request.GET)
+    cleaned(form, title="Model package groups")
     listing = selectors.group_listing(form.filters())
     template = "registry_app/group_list.html"
     if wants_partial(request):
@@ -36,7 +38,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
-    detail = selectors.group_detail(request.user, name=group_name, source_name=request.GET.get("source") or None)
+    detail = selectors.group_detail(request.user, name=group_name, source_name=source_name(request))
     if detail is None:
         raise Http404("No such model package group")
     group = detail.group

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 
 from registry_app.review.queue import DECIDED_DAYS, TABS, queue_for_user
 from registry_app.views.groups import wants_partial
+from registry_app.views.params import cleaned
 
 QUEUE_TEMPLATE = "registry_app/queue.html"
 
@@ -21,8 +22,8 @@ class QueueFilterForm(forms.Form):
     tag = forms.CharField(required=False, max_length=400, strip=True, label="Group tag")
 
     def values(self) -> tuple[str, str, str]:
-        """(tab, group, tag); invalid input falls back to the unfiltered "mine" tab rather than an error."""
-        data = self.cleaned_data if self.is_valid() else {}
+        """(tab, group, tag); invalid input is refused with a 400 naming the field."""
+        data = cleaned(self, title="Review queue")
         return data.get("tab") or "mine", data.get("group") or "", data.get("tag") or ""
 
 

@@ -38,6 +38,7 @@ from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.push import push_retry as push_retry_service
 from registry_app.review.signoffs import MAX_COMMENT, signoff_create
 from registry_app.views.groups import wants_partial
+from registry_app.views.params import source_name
 
 PAGE_TEMPLATE = "registry_app/package_detail.html"
 PANEL_TEMPLATE = PAGE_TEMPLATE + "#review_panel"
@@ -85,7 +86,7 @@ def form_message(form: forms.Form) -> str:
 
 
 def _source(request: HttpRequest) -> str | None:
-    return request.GET.get("source") or None
+    return source_name(request)
 
 
 def _package_or_404(request: HttpRequest, group_name: str, version: int) -> ModelPackage:

@@ -86,7 +86,7 @@ def test_production_queue_names(prefix: str, expected: list[str]) -> None:
         " app.amqp.router.route({}, 'registry_app.tasks.push')['queue'].name)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "PYTEST"))}
-    env.update(DEBUG="true", VAR_DIR=str(settings.VAR_DIR), CELERY_QUEUE_PREFIX=prefix)
+    env.update(DEBUG="true", SECRET_KEY="a-development-key", VAR_DIR=str(settings.VAR_DIR), CELERY_QUEUE_PREFIX=prefix)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == expected
 

@@ -124,7 +124,7 @@ def test_each_default_is_overridable(tmp_path: Path) -> None:
 def test_development_keeps_plain_http(tmp_path: Path) -> None:
     result = _setting(
         "(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER)",
-        {"DEBUG": "true"},
+        {"DEBUG": "true", "SECRET_KEY": "a-development-key"},
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -148,8 +148,9 @@ def test_weak_secret_key_is_fine_in_development(tmp_path: Path) -> None:
     assert result.stdout.strip() == "'dev'"
 
 
-def test_missing_secret_key_is_still_refused(tmp_path: Path) -> None:
-    result = _setting("s.SECRET_KEY", {"DEBUG": "false"}, tmp_path)
+@pytest.mark.parametrize("debug", ["false", "true"])
+def test_missing_secret_key_is_still_refused(debug: str, tmp_path: Path) -> None:
+    result = _setting("s.SECRET_KEY", {"DEBUG": debug}, tmp_path)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
 

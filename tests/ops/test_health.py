@@ -35,8 +35,16 @@ def added(name: str, *, when: dt.datetime) -> RegistrySource:
     return source
 
 
+DETAILS_TOKEN = "readyz-details-token"
+
+
+@pytest.fixture(autouse=True)
+def details_token(settings: Any) -> None:
+    settings.METRICS_TOKEN = DETAILS_TOKEN  # the details below are for the token (or staff) only
+
+
 def readyz(client: Client) -> tuple[int, dict[str, Any]]:
-    response = client.get("/readyz")
+    response = client.get("/readyz", headers={"Authorization": f"Bearer {DETAILS_TOKEN}"})
     assert response["Content-Type"] == "application/json"
     assert "Set-Cookie" not in response.headers  # no session, no CSRF cookie
     return response.status_code, response.json()

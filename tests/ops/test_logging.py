@@ -141,11 +141,12 @@ def test_json_is_the_default_with_debug_off_and_log_format_overrides() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr.rstrip().endswith("WARNING probe hello")
 
-    result = _log_in_subprocess({"DEBUG": "true"})
+    development = {"DEBUG": "true", "SECRET_KEY": "a-development-key"}
+    result = _log_in_subprocess(development)
     assert result.stderr.rstrip().endswith("WARNING probe hello")  # plain in development
-    result = _log_in_subprocess({"DEBUG": "true", "LOG_FORMAT": "json"})
+    result = _log_in_subprocess({**development, "LOG_FORMAT": "json"})
     assert '"logger": "probe"' in result.stderr
 
-    result = _log_in_subprocess({"DEBUG": "true", "LOG_FORMAT": "xml"})
+    result = _log_in_subprocess({**development, "LOG_FORMAT": "xml"})
     assert result.returncode != 0
     assert "LOG_FORMAT='xml'" in result.stderr

@@ -45,8 +45,14 @@ def test_env_file_variant_and_lists(monkeypatch, tmp_path) -> None:  # type: ign
         env_int("X_N", 3)
 
 
+DEV_KEY = "a-development-key"  # SECRET_KEY is required in every mode outside the test run
+
+
 def _settings_in_subprocess(env: dict[str, str], expr: str) -> subprocess.CompletedProcess[str]:
+    """``expr`` evaluated on the settings a fresh process reads from ``env`` (SECRET_KEY: DEV_KEY
+    unless ``env`` names one; an empty one means none)."""
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "REDIS_URL"}}
+    clean["SECRET_KEY"] = DEV_KEY
     clean.update(env)
     code = (
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'governance.settings'; django.setup(); "
@@ -57,10 +63,13 @@ def _settings_in_subprocess(env: dict[str, str], expr: str) -> subprocess.Comple
     )
 
 
-def test_production_requires_secret_key() -> None:
-    result = _settings_in_subprocess({"DEBUG": "false"}, "s.DEBUG")
+@pytest.mark.parametrize("debug", ["false", "true"])
+def test_a_secret_key_is_required_in_every_mode(debug: str) -> None:
+    """No fallback key, DEBUG or not: only the test run (and `make demo`, which generates one) runs without one."""
+    result = _settings_in_subprocess({"DEBUG": debug, "SECRET_KEY": ""}, "s.DEBUG")
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+    assert "secrets.token_urlsafe" in result.stderr  # the message says how to make one
 
 
 def test_broker_defaults_follow_redis_url() -> None:

@@ -65,8 +65,12 @@ def assert_locked_out(response) -> None:  # type: ignore[no-untyped-def]
 
 def test_the_production_limits() -> None:
     assert settings.AXES_FAILURE_LIMIT == 5
+    assert settings.AXES_ADDRESS_FAILURE_LIMIT == 30
     assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
     assert settings.AXES_RESET_ON_SUCCESS is True
+    assert settings.AXES_HANDLER == "registry_app.sso.throttling.ThrottleHandler"
+    assert settings.AXES_CLIENT_IP_CALLABLE == "registry_app.ops.client_ip.client_ip"
+    assert settings.TRUSTED_PROXY_COUNT == 0
     assert settings.AUTHENTICATION_BACKENDS[0] == "axes.backends.AxesStandaloneBackend"
     assert settings.MIDDLEWARE[-1] == "axes.middleware.AxesMiddleware"
 

@@ -119,8 +119,11 @@ def test_filter_by_status_presence_and_source(reviewer_client: Client, two_sourc
     assert names(status="approved") == {"all-approved"}
     assert names(status="pending", source="prod-eu") == {"has-pending"}
     assert names(source="dev-us") == {"dev-pending"}
-    # Nonsense filters are ignored rather than failing the page.
-    assert reviewer_client.get(LIST_URL, {"status": "bogus", "page": "x"}).status_code == 200
+    # Nonsense filters are refused with a 400 naming each field, never guessed at.
+    refused = reviewer_client.get(LIST_URL, {"status": "bogus", "page": "x"})
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    assert '<span class="err-subject">status</span>' in html and '<span class="err-subject">page</span>' in html
 
 
 def test_htmx_search_returns_only_the_table_partial(reviewer_client: Client, registry_source) -> None:  # type: ignore[no-untyped-def]

@@ -167,8 +167,10 @@ def test_filters_by_group_and_group_tag() -> None:
     assert listed(queue_html(mlead, "?tab=all&tag=RiskTier:Low&group=churn")) == ["churn/v1"]
     assert listed(queue_html(mlead, "?tag=RiskTier:Medium")) == []
     assert "Nothing waits for your sign-off for these filters." in queue_html(mlead, "?tag=RiskTier:Medium")
-    # Junk input falls back gracefully.
-    assert client_for(mlead).get(QUEUE + "?tab=bogus&group=" + "x" * 500).status_code == 200
+    # Junk input is refused with a 400 naming each field.
+    refused = client_for(mlead).get(QUEUE + "?tab=bogus&group=" + "x" * 500)
+    assert refused.status_code == 400
+    assert {"tab", "group"} <= set(refused.context["errors"])
 
 
 # --------------------------------------------------------------------------------------------- other tabs
