@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from registry_app.mirror.reports import json_type_name
+from registry_app.mirror.reports.values import json_type_name
 
 MAX_CONTENT_CHARS = 100_000  # ModelCardContent limit in the SageMaker API.
 RISK_RATINGS: tuple[str, ...] = ("High", "Medium", "Low", "Unknown")

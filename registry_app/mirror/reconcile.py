@@ -382,7 +382,7 @@ class KnownReport:
 
 def fetch_report(client: RegistryClient, ref: sync.MetricsSourceRef) -> FetchedReport:
     """GET and parse one report. Never raises: every failure becomes a status + message."""
-    from registry_app.mirror import reports
+    from registry_app.mirror.reports import values as reports
 
     if not ref.is_json:
         return FetchedReport(ref, EvaluationReport.Status.SKIPPED, error=f"content type {ref.content_type!r}")

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from registry_app.devtools import demo_seed
 from registry_app.devtools.demo_seed import SeedSummary, seed_registry
-from registry_app.mirror import reports
+from registry_app.mirror.reports import values as reports
 
 REGION = "eu-west-1"
 SECOND = "us-east-1"

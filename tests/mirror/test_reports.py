@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_app.mirror.reports import (
+from registry_app.mirror.reports.values import (
     MAX_WARNINGS,
     MetricValue,
     ParsedReport,

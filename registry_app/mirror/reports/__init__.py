@@ -1,0 +1,1 @@
+"""Evaluation reports (the files ModelMetrics points at), parsed into one neutral shape. Pure."""
