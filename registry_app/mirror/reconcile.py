@@ -361,7 +361,7 @@ class FetchedReport:
     sha256: str = ""
     size: int | None = None
     error: str = ""
-    parsed: Any = None  # registry_app.mirror.reports.ParsedReport
+    parsed: Any = None  # registry_app.mirror.reports.values.ParsedReport
     document: Any = None
 
 
@@ -382,7 +382,8 @@ class KnownReport:
 
 def fetch_report(client: RegistryClient, ref: sync.MetricsSourceRef) -> FetchedReport:
     """GET and parse one report. Never raises: every failure becomes a status + message."""
-    from registry_app.mirror.reports import values as reports
+    from registry_app.mirror.reports.parse import parse_report, verify_content_digest
+    from registry_app.mirror.reports.values import ReportParseError
 
     if not ref.is_json:
         return FetchedReport(ref, EvaluationReport.Status.SKIPPED, error=f"content type {ref.content_type!r}")
@@ -398,15 +399,15 @@ def fetch_report(client: RegistryClient, ref: sync.MetricsSourceRef) -> FetchedR
         return FetchedReport(ref, EvaluationReport.Status.FETCH_ERROR, error=str(exc))
     result = FetchedReport(ref, EvaluationReport.Status.OK, sha256=obj.sha256, size=obj.size)
     if ref.content_digest:
-        verdict = reports.verify_content_digest(obj.body, ref.content_digest)
+        verdict = verify_content_digest(obj.body, ref.content_digest)
         if verdict is False:
             result.status = EvaluationReport.Status.DIGEST_MISMATCH
             result.error = f"ContentDigest {ref.content_digest} does not match the fetched object (sha256 {obj.sha256})"
             return result
     try:
-        result.parsed = reports.parse_report(obj.body)
+        result.parsed = parse_report(obj.body)
         result.document = result.parsed.document
-    except reports.ReportParseError as exc:
+    except ReportParseError as exc:
         result.status = EvaluationReport.Status.PARSE_ERROR
         result.error = str(exc)
     return result

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from registry_app.mirror.reports.values import (
-    MAX_WARNINGS,
-    MetricValue,
-    ParsedReport,
-    ReportParseError,
-    better,
-    metric_direction,
-    parse_report,
-    verify_content_digest,
-)
+from registry_app.mirror.reports.directions import better, metric_direction
+from registry_app.mirror.reports.parse import parse_report, verify_content_digest
+from registry_app.mirror.reports.values import MAX_WARNINGS, MetricValue, ParsedReport, ReportParseError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "reports"
 
