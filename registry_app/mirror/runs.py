@@ -122,3 +122,29 @@ def runs_close_abandoned(now: dt.datetime | None = None) -> int:
     if closed:
         log.warning("closed %d abandoned sync run(s)", closed)
     return closed
+
+
+def run_elapsed(run: SyncRun) -> float | None:
+    """Seconds since the run started (a sharded run's duration spans all its steps)."""
+    return round((timezone.now() - run.started_at).total_seconds(), 3) if run.started_at else None
+
+
+def run_finish(run: SyncRun, status: str, *, error: str = "") -> None:
+    """Record a run's outcome with what the caller set on it (durations, AWS calls, counts, errors)."""
+    run.status = status
+    run.error = error[:4000]
+    run.finished_at = timezone.now()
+    run.progress = ""
+    run.save(
+        update_fields=[
+            "status",
+            "error",
+            "finished_at",
+            "progress",
+            "duration_s",
+            "aws_seconds",
+            "aws_calls",
+            "counts",
+            "errors",
+        ]
+    )

@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.models import ModelPackage, RegistrySource
 from tests import aws_helpers as h
 from tests.personas import ROLE_OF, make_user  # noqa: F401 - re-exported for the review tests
