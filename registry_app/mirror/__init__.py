@@ -6,5 +6,6 @@ A sync: ``execute`` runs a ``SyncRun`` under the source's lease (``leases``); ``
 package passes on the shared state of ``context``, with ``fetch`` (Describe, Search and report GETs on
 threads) and ``groups``; ``shards`` runs a full reconciliation in per-group steps; ``card_sync`` and
 ``endpoints`` make the cards-and-endpoints pass; ``events`` applies EventBridge events.
-``runs`` requests, records and closes runs; ``selectors`` reads groups and packages for the pages.
+``runs`` requests, records and closes runs. Reads: ``selectors`` (groups and packages) and
+``sync_status`` (sources and their runs) for the pages.
 """

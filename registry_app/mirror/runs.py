@@ -1,4 +1,5 @@
-"""Requesting syncs: a queued ``SyncRun`` row plus a Celery task sent after commit."""
+"""``SyncRun`` rows: requesting a sync (a queued row plus a Celery task sent after commit), recording
+a run's outcome, and closing runs that can no longer finish."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 
 from registry_app.mirror import mapping as sync
@@ -67,16 +68,6 @@ def _enqueue(task: Any, run_id: int) -> None:
             finished_at=timezone.now(),
             error=f"Could not reach the task broker: {exc}"[:4000],
         )
-
-
-def latest_runs_by_source() -> dict[int, SyncRun]:
-    """The newest run of each source, in two queries whatever the number of runs."""
-    newest = SyncRun.objects.filter(source=OuterRef("pk")).order_by("-queued_at", "-id").values("pk")[:1]
-    run_ids = RegistrySource.objects.annotate(run_id=Subquery(newest)).values_list("run_id", flat=True)
-    return {
-        run.source_id: run
-        for run in SyncRun.objects.filter(pk__in=[r for r in run_ids if r is not None]).select_related("source")
-    }
 
 
 def runs_close_abandoned(now: dt.datetime | None = None) -> int:

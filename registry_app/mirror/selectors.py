@@ -22,7 +22,6 @@ from django.db.models import Count, F, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest, Lower
 
 from registry_app.mirror.cards import CardSection, card_sections
-from registry_app.mirror.runs import latest_runs_by_source
 from registry_app.models import (
     EndpointVariant,
     EvaluationReport,
@@ -31,7 +30,6 @@ from registry_app.models import (
     ModelPackageGroup,
     PackageObservation,
     RegistrySource,
-    SyncRun,
 )
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
 
@@ -39,7 +37,6 @@ log = logging.getLogger(__name__)
 
 GROUPS_PER_PAGE = 50
 OBSERVATIONS_SHOWN = 50
-RECENT_RUNS_SHOWN = 20
 
 # The headline metric of a version is the first of these that the package has (case-insensitive).
 HEADLINE_METRICS: tuple[str, ...] = ("auc", "accuracy", "f1", "r2", "mse", "rmse", "mae")
@@ -391,34 +388,3 @@ def package_detail(*, group_name: str, version: int, source_name: str | None = N
         more_observations=len(observations) > OBSERVATIONS_SHOWN,
         raw_json=json.dumps(package.raw, indent=2, sort_keys=True, default=str),
     )
-
-
-# --------------------------------------------------------------------------------------------- sync status
-
-
-@dataclass
-class SourceStatus:
-    source: RegistrySource
-    last_run: SyncRun | None
-
-
-@dataclass
-class SyncOverview:
-    sources: list[SourceStatus]
-    recent_runs: list[SyncRun]
-
-
-def sync_overview() -> SyncOverview:
-    """Each source with its newest run, and the newest runs overall. Queries: 4."""
-    latest = latest_runs_by_source()
-    sources = [SourceStatus(source, latest.get(source.pk)) for source in RegistrySource.objects.order_by("name")]
-    recent = list(SyncRun.objects.select_related("source").order_by("-queued_at", "-id")[:RECENT_RUNS_SHOWN])
-    return SyncOverview(sources=sources, recent_runs=recent)
-
-
-def sync_run_for_status(run_id: int) -> SyncRun | None:
-    return SyncRun.objects.select_related("source").filter(pk=run_id).first()
-
-
-def source_by_name(name: str) -> RegistrySource | None:
-    return RegistrySource.objects.filter(name=name).first()
