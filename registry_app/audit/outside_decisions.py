@@ -264,7 +264,7 @@ def _compliance_recipients() -> list[Any]:
 
 
 def _context(decision: OutsideDecision) -> dict[str, Any]:
-    from registry_app.notifications.emails import package_url
+    from registry_app.notifications.delivery import package_url
 
     package = decision.package
     return {
@@ -286,7 +286,7 @@ def outside_decision_notify(decision_id: int) -> bool:
     Claims the row (``notified_at`` NULL -> now) with a conditional UPDATE; the SMTP call runs
     outside any transaction; on failure the claim is released for ``outside_decisions_notify_pending``.
     """
-    from registry_app.notifications.emails import SUBJECT_PREFIX, one_line
+    from registry_app.notifications.delivery import SUBJECT_PREFIX, one_line
 
     decision = OutsideDecision.objects.select_related("package__group__source", "event").filter(pk=decision_id).first()
     if decision is None or decision.notified_at is not None:

@@ -376,7 +376,7 @@ def _mark_conflict(push: PushOutbox, claim: _Claim, record: dict[str, Any]) -> N
     )
     with transaction.atomic():
         if claim.finish(State.CONFLICT, conflict_detail=detail, last_error=message):
-            from registry_app.notifications.emails import enqueue_conflict
+            from registry_app.notifications.enqueue import enqueue_conflict
 
             enqueue_conflict(push.pk)
             _apply_to_mirror(push, record)

@@ -12,7 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from registry_app.models import ModelPackageGroup, NotificationKind
-from registry_app.notifications import emails as notifications
+from registry_app.notifications import profile as notifications
 
 
 class NotificationPreferencesForm(forms.Form):

@@ -17,7 +17,7 @@ from registry_app.models import (
     PushOutbox,
     SignOff,
 )
-from registry_app.notifications import emails as notifications
+from registry_app.notifications import enqueue
 from registry_app.tasks import notify_conflict_task, notify_decided_task
 from tests.factories import ModelPackageFactory
 
@@ -158,8 +158,8 @@ def test_enqueue_decided_and_conflict_pass_ids_after_commit(django_capture_on_co
         mock.patch.object(notify_conflict_task, "delay") as conflict,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        notifications.enqueue_decided(7)
-        notifications.enqueue_conflict(push_id)
+        enqueue.enqueue_decided(7)
+        enqueue.enqueue_conflict(push_id)
         decided.assert_not_called()
         conflict.assert_not_called()
     decided.assert_called_once_with(7)

@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from django.db import transaction
 
-from registry_app.notifications import emails as notifications
+from registry_app.notifications import enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,9 +15,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("enqueue", "task"),
     [
-        (lambda: notifications.enqueue_review_requested(1), "notify_review_requested_task"),
-        (lambda: notifications.enqueue_decided(1), "notify_decided_task"),
-        (lambda: notifications.enqueue_conflict("00000000-0000-0000-0000-000000000001"), "notify_conflict_task"),
+        (lambda: enqueue.enqueue_review_requested(1), "notify_review_requested_task"),
+        (lambda: enqueue.enqueue_decided(1), "notify_decided_task"),
+        (lambda: enqueue.enqueue_conflict("00000000-0000-0000-0000-000000000001"), "notify_conflict_task"),
     ],
 )
 def test_enqueue_after_commit_survives_a_broker_outage(enqueue, task, caplog) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from django.core.mail import EmailMultiAlternatives
 from registry_app.models import Notification, NotificationKind, NotificationPreference
 from registry_app.models.registry import ApprovalStatus
 from registry_app.notifications import emails as notifications
+from registry_app.notifications import enqueue
 from registry_app.review.policy import PolicySpec
 from registry_app.tasks import notify_review_requested_task
 from tests.factories import ModelPackageFactory, ModelPackageGroupFactory, RegistrySourceFactory
@@ -118,7 +119,7 @@ def test_nothing_for_packages_no_longer_pending(
 def test_enqueue_waits_for_commit(django_capture_on_commit_callbacks: Any, package) -> None:
     with mock.patch.object(notify_review_requested_task, "delay") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            notifications.enqueue_review_requested(package.pk)
+            enqueue.enqueue_review_requested(package.pk)
         delay.assert_not_called()
         assert len(callbacks) == 1
         callbacks[0]()
@@ -129,8 +130,8 @@ def test_enqueue_then_commit_runs_the_task(
     django_capture_on_commit_callbacks: Any, eager: None, mailoutbox: list[Any], reviewers: dict[str, Any], package
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        notifications.enqueue_review_requested(package.pk)
-        notifications.enqueue_review_requested(package.pk)  # a re-sync in the same transaction
+        enqueue.enqueue_review_requested(package.pk)
+        enqueue.enqueue_review_requested(package.pk)  # a re-sync in the same transaction
     assert len(mailoutbox) == 3
 
 

@@ -26,7 +26,7 @@ class Notifications:
 @pytest.fixture(autouse=True)
 def notifications() -> Iterator[Notifications]:
     """Spy on the notification entry points (another module owns them; they must just be called)."""
-    base = "registry_app.notifications.emails"
+    base = "registry_app.notifications.enqueue"
     with (
         mock.patch(f"{base}.enqueue_review_requested", create=True) as review,
         mock.patch(f"{base}.enqueue_decided", create=True) as decided,
