@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Prefetch
 
 from registry_app.mirror.reports.directions import better
+from registry_app.mirror.selectors import card_status_of
 from registry_app.models import ApprovalPolicy, EvaluationReport, Metric, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
 from registry_app.permissions import can_retry_push, can_revoke, is_active_user, user_roles
@@ -31,7 +32,7 @@ from registry_app.review.policy import (
     evaluate,
 )
 from registry_app.review.push import effective_status
-from registry_app.review.signoffs import card_status_of, registered_by_user_id, signoff_views
+from registry_app.review.signoffs import registered_by_user_id, signoff_views
 
 __all__ = ["DiffRow", "MetricComparison", "ReviewState", "review_state"]
 

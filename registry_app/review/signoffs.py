@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry_app.audit import log as audit_log
+from registry_app.mirror.selectors import card_status_of
 from registry_app.models import Decision, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import is_active_user, registrant_user_ids, user_roles
@@ -34,7 +35,6 @@ from registry_app.review.push import effective_status, push_enqueue
 __all__ = [
     "MAX_COMMENT",
     "SignOffResult",
-    "card_status_of",
     "metric_observations",
     "registered_by_user_id",
     "signoff_create",
@@ -79,13 +79,6 @@ def signoff_views(signoffs: Iterable[SignOff]) -> list[SignOffView]:
 def metric_observations(package: ModelPackage) -> list[MetricObservation]:
     """The package's normalised metrics (uses a ``metrics`` prefetch when there is one)."""
     return [MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in package.metrics.all()]
-
-
-def card_status_of(package: ModelPackage) -> str:
-    """The linked standalone card's status, else the embedded card's."""
-    if package.model_card_id is not None and package.model_card is not None:
-        return package.model_card.status
-    return package.embedded_card_status
 
 
 def registered_by_user_id(package: ModelPackage, user: Any = None) -> int | None:
