@@ -33,7 +33,7 @@ __all__ = [
 SIGNOFF_ROLES = ("ml-lead", "fairness", "compliance")
 VIEWER_ROLE = "viewer"
 COMPLIANCE_ROLE = "compliance"
-RETRYABLE_PUSH_STATES = (PushOutbox.State.FAILED, PushOutbox.State.CONFLICT)
+RETRYABLE_PUSH_STATES = PushOutbox.RETRYABLE_STATES
 
 _CACHE_ATTR = "_governance_roles"
 

@@ -166,6 +166,22 @@ def push_task(self: Task, push_id: str) -> str:
         raise self.retry(exc=exc, countdown=min(600, 5 * 2 ** min(self.request.retries, 7))) from exc
 
 
+@shared_task(
+    name="registry_app.tasks.refresh_package",
+    autoretry_for=(RetryableAwsError, OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def refresh_package_task(package_id: int) -> None:
+    """Describe one package and apply it to the mirror (enqueued by a push once it is recorded)."""
+    from registry_app.mirror.reconcile import package_refresh
+
+    package_refresh(package_id)
+
+
 @shared_task(name="registry_app.tasks.resend_stuck_pushes", ignore_result=True)
 def resend_stuck_pushes_task() -> int:
     """Beat (every 2 minutes): re-send pushes whose task was lost or whose worker died mid-push."""

@@ -342,7 +342,7 @@ def _package_dict(package: ModelPackage) -> dict[str, Any]:
 def _card_dict(package: ModelPackage, signoffs: list[SignOff]) -> dict[str, Any]:
     """The model card as the mirror holds it, and whether each sign-off reviewed this very card."""
     try:
-        from registry_app.review.policies import package_fingerprint
+        from registry_app.review.state import package_fingerprint
 
         _, detail = package_fingerprint(package)
         current_part: Any = detail.get("card")

@@ -7,7 +7,8 @@ package, so a failure in one package is recorded and the rest continue.
 - ``incremental``: list every package, describe only what is new or changed.
 - ``full_plan`` / ``reconcile_groups``: a full reconciliation's first step (the groups) and one
   shard's groups (Search filtered by group, or List + Describe); ``shards`` runs them.
-- ``refresh_package`` (events) and ``apply_package_record`` (after a push): one package now.
+- ``refresh_package`` (events), ``apply_package_record`` and ``package_refresh`` (after a push):
+  one package now.
 
 A package is written, and gets an observation, only when its content changed. A package missing
 from a *complete* listing is marked deleted, never removed; a listing that fails half-way marks
@@ -23,7 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from registry_app.aws.errors import AccessDeniedError, ValidationError
+from registry_app.aws.errors import AccessDeniedError, NotFoundError, ValidationError
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
 from registry_app.mirror import mapping as sync
@@ -360,3 +361,23 @@ def apply_package_record(source: RegistrySource, record: dict[str, Any]) -> Mode
     with transaction.atomic():
         existing = ModelPackage.objects.select_for_update().filter(arn=record.get("ModelPackageArn")).first()
         return syncer._apply_record(record, existing)
+
+
+def package_refresh(package_id: int) -> ModelPackage | None:
+    """Describe one mirrored package now and apply what the registry says (after a push).
+
+    The push changes the registry, never the mirror: it enqueues this through
+    ``refresh_package_task``, so the review domain never calls back into the sync. A package
+    the registry no longer knows is left to the next reconciliation (which confirms deletions);
+    retryable AWS errors propagate for the task's retry.
+    """
+    package = ModelPackage.objects.select_related("source").filter(pk=package_id).first()
+    if package is None:
+        return None
+    syncer = RegistrySync(package.source, None, RegistryClient(SourceConfig.from_source(package.source)))
+    try:
+        record = syncer.client.describe_package(package.arn)
+    except NotFoundError:
+        log.info("refresh of package %s: not found in the registry; the next sync decides", package_id)
+        return package
+    return apply_package_record(package.source, record)

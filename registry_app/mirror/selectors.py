@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest, Lower
 
 from registry_app.mirror.cards import CardSection, card_sections
+from registry_app.mirror.lookups import find_group_and_namesakes, find_package
 from registry_app.models import (
     EndpointVariant,
     EvaluationReport,
@@ -189,26 +190,12 @@ def _live_deployments() -> QuerySet[EndpointVariant]:
     )
 
 
-def _pick_group(name: str, source_name: str | None) -> tuple[ModelPackageGroup | None, list[ModelPackageGroup]]:
-    """The group called ``name`` (live ones first, then by source name) and its namesakes in other sources."""
-    candidates = list(
-        ModelPackageGroup.objects.filter(name=name)
-        .select_related("source")
-        .order_by(F("deleted_at").asc(nulls_first=True), "source__name", "pk")
-    )
-    if source_name:
-        chosen = next((g for g in candidates if g.source.name == source_name), None)
-    else:
-        chosen = candidates[0] if candidates else None
-    return chosen, [g for g in candidates if g is not chosen]
-
-
-def group_detail(*, name: str, source_name: str | None = None) -> GroupDetail | None:
+def group_detail(user: Any, *, name: str, source_name: str | None = None) -> GroupDetail | None:
     """A group with all its versions, newest first; None when no such group (in that source).
 
     Queries: group, versions, headline metrics, deployments (4 in all).
     """
-    group, namesakes = _pick_group(name, source_name)
+    group, namesakes = find_group_and_namesakes(user, name=name, source_name=source_name)
     if group is None:
         return None
     packages = (
@@ -335,22 +322,13 @@ def _instance_types(spec: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return [(label, [str(v) for v in spec.get(key) or []]) for key, label in labels if spec.get(key)]
 
 
-def _pick_package(group_name: str, version: int, source_name: str | None) -> ModelPackage | None:
-    packages = ModelPackage.objects.filter(group__name=group_name, version=version).select_related(
-        "group__source", "source", "model_card"
-    )
-    if source_name:
-        packages = packages.filter(group__source__name=source_name)
-    return packages.order_by(F("group__deleted_at").asc(nulls_first=True), "group__source__name", "pk").first()
-
-
-def package_detail(*, group_name: str, version: int, source_name: str | None = None) -> PackageDetail | None:
+def package_detail(user: Any, *, group_name: str, version: int, source_name: str | None = None) -> PackageDetail | None:
     """Everything known about one package version; None when there is no such version.
 
     Queries: package (+group, source, card), reports, their metrics, deployments, the newest
     ``OBSERVATIONS_SHOWN`` observations (5 in all).
     """
-    package = _pick_package(group_name, version, source_name)
+    package = find_package(user, group_name=group_name, version=version, source_name=source_name)
     if package is None:
         return None
     reports = list(

@@ -98,6 +98,14 @@ class PushOutbox(models.Model):
         FLAGS = "flags", "Sign-off flag"
         DECISION = "decision", "Decision"
 
+    # A claim may start from these; these are still on their way to the registry.
+    CLAIMABLE_STATES = (State.PENDING, State.FAILED)
+    ACTIVE_STATES = (State.PENDING, State.SENDING)
+    # A decision whose push has not (yet) reached the registry still decides the package.
+    UNDELIVERED_STATES = (State.PENDING, State.SENDING, State.FAILED)
+    # Staff may retry these.
+    RETRYABLE_STATES = (State.FAILED, State.CONFLICT)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)  # also the ClientToken
     package = models.ForeignKey("registry_app.ModelPackage", on_delete=models.PROTECT, related_name="pushes")
     decision = models.ForeignKey(Decision, null=True, blank=True, on_delete=models.PROTECT, related_name="pushes")

@@ -16,8 +16,8 @@ runs, pushes, emails or pending packages:
    calls and throttles by operation (``SyncRun.aws_calls`` / ``SyncRun.counts``);
 4. pushes by state with the oldest of each state; 5. notification emails by kind and state;
 6. the audit-ingest cursors;
-7-12. the pending review queue, through ``selectors_queue`` (the same computation as the
-   queue pages; 6 queries, 2 when nothing is pending).
+7-13. the pending review queue, through ``review.queue`` (the same computation as the
+   queue pages; 7 queries, 2 when nothing is pending).
 
 "Last hour" figures are sliding windows (gauges, and a histogram to use with
 ``histogram_quantile`` directly, never with ``rate()``): summing every run ever kept would read
@@ -49,7 +49,6 @@ from registry_app.models import AuditCursor, Notification, PushOutbox, SyncRun
 from registry_app.models.signoffs import NotificationKind
 from registry_app.ops.freshness import source_freshness
 from registry_app.permissions import SIGNOFF_ROLES
-from registry_app.review.push import UNDELIVERED_STATES
 
 # _pending_items, not queue_for_user: the queue tabs stop at 1,000 rows, a metric must not.
 from registry_app.review.queue import _pending_items
@@ -63,7 +62,7 @@ DURATION_BUCKETS: tuple[float, ...] = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 180
 SLA_STATES: tuple[str, ...] = ("ok", "due_soon", "overdue")
 THROTTLE_PREFIX = "throttled_"  # SyncRun.counts keys "throttled_<Operation>"
 THROTTLE_TOTAL = "throttled_attempts"  # SyncRun.counts: all operations together
-QUERIES_PER_SCRAPE = 12  # at most; see the module docstring
+QUERIES_PER_SCRAPE = 13  # at most; see the module docstring
 
 
 # --------------------------------------------------------------------------------------------- access
@@ -336,7 +335,7 @@ class GovernanceCollector(Collector):
         for state in PushOutbox.State.values:
             depth.add_metric([state], float(rows.get(state, (0, None))[0]))
         yield depth
-        oldest = [rows[s][1] for s in UNDELIVERED_STATES if s in rows and rows[s][1] is not None]
+        oldest = [rows[s][1] for s in PushOutbox.UNDELIVERED_STATES if s in rows and rows[s][1] is not None]
         age = GaugeMetricFamily(
             _name("outbox_oldest_undelivered_age_seconds"),
             "Age of the oldest push not yet delivered (pending, sending or failed and retrying); 0 when none",

@@ -18,7 +18,8 @@ from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PushO
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
 from registry_app.review.policy import SignOffNotAllowed
-from registry_app.review.push import ACTIVE_STATES, MAX_DESCRIPTION, effective_status, push_enqueue
+from registry_app.review.push import ACTIVE_STATES, MAX_DESCRIPTION, push_enqueue
+from registry_app.review.state import effective_status
 
 __all__ = ["MAX_JUSTIFICATION", "group_archive", "package_revoke"]
 

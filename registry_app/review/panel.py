@@ -17,22 +17,18 @@ from typing import Any
 from django.db.models import Prefetch
 
 from registry_app.mirror.reports.directions import better
-from registry_app.mirror.selectors import card_status_of
 from registry_app.models import ApprovalPolicy, EvaluationReport, Metric, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
-from registry_app.permissions import can_retry_push, can_revoke, is_active_user, user_roles
-from registry_app.review.policies import package_fingerprint, resolve_policy
-from registry_app.review.policy import (
-    DEFAULT_ROLE_FLAGS,
-    MetricObservation,
-    PolicyResult,
-    PolicySpec,
-    SignOffNotAllowed,
-    check_can_sign,
-    evaluate,
+from registry_app.permissions import can_retry_push, can_revoke, user_roles
+from registry_app.review.policies import resolve_policy
+from registry_app.review.policy import DEFAULT_ROLE_FLAGS, MetricObservation, PolicyResult, PolicySpec
+from registry_app.review.state import (
+    effective_status,
+    package_fingerprint,
+    signable_roles,
+    signoff_views,
+    verdict,
 )
-from registry_app.review.push import effective_status
-from registry_app.review.signoffs import registered_by_user_id, signoff_views
 
 __all__ = ["DiffRow", "MetricComparison", "ReviewState", "review_state"]
 
@@ -100,20 +96,22 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
     signoffs = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
     for s in signoffs:
         s.is_stale = s.stale_at is not None or s.fingerprint != fingerprint  # type: ignore[attr-defined]
-    views = signoff_views(signoffs)
-    result = evaluate(
-        policy,
-        signoffs=views,
-        metrics=[MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in metrics],
-        card_status=card_status_of(package) or None,
-        current_fingerprint=fingerprint,
-    )
-
     pushes = list(PushOutbox.objects.filter(package=package).order_by("-created_at"))
     for push in pushes:
         push.can_retry = can_retry_push(user, push)  # type: ignore[attr-defined]
-    status = effective_status(package, pushes)
-    signable, reason = _signable(package, policy, user, views, fingerprint, status)
+    state = verdict(
+        package,
+        policy=policy,
+        signoffs=signoff_views(signoffs),
+        metrics=[MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in metrics],
+        fingerprint=fingerprint,
+        status=effective_status(package, pushes),
+    )
+    held = user_roles(user)
+    signability = signable_roles(state, package, user, held)
+    result = state.result
+    status = state.status
+    signable, reason = signability.roles, signability.reason(policy, held)
 
     baseline = _baseline(package)
     previous = _previous(package)
@@ -135,45 +133,6 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         diff_from_previous=diff_packages(previous, package, policy) if previous is not None else [],
         effective_status=status,
     )
-
-
-def _signable(
-    package: ModelPackage, policy: PolicySpec, user: Any, views: list[Any], fingerprint: str, status: str
-) -> tuple[list[str], str]:
-    """Roles ``user`` may sign now, or why none (the most specific refusal)."""
-    if not is_active_user(user):
-        return [], "Sign in to sign off."
-    roles = user_roles(user)
-    registrant = registered_by_user_id(package, user)
-    signable: list[str] = []
-    refusals: dict[str, SignOffNotAllowed] = {}
-    for role in policy.required_roles:
-        try:
-            check_can_sign(
-                policy,
-                user_id=user.pk,
-                username=user.get_username(),
-                user_roles=roles,
-                role=role,
-                signoffs=views,
-                current_fingerprint=fingerprint,
-                registered_by_user_id=registrant,
-                package_status=status,
-                package_deleted=package.deleted_at is not None or package.group.deleted_at is not None,
-            )
-            signable.append(role)
-        except SignOffNotAllowed as exc:
-            refusals[role] = exc
-    if signable:
-        return signable, ""
-    held = [r for r in policy.required_roles if r in roles]
-    if held:
-        return [], refusals[held[0]].message
-    first = next(iter(refusals.values()), None)
-    if first is not None and first.code != "role_not_held":
-        return [], first.message
-    required = ", ".join(policy.required_roles)
-    return [], f"You hold none of the roles policy {policy.name!r} requires ({required})."
 
 
 # --------------------------------------------------------------------------------------------- comparisons

@@ -18,7 +18,8 @@ times for the same row:
    left out): status, description, and the full CustomerMetadataProperties from step 3 with the
    flags added. ``ClientToken`` is the row id, so AWS de-duplicates a request that botocore
    retried after a lost response.
-6. **Record** the row as sent and apply a fresh describe to the mirror at once.
+6. **Record** the row as sent; after commit ``refresh_package_task`` describes the package and
+   applies it to the mirror (the push never writes the mirror itself).
 
 Retryable AWS errors put the row back to pending and propagate, for the Celery task's
 backoff; final errors mark it failed, for staff to retry. ``pushes_resend_stuck`` (beat)
@@ -44,14 +45,16 @@ from registry_app.audit import log as audit_log
 from registry_app.aws.errors import AwsError, ConflictError, RetryableAwsError
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
-from registry_app.models import ModelPackage, PushOutbox
+from registry_app.models import PushOutbox
+from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import RETRYABLE_PUSH_STATES, can_retry_push, principal_names
+from registry_app.review.staleness import signoffs_mark_stale
+from registry_app.review.state import fingerprint_of_record
 
 __all__ = [
     "CLAIMABLE_STATES",
     "PushBlocked",
     "PushRefused",
-    "effective_status",
     "push_enqueue",
     "push_execute",
     "push_retry",
@@ -64,10 +67,8 @@ log = logging.getLogger(__name__)
 State = PushOutbox.State
 Kind = PushOutbox.Kind
 
-CLAIMABLE_STATES = (State.PENDING, State.FAILED)
-ACTIVE_STATES = (State.PENDING, State.SENDING)
-# A decision whose push has not (yet) reached the registry still decides the package.
-UNDELIVERED_STATES = (State.PENDING, State.SENDING, State.FAILED)
+CLAIMABLE_STATES = PushOutbox.CLAIMABLE_STATES
+ACTIVE_STATES = PushOutbox.ACTIVE_STATES
 
 MAX_METADATA_ENTRIES = 50
 MAX_METADATA_KEY = 128
@@ -103,30 +104,6 @@ def push_enqueue(push_id: UUID | str) -> None:
 
     pid = str(push_id)
     transaction.on_commit(lambda: push_task.apply_async(args=[pid]), robust=True)
-
-
-def effective_status(
-    package: ModelPackage, pushes: list[PushOutbox] | None = None, *, include_failed: bool = True
-) -> str:
-    """The status the package has, or will have once the dashboard's own decision reaches the
-    registry: the target of the newest undelivered decision push, else the mirror's status.
-
-    ``include_failed``: a failed decision push still decides the package for sign-offs (staff
-    retries it; nobody signs on). For the expected status of a *new* push only pushes still on
-    their way (pending/sending) count, because only those are sent before it.
-    ``pushes`` (any order, any kind) saves the query.
-    """
-    states = UNDELIVERED_STATES if include_failed else ACTIVE_STATES
-    if pushes is None:
-        pushes = list(
-            PushOutbox.objects.filter(package=package, kind=Kind.DECISION, state__in=states)
-            .exclude(target_status="")
-            .order_by("-created_at")[:1]
-        )
-    undelivered = [p for p in pushes if p.kind == Kind.DECISION and p.state in states and p.target_status]
-    if undelivered:
-        return max(undelivered, key=lambda p: p.created_at).target_status
-    return package.approval_status
 
 
 def _fit(text: str, limit: int) -> str:
@@ -210,15 +187,13 @@ def _enqueue_next(push: PushOutbox) -> None:
         push_enqueue(following)
 
 
-def _apply_to_mirror(push: PushOutbox, record: dict[str, Any]) -> None:
-    """Show the registry's state at once; the next sync would find it anyway, so never fail on it."""
-    from registry_app.mirror.reconcile import apply_package_record
+def _refresh_mirror(push: PushOutbox) -> None:
+    """Have the mirror show the registry's new state soon: ``refresh_package_task`` describes the
+    package after this transaction commits (the push never writes the mirror itself)."""
+    from registry_app.tasks import refresh_package_task
 
-    try:
-        with transaction.atomic():
-            apply_package_record(push.package.source, record)
-    except Exception:  # noqa: BLE001 - the push itself succeeded; the sync will reconcile the mirror
-        log.exception("push %s: could not apply the describe result to the mirror", push.pk)
+    package_id = push.package_id
+    transaction.on_commit(lambda: refresh_package_task.apply_async(args=[package_id]), robust=True)
 
 
 # --------------------------------------------------------------------------------------------- intended state
@@ -291,7 +266,7 @@ def push_execute(push_id: UUID | str, *, client: RegistryClient | None = None) -
     ``RetryableAwsError`` after putting the row back to pending; both mean "run me again later".
     No transaction is open while AWS is called; each state change is its own conditional UPDATE.
     """
-    push = PushOutbox.objects.select_related("package__source").get(pk=push_id)
+    push = PushOutbox.objects.select_related("package__source", "package__group", "signoff").get(pk=push_id)
     if push.state not in CLAIMABLE_STATES:
         return push  # sent, conflicting, or being sent by someone else
     blocker = _earlier_active(push)
@@ -347,23 +322,65 @@ def _deliver(push: PushOutbox, claim: _Claim, client: RegistryClient | None) -> 
     if outside and not _set_by_later_decision(push, found):
         _mark_conflict(push, claim, record)
         return
+    changed = _reviewed_content_changed(push, record)
+    if changed:
+        _mark_content_conflict(push, claim, record, changed)
+        return
     params = _intended(push, record)
     if _already_applied(params, record, push):
         with transaction.atomic():
             if claim.finish(State.SENT, sent_at=timezone.now(), last_error="Already applied in the registry."):
-                _apply_to_mirror(push, record)
+                _refresh_mirror(push)
                 _enqueue_next(push)
         return
     client.update_package(**params, ClientToken=str(push.pk))
-    try:
-        after: dict[str, Any] | None = client.describe_package(push.package.arn)
-    except AwsError as exc:  # the update went through; the next sync refreshes the mirror
-        log.warning("push %s: sent, but the describe afterwards failed: %s", push.pk, exc)
-        after = None
     with transaction.atomic():
         if claim.finish(State.SENT, sent_at=timezone.now(), last_error=""):
-            if after is not None:
-                _apply_to_mirror(push, after)
+            _refresh_mirror(push)
+            _enqueue_next(push)
+
+
+def _approves(push: PushOutbox) -> bool:
+    """Whether the push writes an approval: an Approved decision, or a role flag set to true."""
+    if push.kind == Kind.DECISION:
+        return push.target_status == ApprovalStatus.APPROVED
+    return any(value is not None for value in (push.flags or {}).values())
+
+
+def _reviewed_content_changed(push: PushOutbox, record: dict[str, Any]) -> list[str]:
+    """The reviewed parts (card, description, inference specification, metrics, metadata...) in
+    which the registry's package, as just described, differs from what the sign-offs reviewed.
+
+    Empty when nothing changed, or when the push approves nothing (a rejection or revocation is
+    never unsafe) or carries no sign-off fingerprint (revocations and archives).
+    """
+    if not _approves(push) or push.signoff_id is None:
+        return []
+    signoff = push.signoff
+    assert signoff is not None
+    fresh, detail = fingerprint_of_record(push.package, record)
+    if fresh == signoff.fingerprint:
+        return []
+    reviewed = signoff.fingerprint_detail if isinstance(signoff.fingerprint_detail, dict) else {}
+    return sorted(k for k in detail if k != "v" and reviewed.get(k) != detail[k]) or ["content"]
+
+
+def _mark_content_conflict(push: PushOutbox, claim: _Claim, record: dict[str, Any], changed: list[str]) -> None:
+    """The registry's content is no longer what was reviewed: write nothing, mark the sign-offs
+    stale (they must be redone on the new content), tell the signers, refresh the mirror."""
+    detail = {**_conflict_detail(push, record), "reason": "content_changed", "changed": changed}
+    message = (
+        "Not written: the package's reviewed content changed in the registry after the review "
+        f"({', '.join(changed)}); the sign-offs are stale and must be redone on the new content."
+    )
+    fingerprint, _ = fingerprint_of_record(push.package, record)
+    with transaction.atomic():
+        if claim.finish(State.CONFLICT, conflict_detail=detail, last_error=message):
+            signoffs_mark_stale(push.package, fingerprint=fingerprint, via=audit_log.Via.TASK)
+            from registry_app.notifications.enqueue import enqueue_conflict
+
+            enqueue_conflict(push.pk)
+            _refresh_mirror(push)
             _enqueue_next(push)
 
 
@@ -379,7 +396,7 @@ def _mark_conflict(push: PushOutbox, claim: _Claim, record: dict[str, Any]) -> N
             from registry_app.notifications.enqueue import enqueue_conflict
 
             enqueue_conflict(push.pk)
-            _apply_to_mirror(push, record)
+            _refresh_mirror(push)
             _enqueue_next(push)
 
 

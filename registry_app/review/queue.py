@@ -3,16 +3,16 @@
 Constant query counts, whatever the number of pending packages or sign-offs. The "mine" and
 "all" tabs read: the user's roles (``permissions.user_roles``, cached on the user for the request),
 the stored policies, the pending packages (with card), their groups (with source), then their
-sign-offs, report digests and undelivered decision pushes as plain rows: 7 queries (3 when nothing
-is pending; just the roles when "mine" is asked by someone holding no sign-off role). "decided"
+sign-offs, metrics, report digests and undelivered decision pushes as plain rows: 8 queries (3 when
+nothing is pending; just the roles when "mine" is asked by someone holding no sign-off role). "decided"
 reads the decisions (with package, group, source and user) and their pushes: 2 queries.
 ``queue_counts`` is the "mine" tab tallied per role; the nav counts and an unfiltered tab of the
 same request share one computation (memoised on the user object, like the roles).
 
-A sign-off counts while it is current, by the same rules as the review page and the sign-off
-service: not marked stale, and made on the package's current fingerprint
-(``services.policies.package_fingerprint``, computed here from the prefetched rows). A package
-the dashboard already decided (its decision push has not reached the registry yet) waits for nobody.
+Each row is ``review.state.verdict`` and ``review.state.signable_roles`` on those rows: the same
+computation as the review page and the sign-off service (a sign-off counts while it is current;
+metric gates and the card check are evaluated; a package the dashboard already decided, its
+decision push not yet delivered, waits for nobody).
 """
 
 from __future__ import annotations
@@ -33,16 +33,26 @@ from registry_app.models import (
     ApprovalPolicy,
     Decision,
     EvaluationReport,
+    Metric,
     ModelPackage,
     ModelPackageGroup,
     PushOutbox,
     SignOff,
 )
 from registry_app.models.registry import ApprovalStatus
-from registry_app.permissions import SIGNOFF_ROLES, VIEWER_ROLE, principal_names, user_roles
-from registry_app.review.policies import package_fingerprint, resolve_policy
-from registry_app.review.policy import REJECTED, PolicySpec, SignOffView, evaluate, sla_state
-from registry_app.review.push import UNDELIVERED_STATES, effective_status
+from registry_app.permissions import SIGNOFF_ROLES, VIEWER_ROLE, user_roles
+from registry_app.review.policies import resolve_policy
+from registry_app.review.policy import MetricObservation, PolicySpec, SignOffView, sla_state
+from registry_app.review.state import (
+    PENDING_OUTCOME,
+    effective_status,
+    package_fingerprint,
+    signable_roles,
+    signoff_view,
+    verdict,
+)
+
+UNDELIVERED_STATES = PushOutbox.UNDELIVERED_STATES
 
 __all__ = [
     "DECIDED_DAYS",
@@ -52,7 +62,6 @@ __all__ = [
     "TagFilter",
     "queue_counts",
     "archive_preview",
-    "package_by_version",
     "push_with_package",
     "nav_cache_key",
     "queue_cache_clear",
@@ -164,21 +173,6 @@ class _DecisionPush:
     created_at: dt.datetime
 
 
-def _signoff_view(
-    user_id: int, username: str, role: str, decision: str, fingerprint: str, stale_at: Any, signed_at: Any, comment: str
-) -> SignOffView:
-    """``services.signoffs.signoff_views`` for a ``values_list`` row: a row marked stale never counts again."""
-    return SignOffView(
-        user_id=user_id,
-        username=username,
-        role=role,
-        decision=decision,
-        fingerprint=fingerprint if stale_at is None else f"stale:{fingerprint}",
-        signed_at=signed_at,
-        comment=comment,
-    )
-
-
 def _pending_packages(group: str, tag: TagFilter | None) -> list[ModelPackage]:
     """Pending, live packages with what the policy, the fingerprint and the effective status need.
 
@@ -212,7 +206,7 @@ def _pending_packages(group: str, tag: TagFilter | None) -> list[ModelPackage]:
             "package_id", "user_id", username, "role", "decision", "fingerprint", "stale_at", "created_at", "comment"
         )
     ):
-        views[package_id].append(_signoff_view(*row))
+        views[package_id].append(signoff_view(*row))
     reports: dict[int, list[_ReportDigest]] = defaultdict(list)
     for package_id, *digest in (
         EvaluationReport.objects.filter(package__in=ids)
@@ -220,6 +214,11 @@ def _pending_packages(group: str, tag: TagFilter | None) -> list[ModelPackage]:
         .values_list("package_id", "slot", "sha256", "content_digest", "s3_uri")
     ):
         reports[package_id].append(_ReportDigest(*digest))
+    metrics: dict[int, list[MetricObservation]] = defaultdict(list)
+    for package_id, name, value, facet, kind in Metric.objects.filter(package__in=ids).values_list(
+        "package_id", "name", "value", "facet", "kind"
+    ):
+        metrics[package_id].append(MetricObservation(name=name, value=value, facet=facet, kind=kind))
     pushes: dict[int, list[_DecisionPush]] = defaultdict(list)
     for package_id, *push in (
         PushOutbox.objects.filter(package__in=ids, kind=PushOutbox.Kind.DECISION, state__in=UNDELIVERED_STATES)
@@ -229,6 +228,7 @@ def _pending_packages(group: str, tag: TagFilter | None) -> list[ModelPackage]:
         pushes[package_id].append(_DecisionPush(*push))
     for package in packages:
         package.signoff_views = views[package.pk]  # type: ignore[attr-defined]
+        package.metric_observations = metrics[package.pk]  # type: ignore[attr-defined]
         package.undelivered_decisions = pushes[package.pk]  # type: ignore[attr-defined]
         # package_fingerprint reads ``package.reports.all()``, which serves a filled prefetch cache.
         cache = package.__dict__.setdefault("_prefetched_objects_cache", {})
@@ -236,34 +236,25 @@ def _pending_packages(group: str, tag: TagFilter | None) -> list[ModelPackage]:
     return packages
 
 
-def _registered_by(package: ModelPackage, username: str) -> bool:
-    """Whether ``CreatedBy`` names this user (as ``permissions.registrant_user_ids``, without its query).
-
-    ``username`` is already case-folded.
-    """
-    return any(name.casefold() == username for name in principal_names(package.created_by))
-
-
 def _pending_item(
-    package: ModelPackage, policy: PolicySpec, *, user_id: int, username: str, roles: set[str], now: dt.datetime
+    package: ModelPackage, policy: PolicySpec, *, user: Any, roles: set[str], now: dt.datetime
 ) -> QueueItem:
+    """One pending row: ``review.state.verdict`` and ``signable_roles``, as the review page computes them."""
     views: list[SignOffView] = package.signoff_views  # type: ignore[attr-defined]
     # Marked-stale rows never count, so without an unmarked one the fingerprint cannot matter.
     unmarked = any(not v.fingerprint.startswith("stale:") for v in views)
     fingerprint = package_fingerprint(package, policy=policy)[0] if unmarked else "-"
-    # Only the role bookkeeping matters here (no metrics, no card): gates never stop anyone signing.
-    result = evaluate(policy, signoffs=views, metrics=[], card_status=None, current_fingerprint=fingerprint)
-    status = effective_status(package, package.undelivered_decisions)  # type: ignore[attr-defined]
-    if status != ApprovalStatus.PENDING:
-        outcome = status  # decided by the dashboard, the push is on its way
-    elif result.decision == REJECTED:
-        outcome = REJECTED
-    else:
-        outcome = "Pending"
-    missing = [r.role for r in result.roles if r.remaining > 0] if outcome == "Pending" else []
-    signed_by_me = any(v.user_id == user_id and v.fingerprint == fingerprint for v in views)
-    wanted = [role for role in missing if role in roles] if not signed_by_me else []
-    signable = wanted if wanted and not _registered_by(package, username) else []
+    state = verdict(
+        package,
+        policy=policy,
+        signoffs=views,
+        metrics=package.metric_observations,  # type: ignore[attr-defined]
+        fingerprint=fingerprint,
+        status=effective_status(package, package.undelivered_decisions),  # type: ignore[attr-defined]
+    )
+    signed_by_me = any(v.user_id == user.pk and v.fingerprint == fingerprint for v in views)
+    wanted = roles & set(state.missing_roles)
+    signable = signable_roles(state, package, user, wanted, only_held=True).roles if wanted else []
     created = package.created_at or package.first_seen_at
     sla, age_hours = sla_state(created, now, policy.sla_hours)
     return QueueItem(
@@ -272,10 +263,10 @@ def _pending_item(
         sla_hours=policy.sla_hours,
         sla=sla,
         age_hours=age_hours,
-        missing_roles=missing,
+        missing_roles=state.missing_roles,
         signable_roles=signable,
         signed_by_me=signed_by_me,
-        outcome=outcome,
+        outcome=state.outcome if state.outcome != PENDING_OUTCOME else "Pending",
     )
 
 
@@ -303,16 +294,8 @@ def _pending_items(user: Any, *, group: str, tag: TagFilter | None) -> list[Queu
             memo["policies"] = list(ApprovalPolicy.objects.all())
         roles = _signing_roles(user)
         now = timezone.now()
-        user_id, username = user.pk, user.get_username().casefold()
         memo[key] = [
-            _pending_item(
-                package,
-                resolve_policy(memo["policies"], package.group),
-                user_id=user_id,
-                username=username,
-                roles=roles,
-                now=now,
-            )
+            _pending_item(package, resolve_policy(memo["policies"], package.group), user=user, roles=roles, now=now)
             for package in _pending_packages(group, tag)
         ]
     items: list[QueueItem] = memo[key]
@@ -403,16 +386,6 @@ def queue_counts(user: Any) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------------------------- lookups
-
-
-def package_by_version(*, group_name: str, version: int, source_name: str | None = None) -> ModelPackage | None:
-    """The package the review URLs name (same choice as the package page: live group first, then source name)."""
-    packages = ModelPackage.objects.filter(group__name=group_name, version=version).select_related(
-        "group__source", "source", "model_card"
-    )
-    if source_name:
-        packages = packages.filter(group__source__name=source_name)
-    return packages.order_by(F("group__deleted_at").asc(nulls_first=True), "group__source__name", "pk").first()
 
 
 def push_with_package(push_id: Any) -> PushOutbox | None:

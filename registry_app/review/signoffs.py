@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,36 +9,37 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry_app.audit import log as audit_log
-from registry_app.mirror.selectors import card_status_of
 from registry_app.models import Decision, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
-from registry_app.permissions import is_active_user, registrant_user_ids, user_roles
-from registry_app.review.policies import package_fingerprint, policy_for_group
+from registry_app.permissions import is_active_user, user_roles
+from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import (
     APPROVE,
     APPROVED,
     REJECT,
     REJECTED,
-    MetricObservation,
     PolicyResult,
     PolicySpec,
     SignOffNotAllowed,
     SignOffView,
     approval_description,
-    check_can_sign,
-    evaluate,
     role_flags_for,
 )
-from registry_app.review.push import effective_status, push_enqueue
+from registry_app.review.push import push_enqueue
+from registry_app.review.state import (
+    check_signoff,
+    effective_status,
+    is_registrant,
+    metric_observations,
+    package_fingerprint,
+    signoff_views,
+    verdict,
+)
 
 __all__ = [
     "MAX_COMMENT",
     "SignOffResult",
-    "metric_observations",
-    "registered_by_user_id",
     "signoff_create",
-    "signoff_views",
-    "signoffs_mark_stale",
 ]
 
 MAX_COMMENT = 4000
@@ -53,46 +53,7 @@ class SignOffResult:
     pushes: list[PushOutbox]
 
 
-# --------------------------------------------------------------------------------------------- shared helpers
-
-
-def signoff_views(signoffs: Iterable[SignOff]) -> list[SignOffView]:
-    """Policy-engine views of sign-off rows (``user`` selected with them).
-
-    A row marked stale keeps a fingerprint that can never be current, so it stays stale even if
-    the content later changes back: a stale sign-off must be redone, never revived.
-    """
-    return [
-        SignOffView(
-            user_id=s.user_id,
-            username=s.user.get_username(),
-            role=s.role,
-            decision=s.decision,
-            fingerprint=s.fingerprint if s.stale_at is None else f"stale:{s.fingerprint}",
-            signed_at=s.created_at,
-            comment=s.comment,
-        )
-        for s in signoffs
-    ]
-
-
-def metric_observations(package: ModelPackage) -> list[MetricObservation]:
-    """The package's normalised metrics (uses a ``metrics`` prefetch when there is one)."""
-    return [MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in package.metrics.all()]
-
-
-def registered_by_user_id(package: ModelPackage, user: Any = None) -> int | None:
-    """The Django user who registered ``package`` (matched from ``CreatedBy``), for ``check_can_sign``.
-
-    When several users match (say, SourceIdentity and session name name different people), each
-    of them is the registrant: ``user``'s own id is returned if it is among them.
-    """
-    ids = registrant_user_ids(package)
-    if not ids:
-        return None
-    if user is not None and user.pk in ids:
-        return int(user.pk)
-    return ids[0]
+# --------------------------------------------------------------------------------------------- helpers
 
 
 def _lock_package(package_id: int) -> ModelPackage:
@@ -137,18 +98,16 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
         fingerprint, detail = package_fingerprint(package, policy=policy)
         existing = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
         views = signoff_views(existing)
-        check_can_sign(
-            policy,
-            user_id=user.pk,
-            username=user.get_username(),
-            user_roles=user_roles(user),
-            role=role,
+        metrics = metric_observations(package)
+        before = verdict(
+            package,
+            policy=policy,
             signoffs=views,
-            current_fingerprint=fingerprint,
-            registered_by_user_id=registered_by_user_id(package, user),
-            package_status=effective_status(package),
-            package_deleted=package.deleted_at is not None or group.deleted_at is not None,
+            metrics=metrics,
+            fingerprint=fingerprint,
+            status=effective_status(package),
         )
+        check_signoff(before, user, user_roles(user), role, registrant=is_registrant(package, user))
         newly_stale = [s for s in existing if s.stale_at is None and s.fingerprint != fingerprint]
         if _mark_stale(newly_stale):
             audit_log.audit_signoffs_stale(
@@ -165,13 +124,9 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
         )
         audit_log.audit_signoff(signoff)
         views += signoff_views([signoff])
-        result = evaluate(
-            policy,
-            signoffs=views,
-            metrics=metric_observations(package),
-            card_status=card_status_of(package) or None,
-            current_fingerprint=fingerprint,
-        )
+        result = verdict(
+            package, policy=policy, signoffs=views, metrics=metrics, fingerprint=fingerprint, status=before.status
+        ).result
         pushes: list[PushOutbox] = []
         acting = user.get_username()
         role_done = any(r.role == role and r.satisfied for r in result.roles)
@@ -241,22 +196,3 @@ def _mark_stale(signoffs: list[SignOff]) -> int:
     for s in signoffs:
         s.stale_at = now
     return SignOff.objects.filter(pk__in=[s.pk for s in signoffs], stale_at__isnull=True).update(stale_at=now)
-
-
-def signoffs_mark_stale(package: ModelPackage) -> int:
-    """Mark stale every current sign-off whose fingerprint no longer matches the package.
-
-    Called by the sync hook when reviewed content changed. One SELECT and one UPDATE (plus the
-    fingerprint's reads) and, when any became stale, an audit entry (``signoffs.marked_stale``);
-    returns how many sign-offs became stale. They no longer count and must be redone.
-    """
-    fingerprint, _ = package_fingerprint(package)
-    ids = list(
-        SignOff.objects.filter(package=package, stale_at__isnull=True)
-        .exclude(fingerprint=fingerprint)
-        .values_list("pk", flat=True)
-    )
-    count = SignOff.objects.filter(pk__in=ids, stale_at__isnull=True).update(stale_at=timezone.now()) if ids else 0
-    if count:  # the sync's transaction: the entry commits with the stale marks
-        audit_log.audit_signoffs_stale(package, ids, fingerprint=fingerprint, via=audit_log.Via.SYNC)
-    return count

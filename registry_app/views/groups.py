@@ -9,7 +9,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from registry_app.mirror import selectors
-from registry_app.models import GroupWatcher
+from registry_app.notifications.selectors import is_watching
 from registry_app.permissions import can_archive
 from registry_app.views.forms import GroupFilterForm
 
@@ -36,7 +36,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
-    detail = selectors.group_detail(name=group_name, source_name=request.GET.get("source") or None)
+    detail = selectors.group_detail(request.user, name=group_name, source_name=request.GET.get("source") or None)
     if detail is None:
         raise Http404("No such model package group")
     group = detail.group
@@ -44,6 +44,6 @@ def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
         "detail": detail,
         "group": group,
         "can_archive": can_archive(request.user, group),
-        "watching": GroupWatcher.objects.filter(user_id=request.user.pk, group=group).exists(),
+        "watching": is_watching(request.user, group),
     }
     return render(request, "registry_app/group_detail.html", context)

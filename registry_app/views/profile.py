@@ -11,8 +11,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from registry_app.models import ModelPackageGroup, NotificationKind
+from registry_app.mirror.lookups import find_group
+from registry_app.models import NotificationKind
 from registry_app.notifications import profile as notifications
+from registry_app.notifications.selectors import watchable_groups
 
 
 class NotificationPreferencesForm(forms.Form):
@@ -45,14 +47,13 @@ def profile(request: HttpRequest) -> HttpResponse:
     overview = notifications.profile_overview(request.user)  # type: ignore[arg-type]
     if request.method != "POST":
         form = NotificationPreferencesForm(initial={"wanted": [k.value for k in overview.kinds if k.wanted]})
-    watchable = ModelPackageGroup.objects.filter(deleted_at__isnull=True).exclude(watchers__user=request.user)
     return render(
         request,
         "registry_app/profile.html",
         {
             "form": form,
             "overview": overview,
-            "watchable": watchable.select_related("source").order_by("name", "source__name")[:500],
+            "watchable": watchable_groups(request.user),
         },
     )
 
@@ -72,10 +73,7 @@ def group_watch(request: HttpRequest, group_name: str) -> HttpResponse:
     form = WatchForm(request.POST)
     if not form.is_valid():
         return HttpResponse("Invalid watch request", status=400)
-    groups = ModelPackageGroup.objects.filter(name=group_name).select_related("source").order_by("deleted_at", "pk")
-    if form.cleaned_data["source"]:
-        groups = groups.filter(source__name=form.cleaned_data["source"])
-    group = groups.first()
+    group = find_group(request.user, name=group_name, source_name=form.cleaned_data["source"] or None)
     if group is None:
         raise Http404("No such model package group")
     watch = form.cleaned_data["action"] == "watch"

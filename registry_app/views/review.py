@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 
 from registry_app.mirror import selectors
+from registry_app.mirror.lookups import find_group, find_package
 from registry_app.mirror.selectors import PackageDetail
 from registry_app.models import ModelPackage, ModelPackageGroup, SignOff
 from registry_app.permissions import can_archive
@@ -88,7 +89,7 @@ def _source(request: HttpRequest) -> str | None:
 
 
 def _package_or_404(request: HttpRequest, group_name: str, version: int) -> ModelPackage:
-    package = selectors_queue.package_by_version(group_name=group_name, version=version, source_name=_source(request))
+    package = find_package(request.user, group_name=group_name, version=version, source_name=_source(request))
     if package is None:
         raise Http404("No such model package version")
     return package
@@ -110,7 +111,7 @@ def _panel_context(request: HttpRequest, package: ModelPackage, **extra: Any) ->
 
 def _render_page(request: HttpRequest, package: ModelPackage, *, status: int = 200, **extra: Any) -> HttpResponse:
     detail = selectors.package_detail(
-        group_name=package.group.name, version=package.version, source_name=package.group.source.name
+        request.user, group_name=package.group.name, version=package.version, source_name=package.group.source.name
     )
     if detail is None:  # pragma: no cover - the package was just read
         raise Http404("No such model package version")
@@ -169,7 +170,9 @@ def package_review(request: HttpRequest, group_name: str, version: int) -> HttpR
         package = _package_or_404(request, group_name, version)
         response = render(request, PANEL_TEMPLATE, _panel_context(request, package))
     else:
-        detail = selectors.package_detail(group_name=group_name, version=version, source_name=_source(request))
+        detail = selectors.package_detail(
+            request.user, group_name=group_name, version=version, source_name=_source(request)
+        )
         if detail is None:
             raise Http404("No such model package version")
         response = _render_detail(request, detail)
@@ -273,10 +276,10 @@ def push_retry(request: HttpRequest, push_id: UUID) -> HttpResponse:
 
 
 def _group_or_404(request: HttpRequest, group_name: str) -> ModelPackageGroup:
-    detail = selectors.group_detail(name=group_name, source_name=_source(request))
-    if detail is None:
+    group = find_group(request.user, name=group_name, source_name=_source(request))
+    if group is None:
         raise Http404("No such model package group")
-    return detail.group
+    return group
 
 
 def _render_archive(

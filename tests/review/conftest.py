@@ -65,7 +65,16 @@ def outbox(django_capture_on_commit_callbacks: Any) -> Iterator[Outbox]:
     def fake_apply_async(args: list[Any] | None = None, **_: Any) -> None:
         box.queued.append(str((args or [])[0]))
 
-    with mock.patch("registry_app.tasks.push_task.apply_async", side_effect=fake_apply_async):
+    def refresh_now(args: list[Any] | None = None, **_: Any) -> None:
+        # The mirror refresh a push enqueues runs at once, as a worker would right after the push.
+        from registry_app.tasks import refresh_package_task
+
+        refresh_package_task.apply(args=args)
+
+    with (
+        mock.patch("registry_app.tasks.push_task.apply_async", side_effect=fake_apply_async),
+        mock.patch("registry_app.tasks.refresh_package_task.apply_async", side_effect=refresh_now),
+    ):
         yield box
 
 

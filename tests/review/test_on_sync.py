@@ -11,8 +11,8 @@ from registry_app.mirror.reconcile import apply_package_record
 from registry_app.models import ModelPackage, SignOff
 from registry_app.review.on_sync import card_observed
 from registry_app.review.panel import review_state
-from registry_app.review.policies import package_fingerprint
 from registry_app.review.signoffs import signoff_create
+from registry_app.review.state import package_fingerprint
 from tests import aws_helpers as h
 from tests.factories import ModelPackageFactory
 from tests.review.conftest import Outbox, Registry
@@ -150,7 +150,7 @@ def test_a_failing_hook_never_breaks_the_sync(registry: Registry, personas: dict
     sign(outbox, personas["fair"], package, "fairness")
     record = json.loads(json.dumps(registry.describe("pending"), default=str))
     record["ModelPackageDescription"] = "changed again"
-    with mock.patch("registry_app.review.signoffs.signoffs_mark_stale", side_effect=RuntimeError("boom")):
+    with mock.patch("registry_app.review.staleness.signoffs_mark_stale", side_effect=RuntimeError("boom")):
         applied = apply_package_record(registry.source, record)
     assert applied.description == "changed again"
     # The evaluation still judges by fingerprint: the sign-off no longer counts.

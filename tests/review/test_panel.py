@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from registry_app.models import ModelPackage, PushOutbox, SignOff
 from registry_app.review.panel import review_state
-from registry_app.review.policies import package_fingerprint
+from registry_app.review.state import package_fingerprint
 from tests.factories import (
     EvaluationReportFactory,
     MetricFactory,

@@ -10,7 +10,8 @@ from django.utils import timezone
 from registry_app.models import ApprovalPolicy, Decision, ModelPackage, PushOutbox, SignOff
 from registry_app.permissions import principal_names, user_roles
 from registry_app.review.policy import SignOffNotAllowed
-from registry_app.review.signoffs import registered_by_user_id, signoff_create
+from registry_app.review.signoffs import signoff_create
+from registry_app.review.state import is_registrant
 from tests.factories import EvaluationReportFactory, MetricFactory, ModelPackageFactory, ModelPackageGroupFactory
 from tests.review.conftest import make_user
 
@@ -102,7 +103,8 @@ def test_unknown_package_and_bad_input(personas: dict[str, Any]) -> None:
 )
 def test_registrant_cannot_sign(personas: dict[str, Any], created_by: dict[str, Any]) -> None:
     package = ModelPackageFactory(created_by=created_by)
-    assert registered_by_user_id(package, personas["mlead"]) == personas["mlead"].pk
+    assert is_registrant(package, personas["mlead"])
+    assert not is_registrant(package, personas["fair"])
     error = refusal(personas["mlead"], package, "ml-lead")
     assert error.code == "registrant"
     assert "registered this model package" in error.message

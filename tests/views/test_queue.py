@@ -314,7 +314,7 @@ def test_queue_query_count_does_not_grow_with_packages(target: str) -> None:
     many = _count(user, target)
 
     assert few[0] == many[0], f"{few[0]} queries with 2 pending packages, {many[0]} with 42:\n" + "\n".join(many[1])
-    assert many[0] <= 14, "\n".join(many[1])
+    assert many[0] <= 16, "\n".join(many[1])  # two queue computations (tab + nav), 8 queries each at most
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -342,14 +342,14 @@ def test_nav_counts_cost_a_fixed_number_of_queries_on_other_pages() -> None:
 
     assert few[0] == many[0], "\n".join(many[1])
     assert viewer_few[0] == viewer_many[0]
-    # Role holders pay for the counts (policies, pending packages, groups, sign-offs, reports, pushes);
+    # Role holders pay for the counts (policies, pending packages, groups, sign-offs, metrics, reports, pushes);
     # others only for their roles.
-    assert many[0] - viewer_many[0] == 6, "\n".join(many[1])
+    assert many[0] - viewer_many[0] == 7, "\n".join(many[1])
 
 
 def test_queue_reads_signoffs_exactly_as_the_signoff_service_does() -> None:
     from registry_app.review.queue import _pending_packages
-    from registry_app.review.signoffs import signoff_views
+    from registry_app.review.state import signoff_views
 
     package = pending(1)
     signoff_row(package, persona_user("mlead"), "ml-lead", comment="a")

@@ -97,7 +97,7 @@ def failed_push(package: ModelPackage, *, state: str = PushOutbox.State.FAILED, 
 
 def signoff_row(package: ModelPackage, user: Any, role: str, *, decision: str = "approve", **fields: Any) -> SignOff:
     """A stored sign-off on the package's current fingerprint (as the service would have written it)."""
-    from registry_app.review.policies import package_fingerprint
+    from registry_app.review.state import package_fingerprint
 
     fingerprint, _ = package_fingerprint(ModelPackage.objects.get(pk=package.pk))
     values: dict[str, Any] = {"fingerprint": fingerprint, "comment": "", **fields}

@@ -1,0 +1,223 @@
+"""Policies: what a group requires (roles, gates, card, SLA, flags) and which policy applies (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry_app.review.policy.basics import (
+    DEFAULT_ROLE_FLAGS,
+    DEFAULT_ROLES,
+    DEFAULT_SLA_HOURS,
+    MAX_SLA_HOURS,
+    POLICY_KEYS,
+    ROLE_RE,
+    PolicyError,
+    default_flag_for_role,
+    valid_flag_key,
+)
+from registry_app.review.policy.gates import MetricGate
+
+# --------------------------------------------------------------------------------------------
+# Policies
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """An approval policy. ``role_flags`` is normalised to exactly one flag per required role."""
+
+    name: str
+    required_roles: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ROLES))
+    require_card_approved: bool = False
+    gates: tuple[MetricGate, ...] = ()
+    sla_hours: int = DEFAULT_SLA_HOURS
+    role_flags: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLE_FLAGS))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise PolicyError("a policy needs a non-empty name")
+        if len(self.name) > 128:
+            raise PolicyError(f"policy name {self.name[:40]!r}… is longer than 128 characters")
+        if not isinstance(self.required_roles, Mapping) or not self.required_roles:
+            raise PolicyError(f"policy {self.name!r}: required_roles must list at least one role")
+        roles: dict[str, int] = {}
+        for role, count in self.required_roles.items():
+            if not isinstance(role, str) or not ROLE_RE.fullmatch(role):
+                raise PolicyError(
+                    f"policy {self.name!r}: invalid role name {role!r} "
+                    "(letters, digits, '_', '.', '-'; up to 64 characters)"
+                )
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise PolicyError(
+                    f"policy {self.name!r}: sign-off count for {role!r} must be an integer, got {count!r}"
+                )
+            if count < 1:
+                raise PolicyError(f"policy {self.name!r}: role {role!r} needs at least 1 sign-off, got {count}")
+            roles[role] = count
+        if not isinstance(self.role_flags, Mapping):
+            raise PolicyError(f"policy {self.name!r}: role_flags must map role names to metadata keys")
+        flags: dict[str, str] = {}
+        for role in roles:
+            flag = self.role_flags.get(role) or default_flag_for_role(role)
+            if not isinstance(flag, str) or not valid_flag_key(flag):
+                raise PolicyError(
+                    f"policy {self.name!r}: metadata flag {flag!r} for role {role!r} is not a valid "
+                    "CustomerMetadataProperties key (1-128 letters, digits, spaces or _ . : / = + - @)"
+                )
+            flags[role] = flag
+        seen: dict[str, str] = {}
+        for role, flag in flags.items():
+            if flag in seen:
+                raise PolicyError(f"policy {self.name!r}: roles {seen[flag]!r} and {role!r} both write flag {flag!r}")
+            seen[flag] = role
+        gates = tuple(self.gates)
+        for gate in gates:
+            if not isinstance(gate, MetricGate):
+                raise PolicyError(f"policy {self.name!r}: gates must be MetricGate values, got {gate!r}")
+        if isinstance(self.sla_hours, bool) or not isinstance(self.sla_hours, int):
+            raise PolicyError(
+                f"policy {self.name!r}: sla_hours must be a whole number of hours, got {self.sla_hours!r}"
+            )
+        if not 1 <= self.sla_hours <= MAX_SLA_HOURS:
+            raise PolicyError(f"policy {self.name!r}: sla_hours must be between 1 and {MAX_SLA_HOURS}")
+        if not isinstance(self.require_card_approved, bool):
+            raise PolicyError(f"policy {self.name!r}: require_card_approved must be true or false")
+        object.__setattr__(self, "required_roles", roles)
+        object.__setattr__(self, "role_flags", flags)
+        object.__setattr__(self, "gates", gates)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicySpec:
+        """Build a policy from JSON-shaped data (gates as strings). Missing keys take the defaults."""
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"a policy must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(str(k) for k in data if k not in POLICY_KEYS)
+        if unknown:
+            raise PolicyError(f"unknown policy key(s): {', '.join(unknown)}; allowed: {', '.join(sorted(POLICY_KEYS))}")
+        if "name" not in data:
+            raise PolicyError("a policy needs a 'name'")
+        name = data["name"]
+        if not isinstance(name, str):
+            raise PolicyError(f"policy name must be text, got {name!r}")
+        kwargs: dict[str, Any] = {"name": name}
+
+        if "required_roles" in data:
+            roles = data["required_roles"]
+            if not isinstance(roles, Mapping):
+                raise PolicyError(f"policy {name!r}: required_roles must be an object of role -> count")
+            if not roles:
+                raise PolicyError(f"policy {name!r}: required_roles must list at least one role")
+            kwargs["required_roles"] = dict(roles)
+        role_names = set(kwargs.get("required_roles", DEFAULT_ROLES))
+
+        if "role_flags" in data:
+            flags = data["role_flags"]
+            if not isinstance(flags, Mapping):
+                raise PolicyError(f"policy {name!r}: role_flags must be an object of role -> metadata key")
+            stray = sorted(str(r) for r in flags if r not in role_names)
+            if stray:
+                raise PolicyError(
+                    f"policy {name!r}: role_flags names role(s) not in required_roles: {', '.join(stray)}"
+                )
+            for role, flag in flags.items():
+                if not isinstance(flag, str) or not valid_flag_key(flag):
+                    raise PolicyError(
+                        f"policy {name!r}: metadata flag {flag!r} for role {role!r} is not a valid "
+                        "CustomerMetadataProperties key (1-128 letters, digits, spaces or _ . : / = + - @)"
+                    )
+            kwargs["role_flags"] = dict(flags)
+
+        if "gates" in data:
+            raw_gates = data["gates"]
+            if isinstance(raw_gates, str) or not isinstance(raw_gates, Sequence):
+                raise PolicyError(f"policy {name!r}: gates must be a list of strings like 'auc >= 0.85'")
+            gates: list[MetricGate] = []
+            for raw in raw_gates:
+                if isinstance(raw, MetricGate):
+                    gates.append(raw)
+                    continue
+                if not isinstance(raw, str):
+                    raise PolicyError(f"policy {name!r}: each gate must be a string like 'auc >= 0.85', got {raw!r}")
+                try:
+                    gates.append(MetricGate.parse(raw))
+                except PolicyError as exc:
+                    raise PolicyError(f"policy {name!r}: {exc}") from exc
+            kwargs["gates"] = tuple(gates)
+
+        for key in ("require_card_approved", "sla_hours"):
+            if key in data:
+                kwargs[key] = data[key]
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-shaped form; ``PolicySpec.from_dict(p.to_dict()) == p``."""
+        return {
+            "name": self.name,
+            "required_roles": dict(self.required_roles),
+            "require_card_approved": self.require_card_approved,
+            "gates": [str(g) for g in self.gates],
+            "sla_hours": self.sla_hours,
+            "role_flags": dict(self.role_flags),
+        }
+
+    def flag_for(self, role: str) -> str:
+        return self.role_flags.get(role) or default_flag_for_role(role)
+
+
+DEFAULT_POLICY = PolicySpec(name="default")
+
+
+@dataclass(frozen=True)
+class PolicyOverride:
+    """Applies ``policy`` to one group (``group_name``) or to groups tagged ``tag_key=tag_value``."""
+
+    policy: PolicySpec
+    group_name: str = ""
+    tag_key: str = ""
+    tag_value: str = ""
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.policy, PolicySpec):
+            raise PolicyError("a policy override needs a PolicySpec")
+        if bool(self.group_name) == bool(self.tag_key):
+            raise PolicyError(f"override for policy {self.policy.name!r} must set exactly one of group_name or tag_key")
+        if self.tag_value and not self.tag_key:
+            raise PolicyError(f"override for policy {self.policy.name!r} sets tag_value without tag_key")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise PolicyError(f"override for policy {self.policy.name!r}: priority must be an integer")
+
+    def matches_group(self, group_name: str) -> bool:
+        # SageMaker resource names are unique case-insensitively (ARNs are lower-cased).
+        return bool(self.group_name) and self.group_name.casefold() == group_name.casefold()
+
+    def matches_tags(self, tags: Mapping[str, str]) -> bool:
+        # Tags are case-sensitive in AWS; the value must match exactly ("" matches only an empty value).
+        return bool(self.tag_key) and self.tag_key in tags and tags[self.tag_key] == self.tag_value
+
+
+def select_policy(
+    group_name: str,
+    group_tags: dict[str, str],
+    overrides: list[PolicyOverride],
+    default: PolicySpec,
+) -> PolicySpec:
+    """The policy for a group: a group-name override beats any tag override, which beats ``default``.
+
+    Among several candidates of the same kind the highest ``priority`` wins; ties are broken by
+    policy name (then tag key/value) so the choice never depends on list order.
+    """
+
+    def rank(o: PolicyOverride) -> tuple[int, str, str, str]:
+        return (-o.priority, o.policy.name, o.tag_key, o.tag_value)
+
+    by_name = [o for o in overrides if o.matches_group(group_name)]
+    if by_name:
+        return min(by_name, key=rank).policy
+    tags = group_tags or {}
+    by_tag = [o for o in overrides if o.matches_tags(tags)]
+    if by_tag:
+        return min(by_tag, key=rank).policy
+    return default
