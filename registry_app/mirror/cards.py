@@ -13,9 +13,12 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry_app.mirror.reports.values import clean_text, json_type_name
+
+if TYPE_CHECKING:
+    from registry_app.models import ModelPackage
 
 MAX_CONTENT_CHARS = 100_000  # ModelCardContent limit in the SageMaker API.
 RISK_RATINGS: tuple[str, ...] = ("High", "Medium", "Low", "Unknown")
@@ -403,3 +406,13 @@ def risk_rating(content: dict | None) -> str | None:
     if not isinstance(raw, str):
         return None
     return _RISK_BY_LOWER.get(raw.strip().lower())
+
+
+def card_status_of(package: ModelPackage) -> str:
+    """The linked standalone card's status, else the embedded card's.
+
+    Reads the package's ``model_card``: callers select it with the package (an unselected one costs a query).
+    """
+    if package.model_card_id is not None and package.model_card is not None:
+        return str(package.model_card.status)
+    return str(package.embedded_card_status)

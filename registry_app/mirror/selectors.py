@@ -21,7 +21,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest, Lower
 
-from registry_app.mirror.cards import CardSection, card_sections
+from registry_app.mirror.cards import CardSection, card_sections, card_status_of
 from registry_app.mirror.lookups import find_group_and_namesakes, find_package
 from registry_app.models import (
     EndpointVariant,
@@ -173,13 +173,6 @@ def pick_headline(metrics: Iterable[Metric]) -> Metric | None:
     for metric in metrics:
         by_name.setdefault(metric.name.lower(), metric)
     return next((by_name[name] for name in HEADLINE_METRICS if name in by_name), None)
-
-
-def card_status_of(package: ModelPackage) -> str:
-    """The standalone card's status when one is linked, else the card embedded in the package."""
-    if package.model_card_id is not None and package.model_card is not None:
-        return package.model_card.status
-    return package.embedded_card_status
 
 
 def _live_deployments() -> QuerySet[EndpointVariant]:
