@@ -2,5 +2,5 @@
 
 ``enqueue`` schedules them after commit; ``emails`` (the four notifications, run by the tasks) picks
 the ``recipients`` and sends through ``delivery`` (the ``Notification`` rows and SMTP); ``profile``
-holds each user's preferences and watched groups.
+stores each user's choices and watched groups, which ``selectors`` reads for the pages.
 """
