@@ -126,7 +126,7 @@ def seed_live(groups: int, per_group: int) -> dict[str, Any]:
     """Pending packages in moto (LIVE_REGION), mirrored by a real full sync: the signers' work."""
     import boto3
 
-    from registry_app.mirror.reconcile import sync_source
+    from registry_app.mirror.execute import sync_source
     from registry_app.models import RegistrySource
 
     sm = boto3.client("sagemaker", region_name=LIVE_REGION)

@@ -189,7 +189,7 @@ def phase_latency(samples: int) -> dict[str, Any]:
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
 
-    from registry_app.mirror.reconcile import sync_source
+    from registry_app.mirror.execute import sync_source
     from registry_app.models import ModelPackage, RegistrySource
     from registry_app.review.signoffs import signoff_create
 

@@ -138,7 +138,7 @@ def phase_seed(groups: int, per_group: int, signers_per_role: int) -> dict[str, 
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
 
-    from registry_app.mirror.reconcile import sync_source
+    from registry_app.mirror.execute import sync_source
     from registry_app.models import ModelPackage, RegistrySource
 
     call_command("migrate", verbosity=0)
@@ -181,7 +181,7 @@ def phase_sync(mode: str) -> dict[str, Any]:
     """One sync of the source in this process (through the proxy, faults off), waiting out a lock
     left by a killed worker; then compare the mirror with the registry."""
     setup_django()
-    from registry_app.mirror.reconcile import sync_source
+    from registry_app.mirror.execute import sync_source
     from registry_app.models import ModelPackage, RegistrySource, SyncRun
 
     source = RegistrySource.objects.get(name=SOURCE)

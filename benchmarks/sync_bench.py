@@ -125,7 +125,7 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
     from django.core.management import call_command
     from django.db import connection
 
-    from registry_app.mirror.reconcile import sync_source
+    from registry_app.mirror.execute import sync_source
     from registry_app.models import ModelPackage, RegistrySource
 
     if mode == "full-fallback":

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 @shared_task(name="registry_app.tasks.sync_registry", ignore_result=True)
 def sync_registry_task(run_id: int) -> None:
     """Execute one queued SyncRun (claimed by a conditional UPDATE, so a redelivery is a no-op)."""
-    from registry_app.mirror.reconcile import execute_run
+    from registry_app.mirror.execute import execute_run
 
     execute_run(run_id, task_id=sync_registry_task.request.id or "", fan_out=True)
 
@@ -26,7 +26,7 @@ def sync_shard_task(run_id: int, shard: int, group_ids: list[int], lock_token: s
     ``acks_late``: a worker that dies mid-shard leaves the message to be redelivered, and running a
     shard twice is harmless (change-detected writes; the run counts each shard once).
     """
-    from registry_app.mirror.reconcile import shard_execute
+    from registry_app.mirror.shards import shard_execute
 
     shard_execute(run_id, shard, group_ids, lock_token)
 

@@ -33,7 +33,7 @@ from registry_app.audit.log import audit_append
 from registry_app.audit.outside_rules import PUSH_EXPLAINS_WITHIN, STATUS_EVENT_NAMES, request_status
 from registry_app.models import AuditLogEntry, CloudTrailEvent, ModelPackage, OutsideDecision, PushOutbox
 from registry_app.models.registry import ApprovalStatus
-from registry_app.notifications.emails import SUBJECT_PREFIX, one_line, package_url
+from registry_app.notifications.delivery import SUBJECT_PREFIX, one_line, package_url
 from registry_app.permissions import COMPLIANCE_ROLE
 
 __all__ = [

@@ -13,9 +13,12 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from registry_app.mirror.reports import json_type_name
+from registry_app.mirror.reports.values import clean_text, json_type_name
+
+if TYPE_CHECKING:
+    from registry_app.models import ModelPackage
 
 MAX_CONTENT_CHARS = 100_000  # ModelCardContent limit in the SageMaker API.
 RISK_RATINGS: tuple[str, ...] = ("High", "Medium", "Low", "Unknown")
@@ -121,18 +124,9 @@ def content_hash(content: dict | None) -> str:
 # --------------------------------------------------------------------------------------------- text
 
 
-def _clean(text: str) -> str:
-    """Text that can be encoded as UTF-8 (JSON allows lone surrogates; HTTP responses do not)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
 def humanise_key(key: Any) -> str:
     """``purpose_of_model`` -> ``Purpose of model``; ``training_arn`` -> ``Training ARN``."""
-    text = _clean(key) if isinstance(key, str) else _text(key)
+    text = clean_text(key) if isinstance(key, str) else _text(key)
     words = [word for word in re.split(r"[_\s]+", text.strip()) if word]
     if not words:
         return text
@@ -156,7 +150,7 @@ def _number_text(value: int | float) -> str:
 
 def _json_text(value: Any) -> str:
     try:
-        return _clean(json.dumps(value, ensure_ascii=False, default=str))
+        return clean_text(json.dumps(value, ensure_ascii=False, default=str))
     except (TypeError, ValueError, RecursionError):
         return "(value cannot be displayed)"
 
@@ -166,7 +160,7 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return _clean(value)
+        return clean_text(value)
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, int | float):
@@ -209,7 +203,7 @@ def _table_row(item: dict) -> tuple[str, str]:
     value = _text(item["value"])
     notes = item.get("notes")
     if isinstance(notes, str) and notes.strip():
-        value = f"{value} ({_clean(notes)})"
+        value = f"{value} ({clean_text(notes)})"
     return _text(item["name"]), value
 
 
@@ -345,7 +339,7 @@ def _metric_group_fields(groups: Any) -> list[CardField]:
             fields.append(_metric_field(label, item))
             notes = item.get("notes")
             if isinstance(notes, str) and notes.strip():
-                fields.append(CardField(_label([label, "Notes"]), _clean(notes)))
+                fields.append(CardField(_label([label, "Notes"]), clean_text(notes)))
     return fields
 
 
@@ -361,7 +355,7 @@ def _evaluation_sections(value: Any) -> list[CardSection]:
             continue
         name = evaluation.get("name")
         named = isinstance(name, str) and bool(name.strip())
-        title = f"Evaluation: {_clean(name)}" if named else f"Evaluation: #{i + 1}"
+        title = f"Evaluation: {clean_text(name)}" if named else f"Evaluation: #{i + 1}"
         fields: list[CardField] = []
         for field_key, child in evaluation.items():
             if field_key == "name" and named:
@@ -412,3 +406,13 @@ def risk_rating(content: dict | None) -> str | None:
     if not isinstance(raw, str):
         return None
     return _RISK_BY_LOWER.get(raw.strip().lower())
+
+
+def card_status_of(package: ModelPackage) -> str:
+    """The linked standalone card's status, else the embedded card's.
+
+    Reads the package's ``model_card``: callers select it with the package (an unselected one costs a query).
+    """
+    if package.model_card_id is not None and package.model_card is not None:
+        return str(package.model_card.status)
+    return str(package.embedded_card_status)

@@ -1,4 +1,5 @@
-"""Requesting syncs: a queued ``SyncRun`` row plus a Celery task sent after commit."""
+"""``SyncRun`` rows: requesting a sync (a queued row plus a Celery task sent after commit), recording
+a run's outcome, and closing runs that can no longer finish."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 
 from registry_app.mirror import mapping as sync
@@ -69,16 +70,6 @@ def _enqueue(task: Any, run_id: int) -> None:
         )
 
 
-def latest_runs_by_source() -> dict[int, SyncRun]:
-    """The newest run of each source, in two queries whatever the number of runs."""
-    newest = SyncRun.objects.filter(source=OuterRef("pk")).order_by("-queued_at", "-id").values("pk")[:1]
-    run_ids = RegistrySource.objects.annotate(run_id=Subquery(newest)).values_list("run_id", flat=True)
-    return {
-        run.source_id: run
-        for run in SyncRun.objects.filter(pk__in=[r for r in run_ids if r is not None]).select_related("source")
-    }
-
-
 def runs_close_abandoned(now: dt.datetime | None = None) -> int:
     """Mark runs that can no longer finish as failed, saying why; returns how many.
 
@@ -122,3 +113,29 @@ def runs_close_abandoned(now: dt.datetime | None = None) -> int:
     if closed:
         log.warning("closed %d abandoned sync run(s)", closed)
     return closed
+
+
+def run_elapsed(run: SyncRun) -> float | None:
+    """Seconds since the run started (a sharded run's duration spans all its steps)."""
+    return round((timezone.now() - run.started_at).total_seconds(), 3) if run.started_at else None
+
+
+def run_finish(run: SyncRun, status: str, *, error: str = "") -> None:
+    """Record a run's outcome with what the caller set on it (durations, AWS calls, counts, errors)."""
+    run.status = status
+    run.error = error[:4000]
+    run.finished_at = timezone.now()
+    run.progress = ""
+    run.save(
+        update_fields=[
+            "status",
+            "error",
+            "finished_at",
+            "progress",
+            "duration_s",
+            "aws_seconds",
+            "aws_calls",
+            "counts",
+            "errors",
+        ]
+    )

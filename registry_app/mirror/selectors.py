@@ -21,9 +21,8 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest, Lower
 
-from registry_app.mirror.cards import CardSection, card_sections
+from registry_app.mirror.cards import CardSection, card_sections, card_status_of
 from registry_app.mirror.lookups import find_group_and_namesakes, find_package
-from registry_app.mirror.runs import latest_runs_by_source
 from registry_app.models import (
     EndpointVariant,
     EvaluationReport,
@@ -32,7 +31,6 @@ from registry_app.models import (
     ModelPackageGroup,
     PackageObservation,
     RegistrySource,
-    SyncRun,
 )
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
 
@@ -40,7 +38,6 @@ log = logging.getLogger(__name__)
 
 GROUPS_PER_PAGE = 50
 OBSERVATIONS_SHOWN = 50
-RECENT_RUNS_SHOWN = 20
 
 # The headline metric of a version is the first of these that the package has (case-insensitive).
 HEADLINE_METRICS: tuple[str, ...] = ("auc", "accuracy", "f1", "r2", "mse", "rmse", "mae")
@@ -176,13 +173,6 @@ def pick_headline(metrics: Iterable[Metric]) -> Metric | None:
     for metric in metrics:
         by_name.setdefault(metric.name.lower(), metric)
     return next((by_name[name] for name in HEADLINE_METRICS if name in by_name), None)
-
-
-def card_status_of(package: ModelPackage) -> str:
-    """The standalone card's status when one is linked, else the card embedded in the package."""
-    if package.model_card_id is not None and package.model_card is not None:
-        return package.model_card.status
-    return package.embedded_card_status
 
 
 def _live_deployments() -> QuerySet[EndpointVariant]:
@@ -369,34 +359,3 @@ def package_detail(user: Any, *, group_name: str, version: int, source_name: str
         more_observations=len(observations) > OBSERVATIONS_SHOWN,
         raw_json=json.dumps(package.raw, indent=2, sort_keys=True, default=str),
     )
-
-
-# --------------------------------------------------------------------------------------------- sync status
-
-
-@dataclass
-class SourceStatus:
-    source: RegistrySource
-    last_run: SyncRun | None
-
-
-@dataclass
-class SyncOverview:
-    sources: list[SourceStatus]
-    recent_runs: list[SyncRun]
-
-
-def sync_overview() -> SyncOverview:
-    """Each source with its newest run, and the newest runs overall. Queries: 4."""
-    latest = latest_runs_by_source()
-    sources = [SourceStatus(source, latest.get(source.pk)) for source in RegistrySource.objects.order_by("name")]
-    recent = list(SyncRun.objects.select_related("source").order_by("-queued_at", "-id")[:RECENT_RUNS_SHOWN])
-    return SyncOverview(sources=sources, recent_runs=recent)
-
-
-def sync_run_for_status(run_id: int) -> SyncRun | None:
-    return SyncRun.objects.select_related("source").filter(pk=run_id).first()
-
-
-def source_by_name(name: str) -> RegistrySource | None:
-    return RegistrySource.objects.filter(name=name).first()

@@ -107,7 +107,7 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
         )
         _push_decision(package, decision, expected_status=ApprovalStatus.APPROVED, user=user)
         audit_log.audit_decision(decision)
-        from registry_app.notifications.emails import enqueue_decided
+        from registry_app.notifications.enqueue import enqueue_decided
 
         enqueue_decided(decision.pk)
     return decision
@@ -147,7 +147,7 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
             on_their_way.setdefault(push.package_id, []).append(push)
         description = _description(f"Archived via governance dashboard by {user.get_username()}: {reason}")
         decisions: list[Decision] = []
-        from registry_app.notifications.emails import enqueue_decided
+        from registry_app.notifications.enqueue import enqueue_decided
 
         for package in packages:
             status = effective_status(package, on_their_way.get(package.pk, []), include_failed=False)

@@ -43,7 +43,7 @@ def package_observed(package: ModelPackage, *, created: bool, changes: dict[str,
     """
     if _became_pending(package, created=created, changes=changes):
         try:
-            from registry_app.notifications.emails import enqueue_review_requested
+            from registry_app.notifications.enqueue import enqueue_review_requested
 
             enqueue_review_requested(package.pk)
         except Exception:  # noqa: BLE001 - a notification problem must not stop the sync

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 
-from registry_app.mirror.reports import better
+from registry_app.mirror.reports.directions import better
 from registry_app.models import ApprovalPolicy, EvaluationReport, Metric, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
 from registry_app.permissions import can_retry_push, can_revoke, user_roles

@@ -377,7 +377,7 @@ def _mark_content_conflict(push: PushOutbox, claim: _Claim, record: dict[str, An
     with transaction.atomic():
         if claim.finish(State.CONFLICT, conflict_detail=detail, last_error=message):
             signoffs_mark_stale(push.package, fingerprint=fingerprint, via=audit_log.Via.TASK)
-            from registry_app.notifications.emails import enqueue_conflict
+            from registry_app.notifications.enqueue import enqueue_conflict
 
             enqueue_conflict(push.pk)
             _refresh_mirror(push)
@@ -393,7 +393,7 @@ def _mark_conflict(push: PushOutbox, claim: _Claim, record: dict[str, Any]) -> N
     )
     with transaction.atomic():
         if claim.finish(State.CONFLICT, conflict_detail=detail, last_error=message):
-            from registry_app.notifications.emails import enqueue_conflict
+            from registry_app.notifications.enqueue import enqueue_conflict
 
             enqueue_conflict(push.pk)
             _refresh_mirror(push)

@@ -183,7 +183,7 @@ def _decide(
         expected_status=ApprovalStatus.PENDING,
         acting_username=user.get_username(),
     )
-    from registry_app.notifications.emails import enqueue_decided
+    from registry_app.notifications.enqueue import enqueue_decided
 
     enqueue_decided(decision.pk)
     return decision, push

@@ -6,8 +6,8 @@ this module; none of them assembles its own answer. It owns:
 * ``effective_status``: the mirror's status, or the target of the dashboard's own decision that
   is still on its way to the registry;
 * ``package_fingerprint``: the hash of what a reviewer reviews (a sign-off is valid for one);
-* ``signoff_views`` / ``metric_observations`` / ``card_status_of`` / ``is_registrant``: the
-  policy engine's inputs, from rows;
+* ``signoff_views`` / ``metric_observations`` / ``is_registrant`` (and ``cards.card_status_of``):
+  the policy engine's inputs, from rows;
 * ``verdict``: the policy's result for those inputs, the outcome and the roles still missing;
 * ``signable_roles``: the roles a person may sign now, and for every other required role the
   refusal the sign-off service would raise.
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from registry_app.mirror import cards, mapping
+from registry_app.mirror.cards import card_status_of
 from registry_app.models import EvaluationReport, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import is_active_user, principal_names
@@ -47,7 +48,6 @@ __all__ = [
     "PENDING_OUTCOME",
     "Signability",
     "Verdict",
-    "card_status_of",
     "check_signoff",
     "effective_status",
     "fingerprint_of_record",
@@ -146,13 +146,6 @@ def signoff_view(
 def metric_observations(package: ModelPackage) -> list[MetricObservation]:
     """The package's normalised metrics (uses a ``metrics`` prefetch when there is one)."""
     return [MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in package.metrics.all()]
-
-
-def card_status_of(package: ModelPackage) -> str:
-    """The linked standalone card's status, else the embedded card's."""
-    if package.model_card_id is not None and package.model_card is not None:
-        return str(package.model_card.status)
-    return str(package.embedded_card_status)
 
 
 def is_registrant(package: ModelPackage, user: Any) -> bool:

@@ -266,7 +266,7 @@ def _matrix_parts(matrix: Any) -> tuple[list[str], list[str], list[list[Any]]] |
     """Row labels, column labels and cells from either producer's shape.
 
     ``registry_app.mirror.cards``: ``{"labels_x" (rows), "labels_y" (columns), "matrix"}``;
-    ``registry_app.mirror.reports``: ``{"labels", "column_labels"?, "matrix"}``.
+    ``registry_app.mirror.reports.charts``: ``{"labels", "column_labels"?, "matrix"}``.
     """
     if not isinstance(matrix, dict):
         return None

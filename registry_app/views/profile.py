@@ -13,8 +13,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from registry_app.mirror.lookups import find_group
 from registry_app.models import NotificationKind
-from registry_app.notifications import emails as notifications
-from registry_app.notifications.selectors import watchable_groups
+from registry_app.notifications import profile as notifications
+from registry_app.notifications.selectors import profile_overview, watchable_groups
 
 
 class NotificationPreferencesForm(forms.Form):
@@ -44,7 +44,7 @@ def profile(request: HttpRequest) -> HttpResponse:
             notifications.notification_preferences_set(request.user, opted_out=form.opted_out())  # type: ignore[arg-type]
             messages.success(request, "Your notification preferences were saved.")
             return redirect("registry:profile")
-    overview = notifications.profile_overview(request.user)  # type: ignore[arg-type]
+    overview = profile_overview(request.user)  # type: ignore[arg-type]
     if request.method != "POST":
         form = NotificationPreferencesForm(initial={"wanted": [k.value for k in overview.kinds if k.wanted]})
     return render(

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from registry_app.mirror import runs as sync_runs
-from registry_app.mirror import selectors
+from registry_app.mirror.sync_status import source_by_name, sync_overview, sync_run_for_status
 from registry_app.models import SyncRun
 from registry_app.views.forms import SyncRequestForm
 
@@ -26,7 +26,7 @@ def can_request_sync(user: object) -> bool:
 @require_GET
 @login_required
 def sync_status(request: HttpRequest) -> HttpResponse:
-    overview = selectors.sync_overview()
+    overview = sync_overview()
     return render(
         request,
         "registry_app/sync_status.html",
@@ -42,7 +42,7 @@ def sync_run(request: HttpRequest, source_name: str) -> HttpResponse:
     form = SyncRequestForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest("mode must be incremental or full")
-    source = selectors.source_by_name(source_name)
+    source = source_by_name(source_name)
     if source is None:
         raise Http404("No such registry source")
     if not source.enabled:
@@ -61,7 +61,7 @@ def sync_run(request: HttpRequest, source_name: str) -> HttpResponse:
 @require_GET
 @login_required
 def sync_run_status(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.sync_run_for_status(run_id)
+    run = sync_run_for_status(run_id)
     if run is None:
         raise Http404("No such sync run")
     response = render(request, PROGRESS_PARTIAL, {"run": run})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.models import OutsideDecision, SyncRun
 from tests import aws_helpers as h
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.models import ModelPackage, RegistrySource
 from tests import aws_helpers as h
 

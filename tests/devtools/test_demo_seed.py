@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 
 from registry_app.devtools import demo_seed
 from registry_app.devtools.demo_seed import SeedSummary, seed_registry
-from registry_app.mirror import reports
+from registry_app.mirror.reports import values as reports
+from registry_app.mirror.reports.parse import parse_report
 
 REGION = "eu-west-1"
 SECOND = "us-east-1"
@@ -248,10 +249,10 @@ def test_reports_are_fetchable_and_in_the_standard_formats(seeded: SeedSummary) 
             except ValueError:
                 broken.append(uri)
                 with pytest.raises(reports.ReportParseError):
-                    reports.parse_report(body)
+                    parse_report(body)
                 continue
             readable.append(uri)
-            parsed = reports.parse_report(body)
+            parsed = parse_report(body)
             assert not parsed.warnings, (uri, parsed.warnings)
             if slot == "ModelQuality.Statistics":
                 section_name = QUALITY_SECTIONS[PROBLEM[group]]

@@ -29,7 +29,7 @@ from django.contrib.auth.models import Group
 
 from governance.celery import app as governance_app
 from registry_app.aws.sagemaker import RegistryClient
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.mirror.runs import request_sync
 from registry_app.models import ModelPackage, PushOutbox, RegistrySource, SyncRun
 from registry_app.review.signoffs import signoff_create

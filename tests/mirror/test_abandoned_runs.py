@@ -8,8 +8,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from registry_app.mirror.reconcile import shard_execute
 from registry_app.mirror.runs import QUEUED_STALE_AFTER, runs_close_abandoned
+from registry_app.mirror.shards import shard_execute
 from registry_app.models import RegistrySource, SyncRun
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.models import Endpoint, ModelCard, ModelPackage, SyncRun
 from tests import aws_helpers as h
 

@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import CallStats, SourceConfig
-from registry_app.mirror.reconcile import acquire_lock, execute_run, release_lock, sync_source
+from registry_app.mirror.execute import execute_run, sync_source
+from registry_app.mirror.leases import acquire_lock, release_lock
 from registry_app.models import EvaluationReport, Metric, ModelPackage, ModelPackageGroup, PackageObservation, SyncRun
 from tests import aws_helpers as h
 

@@ -16,7 +16,7 @@ from django.test import override_settings
 
 from registry_app.aws import sagemaker
 from registry_app.aws.sagemaker import ReportFetchTimeout, UnsupportedUri, parse_s3_uri
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.models import EvaluationReport, RegistrySource
 from tests import aws_helpers as h
 

@@ -13,7 +13,7 @@ import pytest
 
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
-from registry_app.mirror.reconcile import execute_run
+from registry_app.mirror.execute import execute_run
 from registry_app.models import ModelPackage, ModelPackageGroup, SyncRun
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -17,7 +16,6 @@ from registry_app.models import (
     PushOutbox,
     SignOff,
 )
-from registry_app.notifications import emails as notifications
 from registry_app.tasks import notify_conflict_task, notify_decided_task
 from tests.factories import ModelPackageFactory
 
@@ -149,18 +147,3 @@ def test_conflict_idempotent_and_only_for_conflicts(mailoutbox: list[Any], audie
     assert notify_conflict_task(str(sent.pk)) == 0
     assert notify_conflict_task(str(uuid.uuid4())) == 0
     assert len(mailoutbox) == 3
-
-
-def test_enqueue_decided_and_conflict_pass_ids_after_commit(django_capture_on_commit_callbacks: Any, package) -> None:
-    push_id = uuid.uuid4()
-    with (
-        mock.patch.object(notify_decided_task, "delay") as decided,
-        mock.patch.object(notify_conflict_task, "delay") as conflict,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
-        notifications.enqueue_decided(7)
-        notifications.enqueue_conflict(push_id)
-        decided.assert_not_called()
-        conflict.assert_not_called()
-    decided.assert_called_once_with(7)
-    conflict.assert_called_once_with(str(push_id))

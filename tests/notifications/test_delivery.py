@@ -13,7 +13,7 @@ from django.core.mail.backends.locmem import EmailBackend
 from django.utils import timezone
 
 from registry_app.models import Notification, NotificationKind
-from registry_app.notifications import emails as notifications
+from registry_app.notifications import delivery
 from registry_app.tasks import (
     notify_conflict_task,
     notify_decided_task,
@@ -100,7 +100,7 @@ def test_a_row_claimed_by_another_worker_is_skipped_until_its_lease_expires(
     assert "lena@example.com" not in [m.to[0] for m in mailoutbox]
 
     Notification.objects.filter(recipient=lena).update(
-        sent_at=timezone.now() - notifications.CLAIM_LEASE - dt.timedelta(seconds=1)
+        sent_at=timezone.now() - delivery.CLAIM_LEASE - dt.timedelta(seconds=1)
     )
     notify_review_requested_task(package.pk)
     assert [m.to[0] for m in mailoutbox].count("lena@example.com") == 1
@@ -111,8 +111,8 @@ def test_claim_is_a_conditional_update(reviewers: dict[str, Any], package) -> No
         package=package, kind=NotificationKind.REVIEW_REQUESTED, recipient=reviewers["ml-lead"], key=""
     )
     now = timezone.now()
-    assert notifications._claim(note, now) is True
-    assert notifications._claim(note, now) is False  # the second worker loses
+    assert delivery._claim(note, now) is True
+    assert delivery._claim(note, now) is False  # the second worker loses
 
 
 def test_default_backend_writes_files_a_person_can_open(

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from registry_app.models import GroupWatcher, NotificationKind, NotificationPreference
-from registry_app.notifications import emails as notifications
+from registry_app.notifications import profile
 from registry_app.tasks import notify_review_requested_task
 from tests.factories import ModelPackageGroupFactory, RegistrySourceFactory
 
@@ -85,7 +85,7 @@ def test_unknown_kind_is_rejected(client_for: Client, lena: Any) -> None:
 
 
 def test_preferences_service_drops_unknown_values(lena: Any) -> None:
-    pref = notifications.notification_preferences_set(lena, opted_out=["decided", "bogus", "decided"])
+    pref = profile.notification_preferences_set(lena, opted_out=["decided", "bogus", "decided"])
     assert pref.opted_out == ["decided"]
 
 

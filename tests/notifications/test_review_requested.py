@@ -1,9 +1,8 @@
-"""Review requested: content, recipients, idempotency and on_commit enqueueing."""
+"""Review requested: content, recipients and idempotency (its after-commit enqueueing: test_enqueue.py)."""
 
 from __future__ import annotations
 
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.core.mail import EmailMultiAlternatives
@@ -113,25 +112,6 @@ def test_nothing_for_packages_no_longer_pending(
     assert notify_review_requested_task(package.pk) == 0
     assert notify_review_requested_task(999_999) == 0
     assert mailoutbox == []
-
-
-def test_enqueue_waits_for_commit(django_capture_on_commit_callbacks: Any, package) -> None:
-    with mock.patch.object(notify_review_requested_task, "delay") as delay:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            notifications.enqueue_review_requested(package.pk)
-        delay.assert_not_called()
-        assert len(callbacks) == 1
-        callbacks[0]()
-    delay.assert_called_once_with(package.pk)
-
-
-def test_enqueue_then_commit_runs_the_task(
-    django_capture_on_commit_callbacks: Any, eager: None, mailoutbox: list[Any], reviewers: dict[str, Any], package
-) -> None:
-    with django_capture_on_commit_callbacks(execute=True):
-        notifications.enqueue_review_requested(package.pk)
-        notifications.enqueue_review_requested(package.pk)  # a re-sync in the same transaction
-    assert len(mailoutbox) == 3
 
 
 def test_link_names_the_source_when_the_group_name_exists_twice(mailoutbox: list[Any], package) -> None:

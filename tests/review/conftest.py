@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.models import ModelPackage, RegistrySource
 from tests import aws_helpers as h
 from tests.personas import ROLE_OF, make_user  # noqa: F401 - re-exported for the review tests
@@ -26,7 +26,7 @@ class Notifications:
 @pytest.fixture(autouse=True)
 def notifications() -> Iterator[Notifications]:
     """Spy on the notification entry points (another module owns them; they must just be called)."""
-    base = "registry_app.notifications.emails"
+    base = "registry_app.notifications.enqueue"
     with (
         mock.patch(f"{base}.enqueue_review_requested", create=True) as review,
         mock.patch(f"{base}.enqueue_decided", create=True) as decided,

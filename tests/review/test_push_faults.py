@@ -381,7 +381,7 @@ def test_failed_flag_push_is_superseded_by_the_decision(  # type: ignore[no-unty
 def test_metadata_limit_fails_with_a_clear_message(  # type: ignore[no-untyped-def]
     aws, db, personas, outbox: Outbox, updates: UpdateCounter
 ) -> None:
-    from registry_app.mirror.reconcile import sync_source
+    from registry_app.mirror.execute import sync_source
     from registry_app.models import RegistrySource
 
     sm, _ = h.clients()

@@ -113,7 +113,7 @@ def test_curve_chart_plots_numbers_and_escapes_labels() -> None:
             "labels_y": ["0", "1"],
             "matrix": [[900, 50], [40, None]],
         },  # registry_app.mirror.cards
-        {"labels": ["0", "1"], "matrix": [[900, 50], [40, None]]},  # registry_app.mirror.reports
+        {"labels": ["0", "1"], "matrix": [[900, 50], [40, None]]},  # registry_app.mirror.reports.charts
     ],
 )
 def test_matrix_table_reads_both_shapes(matrix: dict) -> None:

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.models import RegistrySource, SyncRun
 
 

@@ -12,7 +12,7 @@ import pytest
 from registry_app.audit.deployments import deployments_at
 from registry_app.audit.ingest import ingest_source
 from registry_app.devtools.demo_seed import CLOUDTRAIL_BUCKET, SeedSummary, seed_registry
-from registry_app.mirror.reconcile import sync_source
+from registry_app.mirror.execute import sync_source
 from registry_app.models import CloudTrailEvent, EndpointDeployment, RegistrySource, SyncRun
 from tests.factories import UserFactory
 

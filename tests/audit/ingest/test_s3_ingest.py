@@ -247,7 +247,7 @@ def test_an_expired_lease_can_be_taken_over(trail_source: RegistrySource) -> Non
 
 
 def test_audit_lock_is_separate_from_the_registry_sync_lock(trail_source: RegistrySource, trail: Trail) -> None:
-    from registry_app.mirror.reconcile import acquire_lock, release_lock
+    from registry_app.mirror.leases import acquire_lock, release_lock
 
     sync_token = acquire_lock(trail_source)
     assert sync_token is not None

@@ -17,7 +17,8 @@ from django.utils import timezone
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
 from registry_app.mirror import mapping as sync
-from registry_app.mirror.reconcile import acquire_lock, execute_run, release_lock, sync_source
+from registry_app.mirror.execute import execute_run, sync_source
+from registry_app.mirror.leases import acquire_lock, release_lock
 from registry_app.models import ModelPackage, ModelPackageGroup, PackageObservation, RegistrySource, SyncRun
 from registry_app.tasks import sync_shard_task
 from tests import aws_helpers as h
