@@ -11,9 +11,8 @@ from botocore.response import StreamingBody
 
 from registry_app.aws.cloudtrail import CloudTrailReader
 from registry_app.aws.errors import FinalAwsError
-from registry_app.aws.identity import is_valid_identity
 from registry_app.aws.sagemaker import RegistryClient, ReportTooLarge
-from registry_app.aws.session import SourceConfig, assume_role_credentials
+from registry_app.aws.session import SourceConfig
 from tests.aws.contracts import ACCOUNT, REGION, Stubs, contract
 
 REPORT = b'{"regression_metrics": {"mse": {"value": 3.2}}}'
@@ -159,7 +158,8 @@ def test_the_account_comes_from_get_caller_identity(client: RegistryClient, stub
 def test_assume_role_names_are_what_sts_accepts(client: RegistryClient, stubs: Stubs, username: str) -> None:
     """Fails on the old code: ``josé.müller`` passed str.isalnum() and went to STS as is, which
     STS rejects (ASCII ``[\\w+=,.@-]``, 2-64), so that person's every push failed."""
-    from registry_app.aws.identity import fold_identity
+    from registry_app.aws.identity import fold_identity, is_valid_identity
+    from registry_app.aws.session import assume_role_credentials
 
     role = f"arn:aws:iam::{ACCOUNT}:role/GovernanceWriter"
     cfg = SourceConfig(name="prod", region=REGION, role_arn=role, external_id="ext-123", source_identity=username)
