@@ -183,7 +183,6 @@ def test_the_command_exits_non_zero_and_prints_the_statements(monkeypatch: pytes
     stubs = Stubs(client.client)
     stub_a_source_denied_search_and_list_tags(stubs)
     monkeypatch.setattr(permissions, "RegistryClient", lambda cfg, **_: client)
-    from registry_app.models import EvaluationReport  # noqa: F401 - no report known: found via Describe
 
     output, error = run_command("prod")
     stubs.done()
@@ -225,3 +224,12 @@ def test_a_role_whose_trust_policy_lacks_set_source_identity_is_denied(monkeypat
     assert results["sts:SetSourceIdentity"].status == DENIED
     assert results["sts:SetSourceIdentity"].statement["Action"] == ["sts:AssumeRole", "sts:SetSourceIdentity"]
     assert results["sts:SetSourceIdentity"].policy == "trust-policy.json"
+
+
+def test_in_process_moto_lacks_lookup_events_and_that_is_not_checkable(aws: None) -> None:
+    results = {r.action: r for r in check_source(SourceConfig(name="prod", region=REGION))}
+
+    assert results["cloudtrail:LookupEvents"].status == NOT_CHECKABLE
+    assert "does not implement" in results["cloudtrail:LookupEvents"].detail
+    assert results["sagemaker:Search"].status == ALLOWED
+    assert not [r for r in results.values() if r.status == DENIED]
