@@ -353,7 +353,7 @@ _ROUTED_TASKS = {
         "sync_all_endpoints",
         "poll_all_event_queues",
     ),
-    "push": ("push", "resend_stuck_pushes"),
+    "push": ("push", "resend_stuck_pushes", "refresh_package"),  # the refresh follows a push; sync runs are long
     "audit": ("ingest_audit", "ingest_audit_all"),
     "email": (
         "notify_review_requested",

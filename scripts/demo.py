@@ -357,14 +357,13 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
     env.update(sso_env(oidc_port))
     site = env["SITE_URL"]
 
-    # 1. Fake AWS.
+    # 1. Fake AWS: moto's server with the AWS-faithful layer (docs/aws-fake.md).
     moto_url = env["AWS_ENDPOINT_URL"]
-    moto = sup.start(
-        "moto", [*tool("moto_server", "moto.server"), "-H", "127.0.0.1", "-p", str(moto_port)], env, echo=False
-    )
+    fake_aws = [sys.executable, "-m", "registry_app.devtools.aws_fake", "-H", "127.0.0.1", "-p", str(moto_port)]
+    moto = sup.start("moto", fake_aws, env, echo=False)
     if not sup.wait_until("answering HTTP", lambda: http_answers(f"{moto_url}/moto-api/"), moto):
         return 0
-    say("moto", f"fake AWS ready at {moto_url} (pid {moto.pid}; request log kept quiet)")
+    say("moto", f"AWS-faithful fake ready at {moto_url} (pid {moto.pid}; request log kept quiet)")
 
     # 2. Database, logins, registry content, mirror.
     steps: list[tuple[list[str], bool]] = [

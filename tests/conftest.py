@@ -49,9 +49,14 @@ def personas(db: None) -> dict[str, Any]:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """In-process moto for every AWS service."""
+    """In-process fake AWS for every service: moto with the AWS-faithful layer
+    (``registry_app.devtools.aws_fake``, docs/aws-fake.md), so tests see AWS's semantics where
+    moto differs (UpdateModelPackage merges, Search pages/sorts/filters, STS name rules...)."""
     from moto import mock_aws
 
+    from registry_app.devtools import aws_fake
+
+    aws_fake.install()
     with mock_aws():
         yield
 
@@ -84,12 +89,11 @@ def free_port() -> int:
 
 @pytest.fixture
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from registry_app.devtools import aws_fake
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
+    server = aws_fake.start_server("127.0.0.1", 0)  # moto's server with the AWS-faithful layer
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
     # boto3's standard chain picks the endpoint up: nothing in the app names it.
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
     from registry_app.aws import session

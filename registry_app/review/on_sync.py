@@ -96,7 +96,7 @@ def _became_pending(package: ModelPackage, *, created: bool, changes: dict[str, 
 
 
 def _mark_stale_safely(package: ModelPackage, *, check: bool = True) -> int:
-    from registry_app.review.signoffs import signoffs_mark_stale
+    from registry_app.review.staleness import signoffs_mark_stale
 
     try:
         with transaction.atomic():

@@ -46,7 +46,10 @@ from registry_app.aws.errors import AwsError, ConflictError, RetryableAwsError
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
 from registry_app.models import PushOutbox
+from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import RETRYABLE_PUSH_STATES, can_retry_push, principal_names
+from registry_app.review.staleness import signoffs_mark_stale
+from registry_app.review.state import fingerprint_of_record
 
 __all__ = [
     "CLAIMABLE_STATES",
@@ -263,7 +266,7 @@ def push_execute(push_id: UUID | str, *, client: RegistryClient | None = None) -
     ``RetryableAwsError`` after putting the row back to pending; both mean "run me again later".
     No transaction is open while AWS is called; each state change is its own conditional UPDATE.
     """
-    push = PushOutbox.objects.select_related("package__source").get(pk=push_id)
+    push = PushOutbox.objects.select_related("package__source", "package__group", "signoff").get(pk=push_id)
     if push.state not in CLAIMABLE_STATES:
         return push  # sent, conflicting, or being sent by someone else
     blocker = _earlier_active(push)
@@ -319,6 +322,10 @@ def _deliver(push: PushOutbox, claim: _Claim, client: RegistryClient | None) -> 
     if outside and not _set_by_later_decision(push, found):
         _mark_conflict(push, claim, record)
         return
+    changed = _reviewed_content_changed(push, record)
+    if changed:
+        _mark_content_conflict(push, claim, record, changed)
+        return
     params = _intended(push, record)
     if _already_applied(params, record, push):
         with transaction.atomic():
@@ -329,6 +336,50 @@ def _deliver(push: PushOutbox, claim: _Claim, client: RegistryClient | None) -> 
     client.update_package(**params, ClientToken=str(push.pk))
     with transaction.atomic():
         if claim.finish(State.SENT, sent_at=timezone.now(), last_error=""):
+            _refresh_mirror(push)
+            _enqueue_next(push)
+
+
+def _approves(push: PushOutbox) -> bool:
+    """Whether the push writes an approval: an Approved decision, or a role flag set to true."""
+    if push.kind == Kind.DECISION:
+        return push.target_status == ApprovalStatus.APPROVED
+    return any(value is not None for value in (push.flags or {}).values())
+
+
+def _reviewed_content_changed(push: PushOutbox, record: dict[str, Any]) -> list[str]:
+    """The reviewed parts (card, description, inference specification, metrics, metadata...) in
+    which the registry's package, as just described, differs from what the sign-offs reviewed.
+
+    Empty when nothing changed, or when the push approves nothing (a rejection or revocation is
+    never unsafe) or carries no sign-off fingerprint (revocations and archives).
+    """
+    if not _approves(push) or push.signoff_id is None:
+        return []
+    signoff = push.signoff
+    assert signoff is not None
+    fresh, detail = fingerprint_of_record(push.package, record)
+    if fresh == signoff.fingerprint:
+        return []
+    reviewed = signoff.fingerprint_detail if isinstance(signoff.fingerprint_detail, dict) else {}
+    return sorted(k for k in detail if k != "v" and reviewed.get(k) != detail[k]) or ["content"]
+
+
+def _mark_content_conflict(push: PushOutbox, claim: _Claim, record: dict[str, Any], changed: list[str]) -> None:
+    """The registry's content is no longer what was reviewed: write nothing, mark the sign-offs
+    stale (they must be redone on the new content), tell the signers, refresh the mirror."""
+    detail = {**_conflict_detail(push, record), "reason": "content_changed", "changed": changed}
+    message = (
+        "Not written: the package's reviewed content changed in the registry after the review "
+        f"({', '.join(changed)}); the sign-offs are stale and must be redone on the new content."
+    )
+    fingerprint, _ = fingerprint_of_record(push.package, record)
+    with transaction.atomic():
+        if claim.finish(State.CONFLICT, conflict_detail=detail, last_error=message):
+            signoffs_mark_stale(push.package, fingerprint=fingerprint, via=audit_log.Via.TASK)
+            from registry_app.notifications.emails import enqueue_conflict
+
+            enqueue_conflict(push.pk)
             _refresh_mirror(push)
             _enqueue_next(push)
 

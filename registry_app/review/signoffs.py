@@ -40,7 +40,6 @@ __all__ = [
     "MAX_COMMENT",
     "SignOffResult",
     "signoff_create",
-    "signoffs_mark_stale",
 ]
 
 MAX_COMMENT = 4000
@@ -197,22 +196,3 @@ def _mark_stale(signoffs: list[SignOff]) -> int:
     for s in signoffs:
         s.stale_at = now
     return SignOff.objects.filter(pk__in=[s.pk for s in signoffs], stale_at__isnull=True).update(stale_at=now)
-
-
-def signoffs_mark_stale(package: ModelPackage) -> int:
-    """Mark stale every current sign-off whose fingerprint no longer matches the package.
-
-    Called by the sync hook when reviewed content changed. One SELECT and one UPDATE (plus the
-    fingerprint's reads) and, when any became stale, an audit entry (``signoffs.marked_stale``);
-    returns how many sign-offs became stale. They no longer count and must be redone.
-    """
-    fingerprint, _ = package_fingerprint(package)
-    ids = list(
-        SignOff.objects.filter(package=package, stale_at__isnull=True)
-        .exclude(fingerprint=fingerprint)
-        .values_list("pk", flat=True)
-    )
-    count = SignOff.objects.filter(pk__in=ids, stale_at__isnull=True).update(stale_at=timezone.now()) if ids else 0
-    if count:  # the sync's transaction: the entry commits with the stale marks
-        audit_log.audit_signoffs_stale(package, ids, fingerprint=fingerprint, via=audit_log.Via.SYNC)
-    return count

@@ -17,13 +17,14 @@ Reads only: nothing here writes, and nothing here imports a module that writes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from registry_app.mirror import cards
+from registry_app.mirror import cards, mapping
 from registry_app.models import EvaluationReport, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import is_active_user, principal_names
@@ -49,6 +50,7 @@ __all__ = [
     "card_status_of",
     "check_signoff",
     "effective_status",
+    "fingerprint_of_record",
     "is_registrant",
     "metric_observations",
     "package_fingerprint",
@@ -58,6 +60,16 @@ __all__ = [
 ]
 
 FINGERPRINT_VERSION = 1
+# Mirror columns of a package that are reviewed content (the fingerprint hashes them).
+REVIEWED_COLUMNS = (
+    "description",
+    "inference_specification",
+    "model_metrics",
+    "metadata_properties",
+    "customer_metadata",
+    "embedded_card_status",
+    "embedded_card_content",
+)
 # Keys the dashboard itself may write next to the role flags; never part of what is reviewed.
 APPROVAL_METADATA_KEYS = frozenset({"ApprovalStatus", "ApprovalDescription", "ModelApprovalStatus"})
 PENDING_OUTCOME = "Pending"
@@ -219,6 +231,21 @@ def package_fingerprint(
         "customer_metadata": _digest({k: v for k, v in customer.items() if k not in flag_keys}),
     }
     return _digest(detail), detail
+
+
+def fingerprint_of_record(
+    package: ModelPackage, record: dict[str, Any], *, policy: PolicySpec | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The fingerprint ``package`` would have if the mirror held ``record`` (a fresh
+    DescribeModelPackage): its reviewed content replaced by the registry's, the mirror's report
+    digests and standalone card kept (a changed ``ModelMetrics`` or card reference changes the
+    hash through ``model_metrics`` / ``customer_metadata``). Pure apart from the policy lookup."""
+    fresh = mapping.package_fields(record)
+    candidate = copy.copy(package)
+    for name in REVIEWED_COLUMNS:
+        setattr(candidate, name, fresh[name])
+    reports = list(package.reports.all())
+    return package_fingerprint(candidate, policy=policy, reports=reports)
 
 
 # --------------------------------------------------------------------------------------------- verdict

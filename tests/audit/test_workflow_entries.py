@@ -10,7 +10,8 @@ from registry_app.audit.log import verify_audit_chain
 from registry_app.models import AuditLogEntry, Decision, ModelPackage, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.review.decisions import group_archive, package_revoke
-from registry_app.review.signoffs import signoff_create, signoffs_mark_stale
+from registry_app.review.signoffs import signoff_create
+from registry_app.review.staleness import signoffs_mark_stale
 from tests.audit.conftest import make_user
 from tests.factories import ModelPackageFactory
 

@@ -19,7 +19,7 @@ KINDS = {
         "sync_all_endpoints",
         "poll_all_event_queues",
     ],
-    "push": ["push", "resend_stuck_pushes"],
+    "push": ["push", "resend_stuck_pushes", "refresh_package"],
     "audit": ["ingest_audit", "ingest_audit_all"],
     "email": [
         "notify_review_requested",

@@ -150,7 +150,7 @@ def test_a_failing_hook_never_breaks_the_sync(registry: Registry, personas: dict
     sign(outbox, personas["fair"], package, "fairness")
     record = json.loads(json.dumps(registry.describe("pending"), default=str))
     record["ModelPackageDescription"] = "changed again"
-    with mock.patch("registry_app.review.signoffs.signoffs_mark_stale", side_effect=RuntimeError("boom")):
+    with mock.patch("registry_app.review.staleness.signoffs_mark_stale", side_effect=RuntimeError("boom")):
         applied = apply_package_record(registry.source, record)
     assert applied.description == "changed again"
     # The evaluation still judges by fingerprint: the sign-off no longer counts.

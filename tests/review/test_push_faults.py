@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -433,7 +434,18 @@ def test_push_assumes_the_role_as_the_acting_person(registry: Registry, personas
     from registry_app.models import RegistrySource
 
     iam = boto3.client("iam", region_name=h.REGION)
-    role = iam.create_role(RoleName="GovernanceWriter", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    # The trust policy docs/iam/ documents: pushes set SourceIdentity, which needs sts:SetSourceIdentity.
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+            }
+        ],
+    }
+    role = iam.create_role(RoleName="GovernanceWriter", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     RegistrySource.objects.filter(pk=registry.source.pk).update(role_arn=role)
     package = registry.package("pending")
     with outbox.capture(execute=True):

@@ -1,0 +1,37 @@
+"""Marking sign-offs stale when the reviewed content changed (the sync saw it, or a push found it).
+
+A stale sign-off never counts again (``state.signoff_views`` prefixes its fingerprint), even if
+the content later changes back: it must be redone.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from registry_app.audit import log as audit_log
+from registry_app.models import ModelPackage, SignOff
+from registry_app.review.state import package_fingerprint
+
+__all__ = ["signoffs_mark_stale"]
+
+
+def signoffs_mark_stale(package: ModelPackage, *, fingerprint: str | None = None, via: str = audit_log.Via.SYNC) -> int:
+    """Mark stale every current sign-off whose fingerprint is not ``fingerprint`` (default: the
+    package's current one, from the mirror).
+
+    Called by the sync hook when reviewed content changed, and by the push when the registry's
+    content no longer matches what was reviewed. One SELECT and one UPDATE (plus the
+    fingerprint's reads) and, when any became stale, an audit entry (``signoffs.marked_stale``)
+    in the caller's transaction; returns how many sign-offs became stale.
+    """
+    if fingerprint is None:
+        fingerprint, _ = package_fingerprint(package)
+    ids = list(
+        SignOff.objects.filter(package=package, stale_at__isnull=True)
+        .exclude(fingerprint=fingerprint)
+        .values_list("pk", flat=True)
+    )
+    count = SignOff.objects.filter(pk__in=ids, stale_at__isnull=True).update(stale_at=timezone.now()) if ids else 0
+    if count:
+        audit_log.audit_signoffs_stale(package, ids, fingerprint=fingerprint, via=via)
+    return count
