@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,6 +26,7 @@ from tests.aws.contracts import ACCOUNT, REGION, Stubs, arn
 from tests.aws_helpers import BINARY_REPORT, create_group, create_package, make_bucket, put_json
 
 pytestmark = pytest.mark.django_db
+MOTO_ACCOUNT = "123456789012"
 
 
 def run_command(name: str) -> tuple[str, CommandError | None]:
@@ -54,10 +56,11 @@ def test_against_a_moto_server_every_read_is_allowed_and_lookup_events_not_check
     create_group(sm, "credit-risk", tags={"team": "risk"})
     create_package(sm, "credit-risk", report_uri=put_json(s3, "credit-risk/1/evaluation.json", BINARY_REPORT))
     queue = sqs.create_queue(QueueName="registry-events")["QueueUrl"]
+    role = make_role("GovernanceReader", trust_policy())  # the documented trust policy
     RegistrySource.objects.create(
         name="prod",
         region=REGION,
-        role_arn="arn:aws:iam::123456789012:role/GovernanceReader",
+        role_arn=role,
         external_id="ext-123",
         cloudtrail_bucket="trail-bucket",
         events_queue_url=queue,
@@ -84,6 +87,32 @@ def test_against_a_moto_server_every_read_is_allowed_and_lookup_events_not_check
     assert status_of(output, "sqs:ReceiveMessage") == NOT_CHECKABLE  # would consume events
     assert "No permission denied." in output
     assert sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
+
+
+@pytest.mark.integration
+def test_a_role_trusting_without_set_source_identity_fails_the_check(moto_server: str) -> None:
+    """The AWS-faithful fake refuses a SourceIdentity the trust policy does not allow, as STS does:
+    the sync's AssumeRole works, every push would fail, and the check says so."""
+    policy = trust_policy()
+    policy["Statement"][0]["Action"] = "sts:AssumeRole"
+    RegistrySource.objects.create(name="prod", region=REGION, role_arn=make_role("ReaderOnly", policy))
+
+    output, error = run_command("prod")
+
+    assert error is not None and "sts:SetSourceIdentity" in str(error)
+    assert status_of(output, "sts:AssumeRole") == ALLOWED
+    assert status_of(output, "sts:SetSourceIdentity") == DENIED
+    assert "trust-policy.json" in output and '"sts:SetSourceIdentity"' in output.split("Add these statements", 1)[1]
+
+
+def trust_policy() -> dict[str, Any]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "iam" / "trust-policy.json").read_text(encoding="utf-8")
+    return json.loads(text.replace("DASHBOARD_ACCOUNT_ID", MOTO_ACCOUNT).replace("DASHBOARD_WORKER_ROLE", "worker"))
+
+
+def make_role(name: str, policy: dict[str, Any]) -> str:
+    iam = boto3.client("iam", region_name=REGION)
+    return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(policy))["Role"]["Arn"]
 
 
 def denied(message_action: str, resource: str) -> str:

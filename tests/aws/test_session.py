@@ -5,6 +5,7 @@ on the STS client the session builds, so every AssumeRole is checked against the
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,3 +153,32 @@ def test_a_throttled_assume_role_stays_retryable(sts: Stubs, package_arn: str, s
 
     with pytest.raises(RetryableAwsError):
         push_client("alice").describe_package(package_arn)
+
+
+# --- the same through the AWS-faithful fake's STS (its name rules and trust-policy evaluation) ---
+
+
+def fake_role(name: str, actions: list[str]) -> str:
+    statement = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": actions}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    return boto3.client("iam", region_name=REGION).create_role(RoleName=name, AssumeRolePolicyDocument=document)[
+        "Role"
+    ]["Arn"]
+
+
+def test_through_the_fake_a_non_ascii_push_assumes_a_role_that_trusts_set_source_identity(package_arn: str) -> None:
+    role = fake_role("GovernanceWriter", ["sts:AssumeRole", "sts:SetSourceIdentity"])
+    client = RegistryClient(SourceConfig(name="prod", region=REGION, role_arn=role, source_identity="Zoë Saldaña"))
+
+    assert client.describe_package(package_arn)["ModelPackageArn"] == package_arn
+
+
+def test_through_the_fake_a_trust_policy_without_set_source_identity_is_named(package_arn: str) -> None:
+    role = fake_role("ReaderOnly", ["sts:AssumeRole"])
+    sync = RegistryClient(SourceConfig(name="prod", region=REGION, role_arn=role))
+    push = RegistryClient(SourceConfig(name="prod", region=REGION, role_arn=role, source_identity="alice"))
+
+    assert sync.describe_package(package_arn)["ModelPackageArn"] == package_arn  # the sync is unaffected
+    with pytest.raises(RoleAssumptionError) as caught:
+        push.describe_package(package_arn)
+    assert caught.value.kind == "trust-policy" and "sts:SetSourceIdentity" in caught.value.fix
