@@ -28,6 +28,11 @@ from registry_app.aws.session import CallStats, SourceConfig
 
 LOOKUP_RATE = 1.9  # requests/second: under AWS's 2 TPS with room for clock skew between us and AWS
 LOOKUP_PAGE_SIZE = 50  # the API maximum
+LOOKUP_RETENTION = dt.timedelta(days=90)  # LookupEvents only reaches this far back
+# A clamped StartTime is the retention horizon plus this margin, rounded up to the hour: far enough
+# inside the limit to survive clock skew, and the same for every page of an hour (a NextToken is only
+# valid with the parameters it was issued for).
+RETENTION_MARGIN = dt.timedelta(minutes=5)
 S3_PAGE_SIZE = 1000
 
 
@@ -98,6 +103,10 @@ class LookupPage:
     records: list[dict[str, Any]]
     next_token: str | None
     throttled: int  # throttles waited out for this page (after botocore's own retries)
+    # Set when the requested StartTime was older than LookupEvents' 90 days: the StartTime actually
+    # sent (events before it are only in the trail's S3 files). A window entirely older than that
+    # gives an empty last page without a call.
+    start_clamped_to: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +133,11 @@ class CloudTrailReader(RegistryClient):
         max_throttle_waits: int = 8,
         throttle_backoff: float = 1.0,
         throttle_backoff_max: float = 30.0,
+        now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         super().__init__(cfg, stats)
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._clamped: dict[Any, dt.datetime] = {}  # requested StartTime -> the StartTime sent instead
         self.limiter = limiter or limiter_for(account or cfg.role_arn or cfg.name, cfg.region)
         self._sleep = sleep
         self.max_throttle_waits = max_throttle_waits
@@ -152,19 +164,34 @@ class CloudTrailReader(RegistryClient):
     def lookup_page(self, params: dict[str, Any]) -> LookupPage:
         """One LookupEvents call with exactly ``params``; throttles are waited out, never skipped.
 
+        A window resumed after more than 90 days (``InvalidTimeRangeException``: "the time range is
+        outside the range of possible values") is clamped to the retention horizon and sent again,
+        instead of failing on every run; the StartTime sent is kept for later pages of this reader
+        and reported in ``LookupPage.start_clamped_to``.
+
         Raises ``RetryableAwsError`` when throttling (or a 5xx/network error) persists past botocore's
         retries and ``max_throttle_waits`` waits of ours: the caller must resend the same page later.
         """
         client = self._cloudtrail()
+        requested = params.get("StartTime")
         waits = 0
+        clamped_now = False
         while True:
+            sent = self._clamp(params)
+            if sent is None:  # the whole window is older than LookupEvents reaches
+                return LookupPage(
+                    records=[], next_token=None, throttled=waits, start_clamped_to=self._clamped[requested]
+                )
             self.limiter.acquire()
             self._local.prepaid = True
             started = time.perf_counter()
             try:
-                response = client.lookup_events(**params)
+                response = client.lookup_events(**sent)
             except Exception as exc:  # noqa: BLE001 - translated into our hierarchy
                 error = translate(exc, "LookupEvents")
+                if error.code == "InvalidTimeRangeException" and not clamped_now and self._learn_horizon(requested):
+                    clamped_now = True
+                    continue
                 if error.retryable and waits < self.max_throttle_waits:
                     waits += 1
                     if is_throttle(error):
@@ -176,7 +203,38 @@ class CloudTrailReader(RegistryClient):
                 self._local.prepaid = False
                 self.stats.record("LookupEvents", time.perf_counter() - started)
             records = [record_from_lookup_event(event) for event in response.get("Events") or []]
-            return LookupPage(records=records, next_token=response.get("NextToken") or None, throttled=waits)
+            return LookupPage(
+                records=records,
+                next_token=response.get("NextToken") or None,
+                throttled=waits,
+                start_clamped_to=self._clamped.get(requested),
+            )
+
+    def retention_start(self) -> dt.datetime:
+        """The earliest StartTime to send now: 90 days back plus a margin, rounded up to the hour."""
+        earliest = self._now().astimezone(dt.UTC) - LOOKUP_RETENTION + RETENTION_MARGIN
+        hour = earliest.replace(minute=0, second=0, microsecond=0)
+        return hour if hour == earliest else hour + dt.timedelta(hours=1)
+
+    def _learn_horizon(self, requested: Any) -> bool:
+        """After a range error: clamp ``requested`` from now on, if it is older than the horizon."""
+        if not isinstance(requested, dt.datetime):
+            return False
+        horizon = self.retention_start()
+        if requested.astimezone(dt.UTC) >= horizon:
+            return False  # not a retention problem (e.g. StartTime after EndTime): let it fail
+        self._clamped[requested] = horizon
+        return True
+
+    def _clamp(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """``params`` with a learned StartTime, or None when the window ends before it."""
+        start = self._clamped.get(params.get("StartTime"))
+        if start is None:
+            return params
+        end = params.get("EndTime")
+        if isinstance(end, dt.datetime) and end.astimezone(dt.UTC) <= start:
+            return None
+        return {**params, "StartTime": start}
 
     # -- S3 trail files ------------------------------------------------------------------
     def list_prefixes(self, bucket: str, prefix: str) -> list[str]:

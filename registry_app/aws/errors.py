@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -26,7 +28,34 @@ THROTTLING_CODES = {
     "RequestThrottled",
     "LimitExceededException",
 }
-NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+NOT_FOUND_CODES = {
+    "ResourceNotFound",  # DescribeModelCard (botocore lists it as the operation's error)
+    "ResourceNotFoundException",
+    "NoSuchKey",
+    "NoSuchBucket",
+    "404",
+    "NotFound",
+    "QueueDoesNotExist",  # SQS (JSON protocol: QueryErrorCode)
+    "AWS.SimpleQueueService.NonExistentQueue",  # SQS (its Code)
+}
+# SageMaker reports most missing resources as a ValidationException, each operation in its own words
+# (AWS's own sagemaker-controller maps them so: generator.yaml, ``exceptions.errors.404``). Only these
+# messages of these operations mean "not found"; any other ValidationException (a malformed name,
+# "1 validation error detected: ...") stays a ValidationError.
+VALIDATION_NOT_FOUND: dict[str, re.Pattern[str]] = {
+    # 'Could not find model "arn:aws:sagemaker:...:model/name".'
+    "DescribeModel": re.compile(r"^Could not find model\b"),
+    # 'Could not find endpoint "arn:aws:sagemaker:...:endpoint/name".' (not "... configuration")
+    "DescribeEndpoint": re.compile(r"^Could not find endpoint\b(?! configuration)"),
+    # 'Could not find endpoint configuration "arn:aws:sagemaker:...:endpoint-config/name".'
+    "DescribeEndpointConfig": re.compile(r"^Could not find endpoint configuration\b"),
+    # 'ModelPackage arn:aws:sagemaker:...:model-package/group/3 does not exist.' (moto words it
+    # '... not found'; both only ever mean a missing package for these operations)
+    "DescribeModelPackage": re.compile(r"\b(does not exist|not found)\b"),
+    "UpdateModelPackage": re.compile(r"\b(does not exist|not found)\b"),
+    # 'ModelPackageGroup name does not exist.'
+    "DescribeModelPackageGroup": re.compile(r"\bdoes not exist\b"),
+}
 ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
 
 
@@ -67,6 +96,21 @@ class FinalAwsError(AwsError):
     """Anything else: retrying will not help."""
 
 
+class RoleAssumptionError(FinalAwsError):
+    """``sts:AssumeRole`` into a source's role failed for a reason retrying cannot fix.
+
+    Raised instead of an ``AccessDeniedError`` so that a denied *role* is never mistaken for a
+    denied SageMaker call (the sync falls back to List + Describe when Search is denied). ``fix``
+    names what to change; ``kind`` is ``trust-policy`` (sts:SetSourceIdentity not allowed),
+    ``role-chain`` (the worker's own session already carries a source identity) or ``denied``.
+    """
+
+    def __init__(self, message: str, *, kind: str, fix: str, code: str = "") -> None:
+        super().__init__(f"{message} Fix: {fix}", operation="AssumeRole", code=code)
+        self.kind = kind
+        self.fix = fix
+
+
 def translate(exc: Exception, operation: str) -> AwsError:
     """Map a botocore exception to one of ours."""
     if isinstance(exc, AwsError):
@@ -79,14 +123,7 @@ def translate(exc: Exception, operation: str) -> AwsError:
         text = f"{operation}: {code}: {message}"
         if code in THROTTLING_CODES or status == 429:
             return RetryableAwsError(text, operation=operation, code=code)
-        if (
-            code in NOT_FOUND_CODES
-            or status == 404
-            or (
-                code == "ValidationException"
-                and ("not found" in message.lower() or "does not exist" in message.lower())
-            )
-        ):
+        if code in NOT_FOUND_CODES or status == 404 or _validation_not_found(operation, code, message):
             return NotFoundError(text, operation=operation, code=code)
         if code in ACCESS_DENIED_CODES or status == 403:
             return AccessDeniedError(text, operation=operation, code=code)
@@ -104,3 +141,8 @@ def translate(exc: Exception, operation: str) -> AwsError:
     if isinstance(exc, BotoCoreError):
         return FinalAwsError(f"{operation}: {exc}", operation=operation, code=type(exc).__name__)
     return FinalAwsError(f"{operation}: {exc!r}", operation=operation, code=type(exc).__name__)
+
+
+def _validation_not_found(operation: str, code: str, message: str) -> bool:
+    pattern = VALIDATION_NOT_FOUND.get(operation)
+    return code == "ValidationException" and pattern is not None and pattern.search(message) is not None

@@ -88,16 +88,17 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 class RegistryClient:
     """AWS calls for one source. Thread-safe: clients are shared across worker threads."""
 
-    def __init__(self, cfg: SourceConfig, stats: CallStats | None = None) -> None:
+    def __init__(self, cfg: SourceConfig, stats: CallStats | None = None, *, max_attempts: int | None = None) -> None:
         self.cfg = cfg
         self.stats = stats or CallStats()
+        self.max_attempts = max_attempts
         self._clients: dict[str, Any] = {}
 
     # -- plumbing -------------------------------------------------------------------------
     def client(self, service: str) -> Any:
         client = self._clients.get(service)
         if client is None:
-            client = make_client(self.cfg, service, self.stats)
+            client = make_client(self.cfg, service, self.stats, max_attempts=self.max_attempts)
             self._clients[service] = client
         return client
 
@@ -210,7 +211,14 @@ class RegistryClient:
         client's read timeout), so a server trickling bytes cannot hold a sync thread for long.
         """
         bucket, key = parse_s3_uri(uri)
-        response = self._call("s3", "GetObject", Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")
+        try:
+            response = self._call("s3", "GetObject", Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")
+        except AwsError as exc:
+            if _empty_object(exc):
+                # S3 answers a ranged GET of a 0-byte object with 416 InvalidRange (no byte 0 to
+                # send): the object is there and empty, which the report parser names as such.
+                return FetchedObject(body=b"", sha256=hashlib.sha256(b"").hexdigest(), size=0)
+            raise
         stream = response["Body"]
         try:
             body = _read_capped(stream, max_bytes + 1, uri, timeout_s)
@@ -252,6 +260,15 @@ def _read_capped(stream: Any, limit: int, uri: str, timeout_s: float | None) -> 
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+def _empty_object(exc: AwsError) -> bool:
+    """A ranged GET from byte 0 refused with 416 InvalidRange: the object has no bytes."""
+    if exc.code != "InvalidRange":
+        return False
+    cause = exc.__cause__
+    error = getattr(cause, "response", {}).get("Error", {}) if cause is not None else {}
+    return str(error.get("ActualObjectSize", "0")) == "0"
 
 
 def _total_size(response: dict[str, Any], fallback: int) -> int:
