@@ -311,4 +311,3 @@ def timeline_stream(scope: Scope, filters: TimelineFilters, *, chunk_size: int =
         for source in sources
     ]
     return heapq.merge(*streams, key=lambda item: item.sort_key, reverse=True)
-
