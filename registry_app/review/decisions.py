@@ -17,8 +17,11 @@ from registry_app.audit import log as audit_log
 from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PushOutbox
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
+from registry_app.review.outbox import flags_to_withdraw, push_enqueue
+from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import SignOffNotAllowed
-from registry_app.review.push import ACTIVE_STATES, MAX_DESCRIPTION, push_enqueue
+from registry_app.review.push import ACTIVE_STATES
+from registry_app.review.push_intent import MAX_DESCRIPTION
 from registry_app.review.state import effective_status
 
 __all__ = ["MAX_JUSTIFICATION", "group_archive", "package_revoke"]
@@ -51,14 +54,16 @@ def _justification(text: str, action: str) -> str:
     return cleaned
 
 
-def _push_decision(package: ModelPackage, decision: Decision, *, expected_status: str, user: Any) -> PushOutbox:
+def _push_decision(
+    package: ModelPackage, decision: Decision, *, expected_status: str, user: Any, flags: dict[str, Any] | None = None
+) -> PushOutbox:
     push = PushOutbox.objects.create(
         package=package,
         decision=decision,
         kind=PushOutbox.Kind.DECISION,
         target_status=decision.status,
         target_description=decision.description,
-        flags={},
+        flags=flags or {},
         expected_status=expected_status,
         acting_username=user.get_username(),
     )
@@ -71,8 +76,9 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
 
     One transaction under the package row lock: a Decision (kind revocation) and its push
     (Approved -> Rejected; a registry status other than Approved by then is a conflict). After
-    commit: the push task and ``enqueue_decided``. The role flags written at approval stay: they
-    record who signed, and the status is what deployments follow.
+    commit: the push task and ``enqueue_decided``. The push also withdraws the role flags written at
+    approval (``CustomerMetadataPropertiesToRemove``): a revoked package must not still read as
+    approved by each role; who signed stays in the dashboard's sign-offs and audit log.
     Raises ``PermissionDenied`` (not compliance), ``ValueError`` (no justification),
     ``SignOffNotAllowed`` (unknown, deleted or not Approved package).
     """
@@ -105,7 +111,9 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
             description=_description(f"Approval revoked via governance dashboard by {user.get_username()}: {reason}"),
             decided_by=user,
         )
-        _push_decision(package, decision, expected_status=ApprovalStatus.APPROVED, user=user)
+        # The approval no longer stands: its role flags are withdrawn with the status (issue 9).
+        withdrawn = flags_to_withdraw(package, policy_for_group(package.group))
+        _push_decision(package, decision, expected_status=ApprovalStatus.APPROVED, user=user, flags=withdrawn)
         audit_log.audit_decision(decision)
         from registry_app.notifications.enqueue import enqueue_decided
 

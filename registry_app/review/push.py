@@ -47,15 +47,15 @@ from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
 from registry_app.models import PushOutbox
 from registry_app.models.registry import ApprovalStatus
-from registry_app.permissions import RETRYABLE_PUSH_STATES, can_retry_push, principal_names
+from registry_app.permissions import RETRYABLE_PUSH_STATES, can_retry_push
+from registry_app.review.outbox import push_enqueue
+from registry_app.review.push_intent import PushRefused, already_applied, conflict_detail, fit, intended
 from registry_app.review.staleness import signoffs_mark_stale
 from registry_app.review.state import fingerprint_of_record
 
 __all__ = [
     "CLAIMABLE_STATES",
     "PushBlocked",
-    "PushRefused",
-    "push_enqueue",
     "push_execute",
     "push_retry",
     "pushes_resend_stuck",
@@ -70,19 +70,11 @@ Kind = PushOutbox.Kind
 CLAIMABLE_STATES = PushOutbox.CLAIMABLE_STATES
 ACTIVE_STATES = PushOutbox.ACTIVE_STATES
 
-MAX_METADATA_ENTRIES = 50
-MAX_METADATA_KEY = 128
-MAX_METADATA_VALUE = 256
-MAX_DESCRIPTION = 1024
 MAX_ERROR = 4000
 
 
 class PushBlocked(Exception):
     """An earlier push for the same package is still pending or sending; try again later."""
-
-
-class PushRefused(Exception):
-    """The intended state cannot be written (e.g. the metadata limits); retrying will not help."""
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -92,22 +84,6 @@ def registry_client_for(push: PushOutbox) -> RegistryClient:
     """The source's client, assuming its role (if any) with the acting person as SourceIdentity,
     so CloudTrail records the human who caused the change, not just the dashboard."""
     return RegistryClient(SourceConfig.from_source(push.package.source, source_identity=push.acting_username))
-
-
-def push_enqueue(push_id: UUID | str) -> None:
-    """Send ``push_task`` after the current transaction commits.
-
-    ``robust``: a broker outage must not turn a committed sign-off into an error page; the row
-    stays pending and ``pushes_resend_stuck`` sends it later.
-    """
-    from registry_app.tasks import push_task
-
-    pid = str(push_id)
-    transaction.on_commit(lambda: push_task.apply_async(args=[pid]), robust=True)
-
-
-def _fit(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -120,7 +96,7 @@ class _Claim:
     def finish(self, state: str, **fields: Any) -> bool:
         now = timezone.now()
         if "last_error" in fields:
-            fields["last_error"] = _fit(str(fields["last_error"]), MAX_ERROR)
+            fields["last_error"] = fit(str(fields["last_error"]), MAX_ERROR)
         with transaction.atomic():  # the state change and its audit entry commit together
             updated = PushOutbox.objects.filter(
                 pk=self.push_id, state=State.SENDING, claimed_at=self.claimed_at
@@ -196,66 +172,6 @@ def _refresh_mirror(push: PushOutbox) -> None:
     transaction.on_commit(lambda: refresh_package_task.apply_async(args=[package_id]), robust=True)
 
 
-# --------------------------------------------------------------------------------------------- intended state
-
-
-def _intended(push: PushOutbox, record: dict[str, Any]) -> dict[str, Any]:
-    """UpdateModelPackage parameters (without ClientToken) for the complete intended state."""
-    found_status = str(record.get("ModelApprovalStatus") or "")
-    status = push.target_status or found_status
-    if push.kind == Kind.DECISION:
-        description = push.target_description
-    else:
-        description = str(record.get("ApprovalDescription") or "")
-    metadata = {str(k): str(v) for k, v in (record.get("CustomerMetadataProperties") or {}).items()}
-    for key, value in (push.flags or {}).items():
-        key, value = str(key), str(value)
-        if not 1 <= len(key) <= MAX_METADATA_KEY or not 1 <= len(value) <= MAX_METADATA_VALUE:
-            raise PushRefused(
-                f"Metadata {key[:40]!r}={value[:40]!r} exceeds SageMaker's limits "
-                f"(key 1-{MAX_METADATA_KEY}, value 1-{MAX_METADATA_VALUE} characters)."
-            )
-        metadata[key] = value
-    if len(metadata) > MAX_METADATA_ENTRIES:
-        raise PushRefused(
-            f"The package would have {len(metadata)} CustomerMetadataProperties; SageMaker allows "
-            f"{MAX_METADATA_ENTRIES}. Remove unused keys in the registry, then retry this push."
-        )
-    params: dict[str, Any] = {"ModelPackageArn": push.package.arn}
-    if status:
-        params["ModelApprovalStatus"] = status
-    if description or push.kind == Kind.DECISION:
-        params["ApprovalDescription"] = _fit(description, MAX_DESCRIPTION)
-    if metadata:
-        params["CustomerMetadataProperties"] = metadata
-    return params
-
-
-def _already_applied(params: dict[str, Any], record: dict[str, Any], push: PushOutbox) -> bool:
-    if params.get("ModelApprovalStatus", "") != str(record.get("ModelApprovalStatus") or ""):
-        return False
-    if push.kind == Kind.DECISION and params.get("ApprovalDescription", "") != str(
-        record.get("ApprovalDescription") or ""
-    ):
-        return False
-    current = record.get("CustomerMetadataProperties") or {}
-    return all(current.get(k) == v for k, v in (push.flags or {}).items())
-
-
-def _conflict_detail(push: PushOutbox, record: dict[str, Any]) -> dict[str, Any]:
-    modified_by = record.get("LastModifiedBy") or {}
-    names = principal_names(modified_by)
-    iam = modified_by.get("IamIdentity") if isinstance(modified_by, dict) else None
-    return {
-        "found_status": str(record.get("ModelApprovalStatus") or ""),
-        "found_description": str(record.get("ApprovalDescription") or ""),
-        "last_modified_by": names[0] if names else str((iam or {}).get("Arn") or ""),
-        "last_modified_at": str(record.get("LastModifiedTime") or ""),
-        "expected_status": push.expected_status,
-        "target_status": push.target_status,
-    }
-
-
 # --------------------------------------------------------------------------------------------- delivery
 
 
@@ -326,8 +242,8 @@ def _deliver(push: PushOutbox, claim: _Claim, client: RegistryClient | None) -> 
     if changed:
         _mark_content_conflict(push, claim, record, changed)
         return
-    params = _intended(push, record)
-    if _already_applied(params, record, push):
+    params = intended(push, record)
+    if already_applied(params, record, push):
         with transaction.atomic():
             if claim.finish(State.SENT, sent_at=timezone.now(), last_error="Already applied in the registry."):
                 _refresh_mirror(push)
@@ -368,7 +284,7 @@ def _reviewed_content_changed(push: PushOutbox, record: dict[str, Any]) -> list[
 def _mark_content_conflict(push: PushOutbox, claim: _Claim, record: dict[str, Any], changed: list[str]) -> None:
     """The registry's content is no longer what was reviewed: write nothing, mark the sign-offs
     stale (they must be redone on the new content), tell the signers, refresh the mirror."""
-    detail = {**_conflict_detail(push, record), "reason": "content_changed", "changed": changed}
+    detail = {**conflict_detail(push, record), "reason": "content_changed", "changed": changed}
     message = (
         "Not written: the package's reviewed content changed in the registry after the review "
         f"({', '.join(changed)}); the sign-offs are stale and must be redone on the new content."
@@ -376,7 +292,9 @@ def _mark_content_conflict(push: PushOutbox, claim: _Claim, record: dict[str, An
     fingerprint, _ = fingerprint_of_record(push.package, record)
     with transaction.atomic():
         if claim.finish(State.CONFLICT, conflict_detail=detail, last_error=message):
-            signoffs_mark_stale(push.package, fingerprint=fingerprint, via=audit_log.Via.TASK)
+            signoffs_mark_stale(
+                push.package, fingerprint=fingerprint, via=audit_log.Via.TASK, acting_username=push.acting_username
+            )
             from registry_app.notifications.enqueue import enqueue_conflict
 
             enqueue_conflict(push.pk)
@@ -385,7 +303,7 @@ def _mark_content_conflict(push: PushOutbox, claim: _Claim, record: dict[str, An
 
 
 def _mark_conflict(push: PushOutbox, claim: _Claim, record: dict[str, Any]) -> None:
-    detail = _conflict_detail(push, record)
+    detail = conflict_detail(push, record)
     who = f" by {detail['last_modified_by']}" if detail["last_modified_by"] else ""
     message = (
         f"Not written: the registry shows {detail['found_status'] or 'no status'}{who}, but the review "
@@ -429,7 +347,7 @@ def push_retry(*, user: Any, push_id: UUID | str) -> PushOutbox:
         if found:
             fields["expected_status"] = found
             note += f" over the change made elsewhere (registry status {found})"
-    fields["last_error"] = _fit(f"{note}. Previously: {push.last_error}" if push.last_error else note, MAX_ERROR)
+    fields["last_error"] = fit(f"{note}. Previously: {push.last_error}" if push.last_error else note, MAX_ERROR)
     with transaction.atomic():
         updated = PushOutbox.objects.filter(pk=push.pk, state__in=RETRYABLE_PUSH_STATES).update(**fields)
         if not updated:

@@ -12,6 +12,7 @@ from registry_app.audit import log as audit_log
 from registry_app.models import Decision, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import is_active_user, user_roles
+from registry_app.review.outbox import push_enqueue
 from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import (
     APPROVE,
@@ -25,7 +26,6 @@ from registry_app.review.policy import (
     approval_description,
     role_flags_for,
 )
-from registry_app.review.push import push_enqueue
 from registry_app.review.state import (
     check_signoff,
     effective_status,

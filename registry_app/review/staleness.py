@@ -10,12 +10,16 @@ from django.utils import timezone
 
 from registry_app.audit import log as audit_log
 from registry_app.models import ModelPackage, SignOff
+from registry_app.review.outbox import flags_withdraw_push
+from registry_app.review.policies import policy_for_group
 from registry_app.review.state import package_fingerprint
 
 __all__ = ["signoffs_mark_stale"]
 
 
-def signoffs_mark_stale(package: ModelPackage, *, fingerprint: str | None = None, via: str = audit_log.Via.SYNC) -> int:
+def signoffs_mark_stale(
+    package: ModelPackage, *, fingerprint: str | None = None, via: str = audit_log.Via.SYNC, acting_username: str = ""
+) -> int:
     """Mark stale every current sign-off whose fingerprint is not ``fingerprint`` (default: the
     package's current one, from the mirror).
 
@@ -23,6 +27,10 @@ def signoffs_mark_stale(package: ModelPackage, *, fingerprint: str | None = None
     content no longer matches what was reviewed. One SELECT and one UPDATE (plus the
     fingerprint's reads) and, when any became stale, an audit entry (``signoffs.marked_stale``)
     in the caller's transaction; returns how many sign-offs became stale.
+
+    The role flags those sign-offs wrote to the registry no longer stand for the content: when the
+    mirror shows any set on a pending package, a flags push withdraws them
+    (``CustomerMetadataPropertiesToRemove``), sent after commit.
     """
     if fingerprint is None:
         fingerprint, _ = package_fingerprint(package)
@@ -34,4 +42,5 @@ def signoffs_mark_stale(package: ModelPackage, *, fingerprint: str | None = None
     count = SignOff.objects.filter(pk__in=ids, stale_at__isnull=True).update(stale_at=timezone.now()) if ids else 0
     if count:
         audit_log.audit_signoffs_stale(package, ids, fingerprint=fingerprint, via=via)
+        flags_withdraw_push(package, policy_for_group(package.group), acting_username=acting_username)
     return count

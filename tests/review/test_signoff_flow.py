@@ -70,10 +70,12 @@ def test_three_roles_approve_and_the_registry_shows_it(  # type: ignore[no-untyp
     assert updates.count == 4  # three flags, one decision: each exactly once
 
 
-def test_update_carries_the_complete_state_and_client_token(  # type: ignore[no-untyped-def]
+def test_a_flags_push_sends_only_its_flag_with_the_client_token(  # type: ignore[no-untyped-def]
     registry: Registry, personas: dict[str, Any], outbox: Outbox, monkeypatch
 ) -> None:
-    """Every UpdateModelPackage names status, description and the full metadata, with the row id as token."""
+    """Issue 9 item 2: AWS merges CustomerMetadataProperties and keeps what an update leaves out, so
+    a flags push names only the flag it owns: no status, no description, no echo of other keys
+    (the old push echoed the whole map and the status, which moto needed and AWS punishes)."""
     from registry_app.aws.sagemaker import RegistryClient
 
     sent: list[dict[str, Any]] = []
@@ -89,8 +91,10 @@ def test_update_carries_the_complete_state_and_client_token(  # type: ignore[no-
     outbox.drain()
     (params,) = sent
     assert params["ClientToken"] == str(result.pushes[0].pk) and len(params["ClientToken"]) <= 36
-    assert params["ModelApprovalStatus"] == "PendingManualApproval"
-    assert params["CustomerMetadataProperties"] == {
+    assert set(params) == {"ModelPackageArn", "CustomerMetadataProperties", "ClientToken"}
+    assert params["CustomerMetadataProperties"] == {"FairnessApproved": "true"}
+    # The registry merged it: the pipeline's keys are still there.
+    assert registry.describe("pending")["CustomerMetadataProperties"] == {
         "GitCommitSha": "0123abc",
         "owner": "team-risk",
         "FairnessApproved": "true",
