@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import logging
 import multiprocessing
 import os
@@ -24,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, router
 
-from registry_app.audit.events import PreparedRow, prepare_log_rows
+from registry_app.audit.events import PreparedRow, prepare_log_rows, prepare_log_rows_gc_paused
 from registry_app.audit.ingest_run import IngestRun, PassResult, cursor_row
 from registry_app.audit.trail_files import (
     LogFileError,
@@ -271,7 +270,7 @@ class _Parser:
         pool = self.pool
         if pool is not None:
             try:
-                return pool.submit(_prepare_rows, body, fallback).result()
+                return pool.submit(prepare_log_rows_gc_paused, body, fallback).result()
             except BrokenProcessPool:
                 log.warning("audit ingest: a parsing process died; parsing in threads from now on")
                 self.pool = None
@@ -281,19 +280,6 @@ class _Parser:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
-
-
-def _prepare_rows(body: bytes, fallback: dt.datetime) -> tuple[int, list[PreparedRow]]:
-    """``prepare_log_rows`` in a parsing process (events as plain tuples), with the cyclic garbage
-    collector paused meanwhile: a file's records are acyclic JSON trees that reference counting
-    frees, yet their tens of thousands of containers would set off collection after collection."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return prepare_log_rows(body, fallback)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from registry_app.audit import events, ingest_s3, ingest_writer
+from registry_app.audit import events, ingest_writer
 from registry_app.audit.ingest_linker import Linker
 from registry_app.models import CloudTrailEvent, RegistrySource
 from tests.audit.ingest import records as r
@@ -83,7 +83,7 @@ def test_parsing_process_entry_point_restores_the_garbage_collector() -> None:
     import gc
 
     assert gc.isenabled()
-    seen, rows = ingest_s3._prepare_rows(r.gz(_records()), NOW)
+    seen, rows = events.prepare_log_rows_gc_paused(r.gz(_records()), NOW)
     assert gc.isenabled()
     assert (seen, len(rows)) == (7, 7)
 
@@ -130,3 +130,20 @@ def test_postgres_copy_skips_the_lookup_after_a_clean_batch_and_still_ignores_du
     event = stored.get(event_id=second["eventID"])
     assert json.loads(event.raw) == second if isinstance(event.raw, str) else event.raw == second
     assert event.event_time == events.parse_event_time(second["eventTime"])
+
+
+def test_the_parsing_process_function_imports_without_django() -> None:
+    """A forkserver parsing process unpickles the parse function by importing its module before
+    (and without) ``django.setup()``: that module must not import models. After the audit split the
+    function sat in a module importing models, every parsing process died with AppRegistryNotReady
+    and parsing fell back to threads (seen in `make demo`'s log)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.environ.pop('DJANGO_SETTINGS_MODULE', None);"
+        "import registry_app.audit.events as e; print(e.prepare_log_rows_gc_paused.__module__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "registry_app.audit.events"
