@@ -466,7 +466,7 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
             f"  Deploy gate curl -H 'Authorization: Bearer {api_token}' \\",
             f"                   {site}/api/v1/groups/fraud-detector/approved/latest",
             f"  Emails      written as files to {mail_dir} (open the links in them)",
-            f"  Fake AWS    moto at {moto_url} (eu-west-1 + us-east-1; browse {moto_url}/moto-api/)",
+            f"  Fake AWS    AWS-faithful fake (moto + docs/aws-fake.md) at {moto_url} (eu-west-1 + us-east-1)",
             f"  CloudTrail  s3://{CLOUDTRAIL_BUCKET}/AWSLogs/ (six months of history, ingested; beat every 5 min)",
             f"  Database    {database}",
             f"  Broker      {broker}",
