@@ -54,6 +54,10 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.send_sla_reminders",
             "schedule": crontab(minute=7),  # hourly; the Notification key limits it to one per day
         },
+        "verify-review-state": {
+            "task": "registry_app.tasks.verify_review_state",
+            "schedule": crontab(minute=47, hour=settings.FULL_SYNC_HOUR_UTC),  # after the nightly reconciliation
+        },
         "outside-decision-emails": {
             "task": "registry_app.tasks.notify_outside_decisions",
             "schedule": 600.0,  # resend compliance emails that failed; see services/bypasses.py

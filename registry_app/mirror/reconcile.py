@@ -54,7 +54,15 @@ from registry_app.models import (
     RegistrySource,
     SyncRun,
 )
-from registry_app.review.on_sync import card_observed, package_observed  # governance: stale sign-offs, reviews
+from registry_app.review.on_sync import (  # governance: stale sign-offs, reviews, the stored review state
+    card_link_observed,
+    card_observed,
+    card_stored,
+    group_observed,
+    package_observed,
+    package_reports_observed,
+    packages_vanished,
+)
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_KEPT = 200
@@ -628,7 +636,9 @@ class RegistrySync:
                 setattr(existing, name, fields[name])
             existing.deleted_at = None
             existing.last_seen_at = now
-            existing.save()
+            with transaction.atomic():  # the group and its packages' review state commit together
+                existing.save()
+                group_observed(existing.pk)
             self.count("groups_updated")
         return existing
 
@@ -807,6 +817,7 @@ class RegistrySync:
                     package = self._apply_record(bundle.record, prior)
                     if bundle.reports:
                         self._store_reports(package, bundle.reports, is_new=prior is None)
+                        package_reports_observed(package.pk)
             except (sync.RecordError, ValueError, TypeError, KeyError) as exc:
                 self.error(bundle.arn, f"malformed registry record: {exc}")
 
@@ -931,6 +942,7 @@ class RegistrySync:
                 )
                 for pk in gone
             )
+            packages_vanished(gone)
         self.count("packages_deleted", len(gone))
 
     # -- model cards ---------------------------------------------------------------------
@@ -975,7 +987,9 @@ class RegistrySync:
         for pk, _meta, _group, current in packages:
             target = card_ids.get(wanted.get(pk, ""))
             if target != current:
-                ModelPackage.objects.filter(pk=pk).update(model_card_id=target)
+                with transaction.atomic():
+                    ModelPackage.objects.filter(pk=pk).update(model_card_id=target)
+                    card_link_observed(pk)
                 self.count("card_links_changed")
 
     def _store_card(self, name: str, card: ModelCard | None) -> ModelCard | None:
@@ -1004,6 +1018,7 @@ class RegistrySync:
             card.save()
             if content_changed:
                 self.count("stale_signoffs", card_observed(card))
+            card_stored(card)
         self.count("cards_updated")
         return card
 

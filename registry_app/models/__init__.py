@@ -11,6 +11,7 @@ from .registry import (
     ModelPackageGroup,
     PackageObservation,
 )
+from .review_state import ReviewState, ReviewStateCheck, ReviewStateRole
 from .runs import SyncRun
 from .signoffs import (
     ApprovalPolicy,
@@ -47,5 +48,8 @@ __all__ = [
     "ModelPackageGroup",
     "PackageObservation",
     "RegistrySource",
+    "ReviewState",
+    "ReviewStateCheck",
+    "ReviewStateRole",
     "SyncRun",
 ]

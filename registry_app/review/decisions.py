@@ -19,6 +19,7 @@ from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
 from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.push import ACTIVE_STATES, MAX_DESCRIPTION, push_enqueue
+from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.state import effective_status
 
 __all__ = ["MAX_JUSTIFICATION", "group_archive", "package_revoke"]
@@ -70,9 +71,10 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
     """Compliance: move an Approved package to Rejected.
 
     One transaction under the package row lock: a Decision (kind revocation) and its push
-    (Approved -> Rejected; a registry status other than Approved by then is a conflict). After
-    commit: the push task and ``enqueue_decided``. The role flags written at approval stay: they
-    record who signed, and the status is what deployments follow.
+    (Approved -> Rejected; a registry status other than Approved by then is a conflict), and the
+    package's stored review state refreshed. After commit: the push task and ``enqueue_decided``.
+    The role flags written at approval stay: they record who signed, and the status is what
+    deployments follow.
     Raises ``PermissionDenied`` (not compliance), ``ValueError`` (no justification),
     ``SignOffNotAllowed`` (unknown, deleted or not Approved package).
     """
@@ -110,6 +112,7 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
         from registry_app.notifications.emails import enqueue_decided
 
         enqueue_decided(decision.pk)
+        review_state_refresh([package.pk])
     return decision
 
 
@@ -119,9 +122,9 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
     One transaction, locking the group row, then its packages: per package a Decision (kind
     archive, "Archived via governance dashboard by <user>: <justification>") and a push whose
     expected status is what the package has (or is about to have: a decision still on its way
-    is pushed first). Nothing is deleted in the registry. Returns the decisions (empty when
-    nothing was left to archive). Raises ``PermissionDenied``, ``ValueError`` or
-    ``SignOffNotAllowed`` (unknown or deleted group).
+    is pushed first), and their stored review state refreshed. Nothing is deleted in the registry.
+    Returns the decisions (empty when nothing was left to archive). Raises ``PermissionDenied``,
+    ``ValueError`` or ``SignOffNotAllowed`` (unknown or deleted group).
     """
     _require_compliance(user, "archive a model package group")
     reason = _justification(justification, "Archiving a group")
@@ -172,4 +175,5 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
             after={"decision_ids": [d.pk for d in decisions], "justification": reason},
             message=f"Group {group.name} archived: {len(decisions)} version(s) to be rejected",
         )
+        review_state_refresh([p.pk for p in packages])
     return decisions

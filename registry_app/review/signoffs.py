@@ -26,6 +26,7 @@ from registry_app.review.policy import (
     role_flags_for,
 )
 from registry_app.review.push import push_enqueue
+from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.state import (
     check_signoff,
     effective_status,
@@ -78,6 +79,7 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
     * when the policy now says Approved or Rejected: a Decision with the ApprovalDescription and a
       decision push (target status, description, every satisfied role's flag).
 
+    The package's stored review state is refreshed in the same transaction.
     Side effects after commit only: ``push_task`` per push, ``enqueue_decided`` for a decision.
     Raises ``SignOffNotAllowed`` (with ``code``) for every refusal.
     """
@@ -151,6 +153,7 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             pushes.append(decision_push)
         for push in pushes:
             push_enqueue(push.pk)
+        review_state_refresh([package.pk])
     return SignOffResult(signoff=signoff, decision=decision_row, result=result, pushes=pushes)
 
 
