@@ -817,7 +817,7 @@ class RegistrySync:
                     package = self._apply_record(bundle.record, prior)
                     if bundle.reports:
                         self._store_reports(package, bundle.reports, is_new=prior is None)
-                        package_reports_observed(package.pk)
+                        package_reports_observed(package)
             except (sync.RecordError, ValueError, TypeError, KeyError) as exc:
                 self.error(bundle.arn, f"malformed registry record: {exc}")
 

@@ -55,7 +55,9 @@ class ReviewStateRole(models.Model):
     """One required role of a package under review: approvals needed and current, and whether
     someone holding the role may still sign (the nav counts are a GROUP BY over these rows)."""
 
-    state = models.ForeignKey(ReviewState, on_delete=models.CASCADE, related_name="role_rows")
+    # Deleted explicitly with their state (``review.queue_state``): DO_NOTHING lets a state row go
+    # in one DELETE, without Django first reading what cascades.
+    state = models.ForeignKey(ReviewState, on_delete=models.DO_NOTHING, related_name="role_rows")
     role = models.CharField(max_length=64)
     needed = models.PositiveIntegerField()
     approvals = models.PositiveIntegerField()

@@ -64,18 +64,34 @@ def package_observed(package: ModelPackage, *, created: bool, changes: dict[str,
     if not created and REVIEWED_FIELDS.intersection(changes):
         _mark_stale_safely(package)
     _flag_outside_decision(package, created=created, changes=changes)
-    _refresh_safely([package.pk])
+    _refresh_package(package)
 
 
-def package_reports_observed(package_id: int) -> None:
+def package_reports_observed(package: ModelPackage) -> None:
     """The sync stored (re)fetched evaluation reports and their metrics: the fingerprint and the
     metric gates read them."""
-    _refresh_safely([package_id])
+    _refresh_package(package)
+
+
+def _refresh_package(package: ModelPackage) -> None:
+    """A package the sync just wrote: its row refreshed, or, when it is plainly not under review
+    (decided in the registry, or deleted), deleted without deriving anything."""
+    if package.approval_status == ApprovalStatus.PENDING and package.deleted_at is None:
+        _refresh_safely([package.pk])
+    else:
+        packages_vanished([package.pk])
 
 
 def packages_vanished(package_ids: list[int]) -> None:
-    """The sync marked these packages deleted (gone from the registry, or their group gone)."""
-    _refresh_safely(package_ids)
+    """The sync marked these packages deleted (gone from the registry, or their group gone): they
+    are no longer under review."""
+    from registry_app.review.queue_state import review_state_forget
+
+    try:
+        with transaction.atomic():
+            review_state_forget(package_ids)
+    except Exception:  # noqa: BLE001 - the nightly check fixes the rows; the sync must go on
+        log.exception("could not remove the review state of package(s) %s", package_ids[:20])
 
 
 def group_observed(group_id: int) -> None:

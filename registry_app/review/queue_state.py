@@ -36,6 +36,7 @@ from registry_app.review.review_rows import ReviewRow, RoleRow, derive_rows, pol
 
 __all__ = [
     "RefreshStats",
+    "review_state_forget",
     "review_state_refresh",
     "review_state_refresh_group",
     "review_state_refresh_policies",
@@ -96,6 +97,17 @@ def _refresh_batch(ids: list[int], policies: list[ApprovalPolicy] | None) -> Ref
     derived = derive_rows(ids, policies=policies)
     stored = _stored(ids)
     return _apply(derived, stored)
+
+
+def review_state_forget(package_ids: list[int]) -> int:
+    """Delete the rows of packages the caller knows are not under review (decided in the registry,
+    or deleted): the sync's fast path for the 80 % of packages that are not pending. 2 queries,
+    no lock: a writer that still sees such a package pending waits for the caller's row lock and
+    then reads it decided (the refresh locks before it reads)."""
+    if not package_ids:
+        return 0
+    ReviewStateRole.objects.filter(state_id__in=package_ids).delete()
+    return int(ReviewState.objects.filter(package_id__in=package_ids).delete()[0])
 
 
 def review_state_refresh_group(group_id: int) -> RefreshStats:
@@ -219,8 +231,7 @@ def _apply(derived: dict[int, ReviewRow], stored: dict[int, ReviewRow]) -> Refre
     changed = [derived[pk] for pk, kind in kinds.items() if kind == "different"]
     missing = [derived[pk] for pk, kind in kinds.items() if kind == "missing"]
     if extra:
-        ReviewStateRole.objects.filter(state_id__in=extra).delete()
-        ReviewState.objects.filter(package_id__in=extra).delete()
+        review_state_forget(extra)
     now = timezone.now()
     if changed:
         ReviewStateRole.objects.filter(state_id__in=[r.package_id for r in changed]).delete()

@@ -162,7 +162,7 @@ class ReviewStateMachine(RuleBasedStateMachine):
                 package=package, slot="ModelQuality.Statistics", s3_uri=f"s3://b/{i}.json", status="ok", sha256="0" * 64
             )
             Metric.objects.create(report=report, package=package, name="auc", value=0.9, kind="binary_classification")
-            on_sync.package_reports_observed(package.pk)
+            on_sync.package_reports_observed(package)
         with transaction.atomic():  # the sync's card pass links the first version of each group
             ModelPackage.objects.filter(arn__in=self.arns[:2]).update(model_card=self.card)
             for arn in self.arns[:2]:
@@ -298,7 +298,7 @@ class ReviewStateMachine(RuleBasedStateMachine):
             with transaction.atomic():  # as RegistrySync._apply_batch stores reports, then tells review
                 EvaluationReport.objects.filter(package=package).update(sha256=f"{variant}" * 64)
                 Metric.objects.filter(package=package).update(value=(0.5, 0.8, 0.9)[variant])
-                on_sync.package_reports_observed(package.pk)
+                on_sync.package_reports_observed(package)
             return
         elif kind == "vanish":  # gone from the registry's listing ("refresh" brings it back)
             RegistrySync(self.source, None, self.registry)._mark_packages_deleted([self._package(i).pk])  # type: ignore[arg-type]
