@@ -20,11 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import RFC3986_SUBDELIMS
 
 from registry_app.models import (
     Decision,
@@ -129,6 +133,31 @@ class QueueItem:
     @property
     def needs_me(self) -> bool:
         return bool(self.signable_roles)
+
+    @property
+    def group_url(self) -> str:
+        return _url("registry:group_detail", self.group_name) + f"?source={quote(self.source_name, safe='/')}"
+
+    @property
+    def review_url(self) -> str:
+        path = _url("registry:package_detail", self.group_name, self.version)
+        return f"{path}?source={quote(self.source_name, safe='/')}#review"
+
+
+@lru_cache(maxsize=8)
+def _url_pattern(name: str, kinds: tuple[bool, ...]) -> tuple[str, tuple[str, ...]]:
+    """The URL reversed with a sentinel per argument (digits for integers), and those sentinels."""
+    sentinels = tuple(str(987654320 + i) if is_int else f"ARG{i}SENTINEL" for i, is_int in enumerate(kinds))
+    return reverse(name, args=list(sentinels)), sentinels
+
+
+def _url(name: str, *args: Any) -> str:
+    """``reverse(name, args=args)`` for a page of rows: the pattern is reversed once per process and
+    the arguments quoted as ``reverse`` quotes them (50 ``reverse`` calls were a fifth of the page)."""
+    url, sentinels = _url_pattern(name, tuple(isinstance(a, int) for a in args))
+    for sentinel, arg in zip(sentinels, args, strict=True):
+        url = url.replace(sentinel, quote(str(arg), safe=RFC3986_SUBDELIMS + "~:@"), 1)
+    return url
 
 
 @dataclass(frozen=True)
