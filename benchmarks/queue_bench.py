@@ -594,6 +594,10 @@ def http_compare(args: argparse.Namespace, db_url: str, mlflow_db: str, tmp: Pat
         mlflow = start_mlflow(Path(args.mlflow_venv), mlflow_db, ml_port, args.mlflow_workers, tmp)
         ml = f"http://127.0.0.1:{ml_port}"
         seeded = seed_mlflow(ml, args.packages // 50, 50, args.packages // 5)
+        import psycopg
+
+        with psycopg.connect(mlflow_db, autocommit=True) as conn:  # planner statistics, as for ours
+            conn.execute("VACUUM ANALYZE")
 
         def ours(path: str) -> Any:
             session = requests.Session()

@@ -281,3 +281,18 @@ def test_refresh_of_packages_not_under_review_writes_nothing(registry: Registry)
     stats = review_state_refresh([approved.pk, 10**9])
     assert stats.changed == 0 and row(approved) is None
     on_sync.packages_vanished([])  # nothing to do, no error
+
+
+def test_the_embedded_sqlite_broker_is_polled_every_tenth_of_a_second() -> None:
+    """The demo's broker: a final sign-off reaches the registry in two hops (flags push, then the
+    decision push it unblocks), each waiting for a poll; Redis is left alone."""
+    from celery import Celery
+
+    from governance.celery import SQLITE_BROKER_POLL_SECONDS, _poll_the_embedded_broker_often
+
+    demo = Celery("demo", broker="sqla+sqlite:////tmp/broker.sqlite3")
+    _poll_the_embedded_broker_often(demo)
+    assert demo.conf.broker_transport_options["polling_interval"] == SQLITE_BROKER_POLL_SECONDS == 0.1
+    redis = Celery("prod", broker="redis://127.0.0.1:6379/0")
+    _poll_the_embedded_broker_often(redis)
+    assert "polling_interval" not in (redis.conf.broker_transport_options or {})
