@@ -172,6 +172,17 @@ class DecidedItem:
     def package(self) -> ModelPackage:
         return self.decision.package
 
+    @property
+    def group_url(self) -> str:
+        group = self.decision.package.group
+        return _url("registry:group_detail", group.name) + f"?source={quote(group.source.name, safe='/')}"
+
+    @property
+    def package_url(self) -> str:
+        package = self.decision.package
+        path = _url("registry:package_detail", package.group.name, package.version)
+        return f"{path}?source={quote(package.group.source.name, safe='/')}"
+
 
 @dataclass(frozen=True)
 class QueuePage:

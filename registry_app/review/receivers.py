@@ -3,6 +3,7 @@
 * A policy saved or deleted, wherever (the admin, ``create_demo_policies``, a shell): the stored
   review state of the packages whose policy changed is refreshed in the same transaction. A
   receiver rather than a call in each place, because the admin saves the model itself.
+* A registry source renamed in the admin: its rows carry the name for their links.
 * After ``migrate`` applied ``0005_review_state``: the new table is filled from the existing rows
   (a migration's historical models cannot run today's verdict, the migrated database can).
 """
@@ -16,7 +17,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
 
-from registry_app.models import ApprovalPolicy
+from registry_app.models import ApprovalPolicy, RegistrySource, ReviewState
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,19 @@ def _policy_changed(sender: Any, instance: ApprovalPolicy, raw: bool = False, **
 
     with transaction.atomic():
         review_state_refresh_policies()
+
+
+@receiver(post_save, sender=RegistrySource, dispatch_uid="review_state_source_saved")
+def _source_saved(sender: Any, instance: RegistrySource, raw: bool = False, **_: Any) -> None:
+    if raw:
+        return
+    renamed = ReviewState.objects.filter(group__source=instance).exclude(source_name=instance.name)
+    ids = list(renamed.values_list("package_id", flat=True))
+    if ids:
+        from registry_app.review.queue_state import review_state_refresh
+
+        with transaction.atomic():
+            review_state_refresh(ids)
 
 
 def fill_after_migrate(sender: Any, plan: Any = None, using: str = "default", **_: Any) -> None:

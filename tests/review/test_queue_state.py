@@ -218,6 +218,13 @@ def test_policy_edits_refresh_the_rows_they_touch(registry: Registry) -> None:
     exact()
 
 
+def test_a_renamed_source_renames_its_rows(registry: Registry) -> None:
+    registry.source.name = "prod-eu"
+    registry.source.save()
+    assert set(ReviewState.objects.values_list("source_name", flat=True)) == {"prod-eu"}
+    exact()
+
+
 def test_role_grants_need_no_row_and_show_at_once(registry: Registry) -> None:
     user = make_user("newcomer")
     assert queue_counts(user) == {} and queue_for_user(user) == []
