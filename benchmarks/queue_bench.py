@@ -658,7 +658,12 @@ def http_compare(args: argparse.Namespace, db_url: str, mlflow_db: str, tmp: Pat
 
 
 def _print(result: dict[str, Any]) -> None:
-    small, large = result["small"], result["large"]
+    if "large" in result:
+        _print_pages(result["small"], result["large"])
+    _print_rest(result)
+
+
+def _print_pages(small: dict[str, Any], large: dict[str, Any]) -> None:
     print(f"\n### pages, server time in-process ({large['db']}; {large['dataset']})")
     print("| page | queries (small → large) | p50 ms | p95 ms | bytes |\n|---|---|---:|---:|---:|")
     for label, f in large["pages"].items():
@@ -666,6 +671,9 @@ def _print(result: dict[str, Any]) -> None:
             f"| {label} | {small['pages'][label]['queries']} → {f['queries']} | {f['median_ms']} | "
             f"{f['p95_ms']} | {f['bytes']:,} |"
         )
+
+
+def _print_rest(result: dict[str, Any]) -> None:
     http = result.get("http")
     if http:
         print(f"\n### under gunicorn vs MLflow {http['mlflow']} (load average {http['loadavg_1m']})")
@@ -704,7 +712,7 @@ def main() -> None:
     parser.add_argument("--http-reps", type=int, default=100)
     parser.add_argument("--http-seconds", type=float, default=15)
     parser.add_argument("--db-prefix", default="gov_reviewstate_qb")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["http", "upkeep", "latency"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["pages", "http", "upkeep", "latency"])
     parser.add_argument("--phase", nargs="+")
     args = parser.parse_args()
     if args.phase:
@@ -733,23 +741,26 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="queue-bench-"))
     dbs = {name: pg_scratch(f"{args.db_prefix}_{name}") for name in ("small", "large", "upkeep", "mlflow")}
     result: dict[str, Any] = {}
+    if "pages" in args.skip:
+        args.skip.append("http")  # it serves the pages part's database
     try:
-        result["small"] = run_phase(
-            __file__,
-            dict(base, VAR_DIR=tempfile.mkdtemp(), DATABASE_URL=dbs["small"]),
-            "pages",
-            "100",
-            "200",
-            str(args.reps),
-        )
-        result["large"] = run_phase(
-            __file__,
-            dict(base, VAR_DIR=tempfile.mkdtemp(), DATABASE_URL=dbs["large"]),
-            "pages",
-            str(args.packages),
-            str(args.signoffs),
-            str(args.reps),
-        )
+        if "pages" not in args.skip:
+            result["small"] = run_phase(
+                __file__,
+                dict(base, VAR_DIR=tempfile.mkdtemp(), DATABASE_URL=dbs["small"]),
+                "pages",
+                "100",
+                "200",
+                str(args.reps),
+            )
+            result["large"] = run_phase(
+                __file__,
+                dict(base, VAR_DIR=tempfile.mkdtemp(), DATABASE_URL=dbs["large"]),
+                "pages",
+                str(args.packages),
+                str(args.signoffs),
+                str(args.reps),
+            )
         if "http" not in args.skip:
             result["http"] = http_compare(args, dbs["large"], dbs["mlflow"], tmp)
         if "upkeep" not in args.skip:
