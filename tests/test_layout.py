@@ -22,6 +22,8 @@ READ_MODULES = (
     "registry_app.mirror.selectors",
     "registry_app.review.state",
     "registry_app.review.queue",
+    "registry_app.review.queue_base",
+    "registry_app.review.decided",
     "registry_app.review.review_rows",
     "registry_app.review.panel",
     "registry_app.review.policies",

@@ -20,18 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.fields.json import KeyTransform
-from django.urls import reverse
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
-from django.utils.http import RFC3986_SUBDELIMS
 
 from registry_app.models import (
-    Decision,
     ModelPackage,
     ModelPackageGroup,
     PushOutbox,
@@ -41,6 +35,8 @@ from registry_app.models import (
 )
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import SIGNOFF_ROLES, VIEWER_ROLE, user_roles
+from registry_app.review.decided import DECIDED_DAYS, DecidedItem, decided_page
+from registry_app.review.queue_base import QueueFilters, QueuePage, TagFilter, page_url, source_query
 from registry_app.review.review_rows import registrant_token, signer_token
 from registry_app.review.state import PENDING_OUTCOME, effective_status
 
@@ -67,10 +63,19 @@ __all__ = [
 TABS: dict[str, str] = {"mine": "My queue", "all": "All pending", "decided": "Recently decided"}
 SLA_LABELS: dict[str, str] = {"ok": "OK", "due_soon": "Due soon", "overdue": "Overdue"}
 SLA_STATES: tuple[str, ...] = tuple(SLA_LABELS)
-DECIDED_DAYS = 30
 PAGE_SIZE = 50
 log = logging.getLogger(__name__)
 
+# The archive preview needs none of the large JSON columns of a package.
+_ARCHIVE_DEFERRED = (
+    "raw",
+    "inference_specification",
+    "model_metrics",
+    "embedded_card_content",
+    "metadata_properties",
+    "customer_metadata",
+    "last_modified_by",
+)
 _ROW_COLUMNS = (
     "package_id",
     "source_name",
@@ -87,16 +92,6 @@ _ROW_COLUMNS = (
     "missing_roles",
     "signers",
     "registrants",
-)
-# The decided list needs none of the large JSON columns of a package.
-_DEFERRED = (
-    "raw",
-    "inference_specification",
-    "model_metrics",
-    "embedded_card_content",
-    "metadata_properties",
-    "customer_metadata",
-    "last_modified_by",
 )
 
 
@@ -136,100 +131,12 @@ class QueueItem:
 
     @property
     def group_url(self) -> str:
-        return _url("registry:group_detail", self.group_name) + f"?source={quote(self.source_name, safe='/')}"
+        return page_url("registry:group_detail", self.group_name) + source_query(self.source_name)
 
     @property
     def review_url(self) -> str:
-        path = _url("registry:package_detail", self.group_name, self.version)
-        return f"{path}?source={quote(self.source_name, safe='/')}#review"
-
-
-@lru_cache(maxsize=8)
-def _url_pattern(name: str, kinds: tuple[bool, ...]) -> tuple[str, tuple[str, ...]]:
-    """The URL reversed with a sentinel per argument (digits for integers), and those sentinels."""
-    sentinels = tuple(str(987654320 + i) if is_int else f"ARG{i}SENTINEL" for i, is_int in enumerate(kinds))
-    return reverse(name, args=list(sentinels)), sentinels
-
-
-def _url(name: str, *args: Any) -> str:
-    """``reverse(name, args=args)`` for a page of rows: the pattern is reversed once per process and
-    the arguments quoted as ``reverse`` quotes them (50 ``reverse`` calls were a fifth of the page)."""
-    url, sentinels = _url_pattern(name, tuple(isinstance(a, int) for a in args))
-    for sentinel, arg in zip(sentinels, args, strict=True):
-        url = url.replace(sentinel, quote(str(arg), safe=RFC3986_SUBDELIMS + "~:@"), 1)
-    return url
-
-
-@dataclass(frozen=True)
-class DecidedItem:
-    """One row of "Recently decided": the decision (package, group, source and user selected) and its newest push."""
-
-    decision: Decision
-    push: PushOutbox | None
-    cursor: str
-
-    @property
-    def package(self) -> ModelPackage:
-        return self.decision.package
-
-    @property
-    def group_url(self) -> str:
-        group = self.decision.package.group
-        return _url("registry:group_detail", group.name) + f"?source={quote(group.source.name, safe='/')}"
-
-    @property
-    def package_url(self) -> str:
-        package = self.decision.package
-        path = _url("registry:package_detail", package.group.name, package.version)
-        return f"{path}?source={quote(package.group.source.name, safe='/')}"
-
-
-@dataclass(frozen=True)
-class QueuePage:
-    items: list[Any]
-    total: int | None  # None when not counted (a "load more" request)
-    next_cursor: str  # "" on the last page
-
-
-@dataclass(frozen=True)
-class TagFilter:
-    key: str
-    value: str | None  # None: the group has the key, whatever its value
-
-    @classmethod
-    def parse(cls, text: str) -> TagFilter | None:
-        """``RiskTier:High`` (key and exact value) or ``RiskTier`` (key present); blank means no filter."""
-        text = (text or "").strip()
-        if not text:
-            return None
-        key, sep, value = text.partition(":")
-        key = key.strip()
-        if not key:
-            return None
-        return cls(key=key, value=value.strip() if sep else None)
-
-    def apply(self, queryset: QuerySet[Any], field_path: str) -> QuerySet[Any]:
-        """Keep rows whose tags JSON object (``{key: value}``) matches, on SQLite and PostgreSQL alike.
-
-        The key is a parameter, never part of a lookup path, so any tag key is safe.
-        """
-        queryset = queryset.filter(**{f"{field_path}__has_key": self.key})
-        if self.value is None:
-            return queryset
-        return queryset.alias(_tag_value=KeyTransform(self.key, field_path)).filter(_tag_value=self.value)
-
-
-@dataclass(frozen=True)
-class QueueFilters:
-    group: str = ""  # exact group name
-    tag: TagFilter | None = None
-    role: str = ""  # still missing approvals in this role
-    sla: str = ""  # "" or one of SLA_STATES
-    not_mine: bool = False  # leave out what I registered
-
-    @property
-    def active(self) -> bool:
-        return bool(self.group or self.tag or self.role or self.sla or self.not_mine)
+        path = page_url("registry:package_detail", self.group_name, self.version)
+        return f"{path}{source_query(self.source_name)}#review"
 
 
 # --------------------------------------------------------------------------------------------- pending
@@ -308,52 +215,6 @@ def _valid_key(after: str) -> str:
     return after if after.isdigit() and len(after) <= 64 else ""
 
 
-# --------------------------------------------------------------------------------------------- decided
-
-_CURSOR_TIME = "%Y%m%d%H%M%S%f"
-
-
-def _decided_cursor(after: str) -> tuple[dt.datetime, int] | None:
-    """``<UTC time, 20 digits>-<decision id>`` of the last row shown; anything else: the first page."""
-    moment, _, pk = after.partition("-")
-    if len(moment) != 20 or not moment.isdigit() or not pk.isdigit() or len(pk) > 19:
-        return None
-    try:
-        return dt.datetime.strptime(moment, _CURSOR_TIME).replace(tzinfo=dt.UTC), int(pk)
-    except ValueError:
-        return None
-
-
-def _decided(filters: QueueFilters, after: str, limit: int, count: bool) -> QueuePage:
-    since = timezone.now() - dt.timedelta(days=DECIDED_DAYS)
-    newest = PushOutbox.objects.filter(decision=OuterRef("pk")).order_by("-created_at")
-    decisions = (
-        Decision.objects.filter(created_at__gte=since)
-        .select_related("package__group__source", "decided_by")
-        .defer(*(f"package__{name}" for name in _DEFERRED))
-        .annotate(
-            push_state=Subquery(newest.values("state")[:1]), push_attempts=Subquery(newest.values("attempts")[:1])
-        )
-    )
-    if filters.group:
-        decisions = decisions.filter(package__group__name=filters.group)
-    if filters.tag is not None:
-        decisions = filters.tag.apply(decisions, "package__group__tags")
-    total = decisions.count() if count else None
-    cursor = _decided_cursor(after)
-    if cursor is not None:
-        at, before_pk = cursor
-        decisions = decisions.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=before_pk))
-    rows = list(decisions.order_by("-created_at", "-pk")[: limit + 1])
-    items = []
-    for decision in rows[:limit]:
-        state = decision.push_state  # type: ignore[attr-defined]
-        push = PushOutbox(state=state, attempts=decision.push_attempts) if state else None  # type: ignore[attr-defined]
-        moment = decision.created_at.astimezone(dt.UTC).strftime(_CURSOR_TIME)
-        items.append(DecidedItem(decision, push, f"{moment}-{decision.pk}"))
-    return QueuePage(items, total, items[-1].cursor if len(rows) > limit else "")
-
-
 # --------------------------------------------------------------------------------------------- public
 
 
@@ -380,7 +241,7 @@ def queue_page(
     filters = filters or QueueFilters()
     limit = max(1, min(int(limit), 500))
     if tab == "decided":
-        return _decided(filters, after, limit, count)
+        return decided_page(filters, after, limit, count)
     roles = _signing_roles(user)
     if tab != "all" and not roles:
         return QueuePage([], 0 if count else None, "")
@@ -466,7 +327,7 @@ def archive_preview(group: ModelPackageGroup) -> list[ModelPackage]:
     """
     packages = (
         ModelPackage.objects.filter(group=group, deleted_at__isnull=True)
-        .defer(*_DEFERRED)
+        .defer(*_ARCHIVE_DEFERRED)
         .prefetch_related(
             Prefetch(
                 "pushes",
