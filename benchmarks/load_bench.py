@@ -256,12 +256,12 @@ def read_failures(prefix: Path) -> list[dict[str, str]]:
         return [dict(r) for r in csv.DictReader(handle)][:10]
 
 
-def drain(queues: list[str], limit_s: float = 300) -> float:
+def drain(queues: list[str], port: int = REDIS_PORT, limit_s: float = 300) -> float:
     """Let the worker finish the tasks the seeding queued (review-request emails and such) before
     the load starts, so they do not compete with it; returns how long that took."""
     import redis
 
-    client = redis.Redis(port=REDIS_PORT)
+    client = redis.Redis(port=port)
     started = time.perf_counter()
     quiet = 0
     while quiet < 3 and time.perf_counter() - started < limit_s:
@@ -301,6 +301,30 @@ def probe(site: str, data: dict[str, Any], reps: int) -> dict[str, dict[str, flo
             response.raise_for_status()
         out[label] = {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1)}
     return out
+
+
+# The Browser's task weights (locustfile.py), to weigh each page's time alone.
+BROWSER_WEIGHTS = {
+    "/queue/ (mine)": 3,
+    "/queue/?tab=all": 2,
+    "/queue/?tab=decided": 1,
+    "review page": 4,
+    "/groups/": 1,
+    "group page": 2,
+    "package timeline": 2,
+    "endpoint timeline": 1,
+    "/audit/ search": 1,
+    "/as-of/": 1,
+}
+
+
+def demand_without_queueing(browsers: int, signers: int, alone: dict[str, dict[str, float]]) -> float:
+    """Requests per second the users ask for when no request waits for another (a closed system:
+    each user thinks, then waits for one answer): browsers think 0.5-1.5 s (1 s on average) between
+    requests, signers 1-2 s between rounds of 3 requests; answers take what each page takes alone."""
+    weighted = sum(w * alone.get(page, {}).get("median_ms", 0.0) for page, w in BROWSER_WEIGHTS.items())
+    answer_s = weighted / sum(BROWSER_WEIGHTS.values()) / 1000
+    return browsers / (1.0 + answer_s) + signers * 3 / (1.5 + 3 * answer_s)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -365,6 +389,8 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--web-threads", type=int, default=2)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--db-name", default="", help="scratch database name (default h6_load_<pid>)")
+    parser.add_argument("--redis-port", type=int, default=REDIS_PORT, help="the private Redis's port")
     parser.add_argument("--phase", nargs="+")
     args = parser.parse_args()
     if args.phase:
@@ -382,17 +408,17 @@ def main() -> None:
     env = stack_env(
         tmp,
         site,
-        REDIS_PORT,
+        args.redis_port,
         AWS_ENDPOINT_URL=f"http://127.0.0.1:{moto_port}",
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION=LIVE_REGION,
     )
-    db = pg_scratch(f"h6_load_{os.getpid()}")
+    db = pg_scratch(args.db_name or f"h6_load_{os.getpid()}")
     env["DATABASE_URL"] = db
     size = f"{args.packages:,} packages, {args.events:,} audit events"
     print(f"# load benchmark: {size}, {args.users} users ({args.signers} signing) for {args.duration} s; db {db}")
-    start_redis(REDIS_PORT, str(tmp))
+    start_redis(args.redis_port, str(tmp))
     moto = web = worker = None
     try:
         moto = start_moto(moto_port)
@@ -412,7 +438,7 @@ def main() -> None:
 
         queues = celery_queues(env)
         worker = start_worker(env, queues, 2, tmp / "worker.log")
-        drained_s = drain(queues)
+        drained_s = drain(queues, args.redis_port)
         web = start_gunicorn(env, web_port, args.web_workers, args.web_threads, tmp / "gunicorn.log")
         load_before = os.getloadavg()
         import psutil
@@ -465,6 +491,7 @@ def main() -> None:
         signers = json.loads((tmp / "signers.json").read_text()) if (tmp / "signers.json").exists() else {}
         settle = run_phase(__file__, env, "settle", "120")
         alone = probe(site, json.loads(data_path.read_text()), 5)
+        demand = round(demand_without_queueing(args.users - args.signers, args.signers, alone), 1)
         result = {
             "packages": args.packages,
             "audit_events": seed["audit"]["events"],
@@ -475,6 +502,7 @@ def main() -> None:
             "gunicorn": f"{args.web_workers} workers x {args.web_threads} threads",
             "celery_queues": queues,
             "throughput_rps": total.get("rps"),
+            "demand_rps_without_queueing": demand,
             "requests": total.get("requests"),
             "errors": total.get("failures"),
             "median_ms": total.get("median_ms"),
@@ -504,6 +532,10 @@ def main() -> None:
         )
         print(f"\nsign-offs: {signers}; after the load: {settle}")
         print(
+            f"throughput {total.get('rps')} req/s; the users ask for {demand} req/s when nothing queues "
+            "(think times and each page's time alone)"
+        )
+        print(
             f"CPU during the load: machine {machine_cpu} % of {os.cpu_count()} cores; gunicorn {cpu['web_s']} s, "
             f"worker {cpu['worker_s']} s, locust {cpu['locust_s']} s (the load generator shares the 2 cores); "
             f"1-minute load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
@@ -517,7 +549,7 @@ def main() -> None:
         kill_group(web, 15)
         kill_group(worker, 15)
         stop(moto)
-        stop_redis(REDIS_PORT)
+        stop_redis(args.redis_port)
         if not args.keep_db:
             pg_drop(db)
 

@@ -15,3 +15,7 @@ class RegistryAppConfig(AppConfig):
         from registry_app.audit.receivers import connect_receivers
 
         connect_receivers()
+
+        from registry_app.review import receivers  # connects the review state's policy receivers
+
+        receivers.connect(self)

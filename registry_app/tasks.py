@@ -241,3 +241,13 @@ def notify_outside_decisions_task() -> int:
     from registry_app.audit.outside_decisions import outside_decisions_notify_pending
 
     return outside_decisions_notify_pending()
+
+
+# --- review state -----------------------------------------------------------------------------
+@shared_task(name="registry_app.tasks.verify_review_state", ignore_result=True)
+def verify_review_state_task() -> int:
+    """Beat (nightly): re-derive every stored review-state row, record and fix any difference
+    (``review.queue_state.review_state_verify``; /metrics shows the count). Returns it."""
+    from registry_app.review.queue_state import review_state_verify
+
+    return review_state_verify(fix=True).differences

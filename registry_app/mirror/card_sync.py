@@ -15,7 +15,11 @@ from registry_app.mirror import cards
 from registry_app.mirror import mapping as sync
 from registry_app.mirror.context import SyncContext
 from registry_app.models import ModelCard, ModelPackage
-from registry_app.review.on_sync import card_observed  # governance: sign-offs on the old content go stale
+from registry_app.review.on_sync import (  # governance: stale sign-offs, the stored review state
+    card_link_observed,
+    card_observed,
+    card_stored,
+)
 
 
 def sync_cards(ctx: SyncContext) -> None:
@@ -61,7 +65,9 @@ def sync_cards(ctx: SyncContext) -> None:
     for pk, _meta, _group, current in packages:
         target = card_ids.get(wanted.get(pk, ""))
         if target != current:
-            ModelPackage.objects.filter(pk=pk).update(model_card_id=target)
+            with transaction.atomic():
+                ModelPackage.objects.filter(pk=pk).update(model_card_id=target)
+                card_link_observed(pk)
             ctx.count("card_links_changed")
 
 
@@ -90,5 +96,6 @@ def store_card(ctx: SyncContext, name: str, card: ModelCard | None) -> ModelCard
         card.save()
         if content_changed:
             ctx.count("stale_signoffs", card_observed(card))
+        card_stored(card)
     ctx.count("cards_updated")
     return card

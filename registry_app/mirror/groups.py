@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from registry_app.aws.errors import AccessDeniedError, AwsError, ValidationError
 from registry_app.mirror import mapping as sync
 from registry_app.mirror.context import SyncContext
 from registry_app.models import ModelPackageGroup
+from registry_app.review.on_sync import group_observed  # the stored review state filters by tags
 
 
 def sync_groups(ctx: SyncContext) -> tuple[set[str], bool]:
@@ -63,7 +65,9 @@ def store_group(ctx: SyncContext, fields: dict[str, Any], existing: ModelPackage
             setattr(existing, name, fields[name])
         existing.deleted_at = None
         existing.last_seen_at = now
-        existing.save()
+        with transaction.atomic():  # the group and its packages' review state commit together
+            existing.save()
+            group_observed(existing.pk)
         ctx.count("groups_updated")
     return existing
 

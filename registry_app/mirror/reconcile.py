@@ -40,7 +40,11 @@ from registry_app.models import (
     PackageObservation,
     RegistrySource,
 )
-from registry_app.review.on_sync import package_observed  # governance: stale sign-offs, reviews
+from registry_app.review.on_sync import (  # governance: stale sign-offs, reviews, the stored review state
+    package_observed,
+    package_reports_observed,
+    packages_vanished,
+)
 
 log = logging.getLogger(__name__)
 PAGE = 100
@@ -223,6 +227,7 @@ class RegistrySync(SyncContext):
                     package = self._apply_record(bundle.record, prior)
                     if bundle.reports:
                         self._store_reports(package, bundle.reports, is_new=prior is None)
+                        package_reports_observed(package)
             except (sync.RecordError, ValueError, TypeError, KeyError) as exc:
                 self.error(bundle.arn, f"malformed registry record: {exc}")
 
@@ -347,6 +352,7 @@ class RegistrySync(SyncContext):
                 )
                 for pk in gone
             )
+            packages_vanished(gone)
         self.count("packages_deleted", len(gone))
 
 

@@ -12,6 +12,7 @@ from .registry import (
     ModelPackageGroup,
     PackageObservation,
 )
+from .review_state import ReviewState, ReviewStateCheck, ReviewStateRole
 from .runs import SyncRun
 from .signoffs import (
     ApprovalPolicy,
@@ -49,5 +50,8 @@ __all__ = [
     "ModelPackageGroup",
     "PackageObservation",
     "RegistrySource",
+    "ReviewState",
+    "ReviewStateCheck",
+    "ReviewStateRole",
     "SyncRun",
 ]

@@ -79,6 +79,8 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # "Recently decided": newest first, a page at a time (keyset on both columns).
+        indexes = [models.Index(fields=["-created_at", "-id"], name="decision_recent")]
 
     def __str__(self) -> str:
         return f"{self.package_id}:{self.status}"

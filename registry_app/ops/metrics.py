@@ -16,8 +16,8 @@ runs, pushes, emails or pending packages:
    calls and throttles by operation (``SyncRun.aws_calls`` / ``SyncRun.counts``);
 4. pushes by state with the oldest of each state; 5. notification emails by kind and state;
 6. the audit-ingest cursors;
-7-13. the pending review queue, through ``review.queue`` (the same computation as the
-   queue pages; 7 queries, 2 when nothing is pending).
+7-9. the stored review state, through ``review.queue.review_figures``: missing approvals per role
+   and SLA state, packages under review, and the latest nightly check's differences.
 
 "Last hour" figures are sliding windows (gauges, and a histogram to use with
 ``histogram_quantile`` directly, never with ``rate()``): summing every run ever kept would read
@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, F, Min, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -47,9 +46,7 @@ from registry_app.models import AuditCursor, Notification, PushOutbox, SyncRun
 from registry_app.models.signoffs import NotificationKind
 from registry_app.ops.freshness import source_freshness
 from registry_app.permissions import SIGNOFF_ROLES
-
-# _pending_items, not queue_for_user: the queue tabs stop at 1,000 rows, a metric must not.
-from registry_app.review.queue import _pending_items
+from registry_app.review.queue import SLA_STATES, review_figures
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +54,9 @@ PREFIX = "governance"
 RECENT_WINDOW = dt.timedelta(hours=1)
 LAST_RUN_HORIZON = dt.timedelta(hours=26)  # the nightly full reconciliation, with slack
 DURATION_BUCKETS: tuple[float, ...] = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-SLA_STATES: tuple[str, ...] = ("ok", "due_soon", "overdue")
 THROTTLE_PREFIX = "throttled_"  # SyncRun.counts keys "throttled_<Operation>"
 THROTTLE_TOTAL = "throttled_attempts"  # SyncRun.counts: all operations together
-QUERIES_PER_SCRAPE = 13  # at most; see the module docstring
+QUERIES_PER_SCRAPE = 9  # at most; see the module docstring
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -164,18 +160,11 @@ def _audit_lags(now: dt.datetime) -> dict[tuple[str, str], float]:
     return lags
 
 
-def _pending_reviews() -> tuple[Counter[tuple[str, str]], int]:
-    """((role, sla) -> packages still needing a sign-off in that role, pending packages in all).
-
-    The queue pages' own computation (policies, current sign-offs, fingerprints, decisions on their
-    way), for nobody in particular: ``missing_roles`` does not depend on who asks.
-    """
-    counts: Counter[tuple[str, str]] = Counter()
-    items = _pending_items(AnonymousUser(), group="", tag=None)
-    for item in items:
-        for role in item.missing_roles:
-            counts[(role, item.sla or "ok")] += 1
-    return counts, len(items)
+def _pending_reviews(now: dt.datetime) -> tuple[Counter[tuple[str, str]], int, Any]:
+    """((role, sla) -> packages still needing a sign-off in that role, packages under review, the
+    latest review-state check), from the stored review state the queue pages read."""
+    counts, total, check = review_figures(now)
+    return Counter(counts), total, check
 
 
 # --------------------------------------------------------------------------------------------- collector
@@ -353,7 +342,7 @@ class GovernanceCollector(Collector):
 
     # -- reviews -----------------------------------------------------------------------------
     def _reviews(self, now: dt.datetime) -> Iterator[Metric]:
-        counts, pending = _pending_reviews()
+        counts, pending, check = _pending_reviews(now)
         reviews = GaugeMetricFamily(
             _name("pending_reviews"),
             "Pending packages still needing a sign-off in this role, by review SLA state",
@@ -367,6 +356,18 @@ class GovernanceCollector(Collector):
         total = GaugeMetricFamily(_name("pending_packages"), "Live packages pending in the registry")
         total.add_metric([], float(pending))
         yield total
+        differences = GaugeMetricFamily(
+            _name("review_state_differences"),
+            "Stored review-state rows the latest nightly check found missing, extra or different (and fixed)",
+        )
+        checked_at = GaugeMetricFamily(
+            _name("review_state_check_timestamp_seconds"), "Unix time the latest review-state check finished"
+        )
+        if check is not None:
+            differences.add_metric([], float(check.differences))
+            checked_at.add_metric([], check.finished_at.timestamp())
+        yield differences
+        yield checked_at
 
 
 class _DefaultRegistry(Collector):

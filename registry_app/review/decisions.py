@@ -22,6 +22,7 @@ from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.push import ACTIVE_STATES
 from registry_app.review.push_intent import MAX_DESCRIPTION
+from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.state import effective_status
 
 __all__ = ["MAX_JUSTIFICATION", "group_archive", "package_revoke"]
@@ -75,10 +76,11 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
     """Compliance: move an Approved package to Rejected.
 
     One transaction under the package row lock: a Decision (kind revocation) and its push
-    (Approved -> Rejected; a registry status other than Approved by then is a conflict). After
-    commit: the push task and ``enqueue_decided``. The push also withdraws the role flags written at
-    approval (``CustomerMetadataPropertiesToRemove``): a revoked package must not still read as
-    approved by each role; who signed stays in the dashboard's sign-offs and audit log.
+    (Approved -> Rejected; a registry status other than Approved by then is a conflict), and the
+    package's stored review state refreshed. After commit: the push task and ``enqueue_decided``.
+    The push also withdraws the role flags written at approval (``CustomerMetadataPropertiesToRemove``):
+    a revoked package must not still read as approved by each role; who signed stays in the
+    dashboard's sign-offs and audit log.
     Raises ``PermissionDenied`` (not compliance), ``ValueError`` (no justification),
     ``SignOffNotAllowed`` (unknown, deleted or not Approved package).
     """
@@ -118,6 +120,7 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
         from registry_app.notifications.enqueue import enqueue_decided
 
         enqueue_decided(decision.pk)
+        review_state_refresh([package.pk])
     return decision
 
 
@@ -127,9 +130,9 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
     One transaction, locking the group row, then its packages: per package a Decision (kind
     archive, "Archived via governance dashboard by <user>: <justification>") and a push whose
     expected status is what the package has (or is about to have: a decision still on its way
-    is pushed first). Nothing is deleted in the registry. Returns the decisions (empty when
-    nothing was left to archive). Raises ``PermissionDenied``, ``ValueError`` or
-    ``SignOffNotAllowed`` (unknown or deleted group).
+    is pushed first), and their stored review state refreshed. Nothing is deleted in the registry.
+    Returns the decisions (empty when nothing was left to archive). Raises ``PermissionDenied``,
+    ``ValueError`` or ``SignOffNotAllowed`` (unknown or deleted group).
     """
     _require_compliance(user, "archive a model package group")
     reason = _justification(justification, "Archiving a group")
@@ -180,4 +183,5 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
             after={"decision_ids": [d.pk for d in decisions], "justification": reason},
             message=f"Group {group.name} archived: {len(decisions)} version(s) to be rejected",
         )
+        review_state_refresh([p.pk for p in packages])
     return decisions

@@ -1,8 +1,11 @@
-"""What the governance side does when the sync sees a package (or a card) change.
+"""What the governance side does when the sync sees a package, its reports, a card or a group change.
 
-The sync calls these inside its own per-package transaction. They only write to the database
-and register ``on_commit`` work, and a failure here never breaks the sync: it runs in a
-savepoint and is logged.
+The sync calls these inside its own transactions. They only write to the database and register
+``on_commit`` work, and a failure here never breaks the sync: it runs in a savepoint and is logged
+(a review-state row left behind is found and fixed by the nightly ``review_state_verify``).
+
+Every hook refreshes the stored review state of the packages it concerns
+(``queue_state.review_state_refresh``), in the sync's transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ from django.db import transaction
 from registry_app.models import ModelCard, ModelPackage, SignOff, SyncRun
 from registry_app.models.registry import ApprovalStatus
 
-__all__ = ["REVIEWED_FIELDS", "card_observed", "package_observed"]
+__all__ = [
+    "REVIEWED_FIELDS",
+    "card_link_observed",
+    "card_observed",
+    "card_stored",
+    "group_observed",
+    "package_observed",
+    "package_reports_observed",
+    "packages_vanished",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +52,7 @@ def package_observed(package: ModelPackage, *, created: bool, changes: dict[str,
       PendingManualApproval, or its status changed to it): ``enqueue_review_requested``.
     * Reviewed content changed: sign-offs whose fingerprint no longer matches are marked stale
       (one EXISTS query first, so packages nobody signed cost nothing more).
+    * The package's stored review state is refreshed (its status, content, group or card).
     """
     if _became_pending(package, created=created, changes=changes):
         try:
@@ -51,6 +64,66 @@ def package_observed(package: ModelPackage, *, created: bool, changes: dict[str,
     if not created and REVIEWED_FIELDS.intersection(changes):
         _mark_stale_safely(package)
     _flag_outside_decision(package, created=created, changes=changes)
+    _refresh_package(package)
+
+
+def package_reports_observed(package: ModelPackage) -> None:
+    """The sync stored (re)fetched evaluation reports and their metrics: the fingerprint and the
+    metric gates read them."""
+    _refresh_package(package)
+
+
+def _refresh_package(package: ModelPackage) -> None:
+    """A package the sync just wrote: its row refreshed, or, when it is plainly not under review
+    (decided in the registry, or deleted), deleted without deriving anything."""
+    if package.approval_status == ApprovalStatus.PENDING and package.deleted_at is None:
+        _refresh_safely([package.pk])
+    else:
+        packages_vanished([package.pk])
+
+
+def packages_vanished(package_ids: list[int]) -> None:
+    """The sync marked these packages deleted (gone from the registry, or their group gone): they
+    are no longer under review."""
+    from registry_app.review.queue_state import review_state_forget
+
+    try:
+        with transaction.atomic():
+            review_state_forget(package_ids)
+    except Exception:  # noqa: BLE001 - the nightly check fixes the rows; the sync must go on
+        log.exception("could not remove the review state of package(s) %s", package_ids[:20])
+
+
+def group_observed(group_id: int) -> None:
+    """A group's tags (which choose the policy and feed the queue's tag filter) or state changed."""
+    from registry_app.review.queue_state import review_state_refresh_group
+
+    try:
+        with transaction.atomic():
+            review_state_refresh_group(group_id)
+    except Exception:  # noqa: BLE001 - the nightly check fixes the rows; the sync must go on
+        log.exception("could not refresh the review state of group %s", group_id)
+
+
+def card_link_observed(package_id: int) -> None:
+    """The sync linked the package to another standalone card (or unlinked it)."""
+    _refresh_safely([package_id])
+
+
+def card_stored(card: ModelCard) -> None:
+    """A standalone card's status or content was stored: the packages linked to it are re-evaluated
+    (the policy's card check reads the status, the fingerprint the content)."""
+    _refresh_safely(list(ModelPackage.objects.filter(model_card=card).values_list("pk", flat=True)))
+
+
+def _refresh_safely(package_ids: list[int]) -> None:
+    from registry_app.review.queue_state import review_state_refresh
+
+    try:
+        with transaction.atomic():
+            review_state_refresh(package_ids)
+    except Exception:  # noqa: BLE001 - the nightly check fixes the rows; the sync must go on
+        log.exception("could not refresh the review state of package(s) %s", package_ids[:20])
 
 
 def _flag_outside_decision(package: ModelPackage, *, created: bool, changes: dict[str, Any]) -> None:
@@ -78,7 +151,8 @@ def _source_mirrored_before(package: ModelPackage) -> bool:
 def card_observed(card: ModelCard) -> int:
     """For the sync's card path: a standalone card's content changed. Marks stale the sign-offs
     of the packages linked to it; returns how many. (The evaluation compares fingerprints
-    anyway, so a card change the sync does not report is still caught at the next sign-off.)"""
+    anyway, so a card change the sync does not report is still caught at the next sign-off.)
+    The linked packages' review state is refreshed by ``card_stored``, which the sync calls after."""
     total = 0
     packages = ModelPackage.objects.filter(model_card=card, signoffs__stale_at__isnull=True).distinct()
     for package in packages.select_related("group", "model_card"):

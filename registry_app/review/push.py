@@ -50,6 +50,7 @@ from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import RETRYABLE_PUSH_STATES, can_retry_push
 from registry_app.review.outbox import push_enqueue
 from registry_app.review.push_intent import PushRefused, already_applied, conflict_detail, fit, intended
+from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.staleness import signoffs_mark_stale
 from registry_app.review.state import fingerprint_of_record
 
@@ -92,17 +93,21 @@ class _Claim:
 
     push_id: UUID
     claimed_at: dt.datetime
+    package_id: int
+    decision: bool  # a decision push: delivering it (or a conflict) moves the package's effective status
 
     def finish(self, state: str, **fields: Any) -> bool:
         now = timezone.now()
         if "last_error" in fields:
             fields["last_error"] = fit(str(fields["last_error"]), MAX_ERROR)
-        with transaction.atomic():  # the state change and its audit entry commit together
+        with transaction.atomic():  # the state change, its audit entry and the review state commit together
             updated = PushOutbox.objects.filter(
                 pk=self.push_id, state=State.SENDING, claimed_at=self.claimed_at
             ).update(state=state, updated_at=now, **fields)
             if updated and state in (State.SENT, State.FAILED, State.CONFLICT):
                 audit_log.audit_push(self.push_id, state)
+            if updated and self.decision and state not in PushOutbox.UNDELIVERED_STATES:
+                review_state_refresh([self.package_id])
         if not updated:
             log.warning("push %s: claim lost before it could be marked %s", self.push_id, state)
         return bool(updated)
@@ -195,7 +200,7 @@ def push_execute(push_id: UUID | str, *, client: RegistryClient | None = None) -
     push = PushOutbox.objects.select_related("package__source").get(pk=push.pk)
     if not claimed:
         return push
-    claim = _Claim(push.pk, now)
+    claim = _Claim(push.pk, now, push.package_id, push.kind == Kind.DECISION)
     try:
         _deliver(push, claim, client)
     except ConflictError as exc:  # SageMaker's "concurrent modification": worth another try
@@ -353,6 +358,8 @@ def push_retry(*, user: Any, push_id: UUID | str) -> PushOutbox:
         if not updated:
             raise ValueError("This push changed meanwhile; reload the page.")
         audit_log.audit_push(push.pk, "retried", actor=user, via=audit_log.Via.WEB, note=note)
+        if push.kind == Kind.DECISION:  # a conflict back on its way decides the package again
+            review_state_refresh([push.package_id])
         push_enqueue(push.pk)
     push.refresh_from_db()
     return push

@@ -1,85 +1,73 @@
 """Review queues: what waits for my sign-off, everything pending, and what was recently decided.
 
-Constant query counts, whatever the number of pending packages or sign-offs. The "mine" and
-"all" tabs read: the user's roles (``permissions.user_roles``, cached on the user for the request),
-the stored policies, the pending packages (with card), their groups (with source), then their
-sign-offs, metrics, report digests and undelivered decision pushes as plain rows: 8 queries (3 when
-nothing is pending; just the roles when "mine" is asked by someone holding no sign-off role). "decided"
-reads the decisions (with package, group, source and user) and their pushes: 2 queries.
-``queue_counts`` is the "mine" tab tallied per role; the nav counts and an unfiltered tab of the
-same request share one computation (memoised on the user object, like the roles).
+The pending tabs read only the stored review state (``ReviewState``, kept exact by
+``review.queue_state`` in the transaction of every change): one indexed query per page, keyset
+paginated on ``queue_key`` (oldest first), ``PAGE_SIZE`` rows, plus one COUNT for the total. The
+rows are the same for everyone; what is per person is matched when reading:
 
-Each row is ``review.state.verdict`` and ``review.state.signable_roles`` on those rows: the same
-computation as the review page and the sign-off service (a sign-off counts while it is current;
-metric gates and the card check are evaluated; a package the dashboard already decided, its
-decision push not yet delivered, waits for nobody).
+* "mine": a required role I hold still misses approvals (``ReviewStateRole.missing``), I hold no
+  current sign-off on the package (``signers``) and did not register it (``registrants``): exactly
+  what ``state.signable_roles`` allows (separation of duties, registrant, role complete, decided);
+* ``signable_roles`` / ``signed_by_me`` of each row, from the same columns and my roles.
+
+``queue_counts`` (the nav) is one ``COUNT ... GROUP BY role`` over the role rows. "decided" reads
+the decisions (with package, group, source, user and the newest push's state) in one query.
+Queries per page: the user's roles (cached on the user for the request), the page, the count.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.cache import cache
-from django.db.models import F, Prefetch, QuerySet
-from django.db.models.fields.json import KeyTransform
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from registry_app.models import (
-    ApprovalPolicy,
-    Decision,
-    EvaluationReport,
-    Metric,
     ModelPackage,
     ModelPackageGroup,
     PushOutbox,
-    SignOff,
+    ReviewState,
+    ReviewStateCheck,
+    ReviewStateRole,
 )
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import SIGNOFF_ROLES, VIEWER_ROLE, user_roles
-from registry_app.review.policies import resolve_policy
-from registry_app.review.policy import MetricObservation, PolicySpec, SignOffView, sla_state
-from registry_app.review.state import (
-    PENDING_OUTCOME,
-    effective_status,
-    package_fingerprint,
-    signable_roles,
-    signoff_view,
-    verdict,
-)
-
-UNDELIVERED_STATES = PushOutbox.UNDELIVERED_STATES
+from registry_app.review.decided import DECIDED_DAYS, DecidedItem, decided_page
+from registry_app.review.queue_base import QueueFilters, QueuePage, TagFilter, page_url, source_query
+from registry_app.review.review_rows import registrant_token, signer_token
+from registry_app.review.state import PENDING_OUTCOME, effective_status
 
 __all__ = [
     "DECIDED_DAYS",
+    "PAGE_SIZE",
     "SLA_LABELS",
+    "SLA_STATES",
     "TABS",
+    "DecidedItem",
+    "QueueFilters",
     "QueueItem",
+    "QueuePage",
     "TagFilter",
-    "queue_counts",
     "archive_preview",
     "push_with_package",
-    "nav_cache_key",
     "queue_cache_clear",
+    "queue_counts",
     "queue_for_user",
+    "queue_page",
+    "review_figures",
 ]
 
 TABS: dict[str, str] = {"mine": "My queue", "all": "All pending", "decided": "Recently decided"}
 SLA_LABELS: dict[str, str] = {"ok": "OK", "due_soon": "Due soon", "overdue": "Overdue"}
-DECIDED_DAYS = 30
+SLA_STATES: tuple[str, ...] = tuple(SLA_LABELS)
+PAGE_SIZE = 50
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMIT = 200
-_MEMO_ATTR = "_governance_queue"
-
-# Pending rows are fingerprinted, which reads the reviewed JSON columns; these it does not need.
-_PENDING_DEFERRED = ("raw", "last_modified_by", "model_card__content", "model_card__content_error")
-# The decided list needs none of the large JSON columns of a package.
-_DEFERRED = (
+# The archive preview needs none of the large JSON columns of a package.
+_ARCHIVE_DEFERRED = (
     "raw",
     "inference_specification",
     "model_metrics",
@@ -88,23 +76,43 @@ _DEFERRED = (
     "customer_metadata",
     "last_modified_by",
 )
+_ROW_COLUMNS = (
+    "package_id",
+    "source_name",
+    "group_name",
+    "version",
+    "created_at",
+    "waiting_since",
+    "queue_key",
+    "policy_name",
+    "sla_hours",
+    "due_soon_at",
+    "due_at",
+    "outcome",
+    "missing_roles",
+    "signers",
+    "registrants",
+)
 
 
 @dataclass(frozen=True)
 class QueueItem:
-    """One row of a queue tab. Pending tabs fill the policy/SLA fields; "decided" fills decision/push."""
+    """One row of a pending tab, for the person asking."""
 
-    package: ModelPackage
-    policy_name: str = ""
-    sla_hours: int = 0
-    sla: str = ""  # "ok" | "due_soon" | "overdue"
-    age_hours: float = 0.0
+    package_id: int
+    source_name: str
+    group_name: str
+    version: int
+    created_at: dt.datetime | None
+    queue_key: str
+    policy_name: str
+    sla_hours: int
+    sla: str  # "ok" | "due_soon" | "overdue"
+    age_hours: float
     missing_roles: list[str] = field(default_factory=list)
-    signable_roles: list[str] = field(default_factory=list)  # roles I hold that still need a sign-off
+    signable_roles: list[str] = field(default_factory=list)  # roles I hold that I may sign now
     signed_by_me: bool = False
-    outcome: str = "Pending"  # what the current sign-offs already decide: Pending | Approved | Rejected
-    decision: Decision | None = None
-    push: PushOutbox | None = None
+    outcome: str = PENDING_OUTCOME  # what is already decided: Pending | Approved | Rejected
 
     @property
     def age_label(self) -> str:
@@ -121,153 +129,17 @@ class QueueItem:
     def needs_me(self) -> bool:
         return bool(self.signable_roles)
 
+    @property
+    def group_url(self) -> str:
+        return page_url("registry:group_detail", self.group_name) + source_query(self.source_name)
 
-@dataclass(frozen=True)
-class TagFilter:
-    key: str
-    value: str | None  # None: the group has the key, whatever its value
-
-    @classmethod
-    def parse(cls, text: str) -> TagFilter | None:
-        """``RiskTier:High`` (key and exact value) or ``RiskTier`` (key present); blank means no filter."""
-        text = (text or "").strip()
-        if not text:
-            return None
-        key, sep, value = text.partition(":")
-        key = key.strip()
-        if not key:
-            return None
-        return cls(key=key, value=value.strip() if sep else None)
-
-    def apply(self, queryset: QuerySet[Any], field_path: str) -> QuerySet[Any]:
-        """Keep rows whose tags JSON object (``{key: value}``) matches, on SQLite and PostgreSQL alike.
-
-        The key is a parameter, never part of a lookup path, so any tag key is safe.
-        """
-        queryset = queryset.filter(**{f"{field_path}__has_key": self.key})
-        if self.value is None:
-            return queryset
-        return queryset.alias(_tag_value=KeyTransform(self.key, field_path)).filter(_tag_value=self.value)
+    @property
+    def review_url(self) -> str:
+        path = page_url("registry:package_detail", self.group_name, self.version)
+        return f"{path}{source_query(self.source_name)}#review"
 
 
 # --------------------------------------------------------------------------------------------- pending
-
-
-@dataclass(frozen=True)
-class _ReportDigest:
-    """What ``package_fingerprint`` reads of a report (``values_list`` rows: no model instances)."""
-
-    slot: str
-    sha256: str
-    content_digest: str
-    s3_uri: str
-
-
-@dataclass(frozen=True)
-class _DecisionPush:
-    """What ``effective_status`` reads of an undelivered decision push."""
-
-    kind: str
-    state: str
-    target_status: str
-    created_at: dt.datetime
-
-
-def _pending_packages(group: str, tag: TagFilter | None) -> list[ModelPackage]:
-    """Pending, live packages with what the policy, the fingerprint and the effective status need.
-
-    5 queries (1 when nothing is pending): the packages (with card), their groups (with source,
-    one instance per group), then sign-offs, report digests and undelivered decision pushes as
-    plain rows; a page of 2,000 pending packages builds no model instance for those.
-    """
-    pending = ModelPackage.objects.filter(
-        approval_status=ApprovalStatus.PENDING, deleted_at__isnull=True, group__deleted_at__isnull=True
-    )
-    if group:
-        pending = pending.filter(group__name=group)
-    if tag is not None:
-        pending = tag.apply(pending, "group__tags")
-    packages = list(
-        pending.select_related("model_card")
-        .defer(*_PENDING_DEFERRED)
-        .prefetch_related(Prefetch("group", queryset=ModelPackageGroup.objects.select_related("source")))
-        # Oldest first: created_at is SageMaker's CreationTime; the mirror's first_seen_at fills gaps.
-        .order_by(F("created_at").asc(nulls_last=True), "first_seen_at", "pk")
-    )
-    if not packages:
-        return []
-    ids = pending.values("pk")
-    views: dict[int, list[SignOffView]] = defaultdict(list)
-    username = f"user__{get_user_model().USERNAME_FIELD}"
-    for package_id, *row in (
-        SignOff.objects.filter(package__in=ids)
-        .order_by("created_at", "pk")
-        .values_list(
-            "package_id", "user_id", username, "role", "decision", "fingerprint", "stale_at", "created_at", "comment"
-        )
-    ):
-        views[package_id].append(signoff_view(*row))
-    reports: dict[int, list[_ReportDigest]] = defaultdict(list)
-    for package_id, *digest in (
-        EvaluationReport.objects.filter(package__in=ids)
-        .order_by("slot")
-        .values_list("package_id", "slot", "sha256", "content_digest", "s3_uri")
-    ):
-        reports[package_id].append(_ReportDigest(*digest))
-    metrics: dict[int, list[MetricObservation]] = defaultdict(list)
-    for package_id, name, value, facet, kind in Metric.objects.filter(package__in=ids).values_list(
-        "package_id", "name", "value", "facet", "kind"
-    ):
-        metrics[package_id].append(MetricObservation(name=name, value=value, facet=facet, kind=kind))
-    pushes: dict[int, list[_DecisionPush]] = defaultdict(list)
-    for package_id, *push in (
-        PushOutbox.objects.filter(package__in=ids, kind=PushOutbox.Kind.DECISION, state__in=UNDELIVERED_STATES)
-        .exclude(target_status="")
-        .values_list("package_id", "kind", "state", "target_status", "created_at")
-    ):
-        pushes[package_id].append(_DecisionPush(*push))
-    for package in packages:
-        package.signoff_views = views[package.pk]  # type: ignore[attr-defined]
-        package.metric_observations = metrics[package.pk]  # type: ignore[attr-defined]
-        package.undelivered_decisions = pushes[package.pk]  # type: ignore[attr-defined]
-        # package_fingerprint reads ``package.reports.all()``, which serves a filled prefetch cache.
-        cache = package.__dict__.setdefault("_prefetched_objects_cache", {})
-        cache["reports"] = reports[package.pk]
-    return packages
-
-
-def _pending_item(
-    package: ModelPackage, policy: PolicySpec, *, user: Any, roles: set[str], now: dt.datetime
-) -> QueueItem:
-    """One pending row: ``review.state.verdict`` and ``signable_roles``, as the review page computes them."""
-    views: list[SignOffView] = package.signoff_views  # type: ignore[attr-defined]
-    # Marked-stale rows never count, so without an unmarked one the fingerprint cannot matter.
-    unmarked = any(not v.fingerprint.startswith("stale:") for v in views)
-    fingerprint = package_fingerprint(package, policy=policy)[0] if unmarked else "-"
-    state = verdict(
-        package,
-        policy=policy,
-        signoffs=views,
-        metrics=package.metric_observations,  # type: ignore[attr-defined]
-        fingerprint=fingerprint,
-        status=effective_status(package, package.undelivered_decisions),  # type: ignore[attr-defined]
-    )
-    signed_by_me = any(v.user_id == user.pk and v.fingerprint == fingerprint for v in views)
-    wanted = roles & set(state.missing_roles)
-    signable = signable_roles(state, package, user, wanted, only_held=True).roles if wanted else []
-    created = package.created_at or package.first_seen_at
-    sla, age_hours = sla_state(created, now, policy.sla_hours)
-    return QueueItem(
-        package=package,
-        policy_name=policy.name,
-        sla_hours=policy.sla_hours,
-        sla=sla,
-        age_hours=age_hours,
-        missing_roles=state.missing_roles,
-        signable_roles=signable,
-        signed_by_me=signed_by_me,
-        outcome=state.outcome if state.outcome != PENDING_OUTCOME else "Pending",
-    )
 
 
 def _signing_roles(user: Any) -> set[str]:
@@ -277,112 +149,167 @@ def _signing_roles(user: Any) -> set[str]:
     return {role for role in user_roles(user) if role != VIEWER_ROLE}
 
 
-def _pending_items(user: Any, *, group: str, tag: TagFilter | None) -> list[QueueItem]:
-    """Every pending, live package (filtered) as seen by ``user``; memoised on the user object.
-
-    The user object lives for one request (like the roles ``permissions.user_roles`` caches on
-    it), so the nav counts and the queue tab of one page share one computation. A view that
-    changes sign-offs and then renders counts calls ``queue_cache_clear`` in between.
-    """
-    memo: dict[Any, Any] | None = getattr(user, _MEMO_ATTR, None)
-    if memo is None:
-        memo = {}
-        setattr(user, _MEMO_ATTR, memo)
-    key = (group, tag)
-    if key not in memo:
-        if "policies" not in memo:
-            memo["policies"] = list(ApprovalPolicy.objects.all())
-        roles = _signing_roles(user)
-        now = timezone.now()
-        memo[key] = [
-            _pending_item(package, resolve_policy(memo["policies"], package.group), user=user, roles=roles, now=now)
-            for package in _pending_packages(group, tag)
-        ]
-    items: list[QueueItem] = memo[key]
-    return items
+def _sla(now: dt.datetime, due_soon_at: dt.datetime, due_at: dt.datetime) -> str:
+    """As ``policy.sla_state``: overdue strictly past the SLA, due soon from 75 % of it."""
+    if now > due_at:
+        return "overdue"
+    return "due_soon" if now >= due_soon_at else "ok"
 
 
-def nav_cache_key(user: Any) -> str:
-    return f"queue-nav-counts:{user.pk}"
+def _sla_filter(sla: str, now: dt.datetime, prefix: str = "") -> Q:
+    if sla == "overdue":
+        return Q(**{f"{prefix}due_at__lt": now})
+    if sla == "due_soon":
+        return Q(**{f"{prefix}due_soon_at__lte": now, f"{prefix}due_at__gte": now})
+    return Q(**{f"{prefix}due_soon_at__gt": now})
 
 
-def queue_cache_clear(user: Any) -> None:
-    """Forget the memoised queue of ``user`` (after a sign-off, before rendering fresh counts)."""
-    if hasattr(user, _MEMO_ATTR):
-        delattr(user, _MEMO_ATTR)
-    if getattr(user, "pk", None) is not None:
-        try:
-            cache.delete(nav_cache_key(user))
-        except Exception as exc:  # noqa: BLE001 - cache (Redis) down: the entry expires on its own
-            log.warning("queue nav cache unavailable (%s): entry left to expire", type(exc).__name__)
+def _pending(user: Any, tab: str, filters: QueueFilters, roles: set[str], now: dt.datetime) -> QuerySet[ReviewState]:
+    rows = ReviewState.objects.all()
+    if tab == "mine":
+        rows = rows.filter(
+            Exists(ReviewStateRole.objects.filter(state=OuterRef("pk"), role__in=sorted(roles), missing=True))
+        ).exclude(signers__contains=signer_token(user.pk))
+    if tab == "mine" or filters.not_mine:
+        rows = rows.exclude(registrants__contains=registrant_token(user.get_username()))
+    if filters.group:
+        rows = rows.filter(group_name=filters.group)
+    if filters.tag is not None:
+        rows = filters.tag.apply(rows, "group_tags")
+    if filters.role:
+        rows = rows.filter(
+            Exists(ReviewStateRole.objects.filter(state=OuterRef("pk"), role=filters.role, missing=True))
+        )
+    if filters.sla in SLA_STATES:
+        rows = rows.filter(_sla_filter(filters.sla, now))
+    return rows
 
 
-# --------------------------------------------------------------------------------------------- decided
-
-
-def _decided_items(*, group: str, tag: TagFilter | None, limit: int) -> list[QueueItem]:
-    since = timezone.now() - dt.timedelta(days=DECIDED_DAYS)
-    decisions = (
-        Decision.objects.filter(created_at__gte=since)
-        .select_related("package__group__source", "decided_by")
-        .defer(*(f"package__{name}" for name in _DEFERRED))
-        .prefetch_related(Prefetch("pushes", queryset=PushOutbox.objects.order_by("-created_at"), to_attr="push_rows"))
-        .order_by("-created_at", "-pk")
+def _item(row: dict[str, Any], user: Any, roles: set[str], now: dt.datetime) -> QueueItem:
+    signed = registrant = False
+    if getattr(user, "is_authenticated", False):
+        signed = signer_token(user.pk) in row["signers"]
+        registrant = registrant_token(user.get_username()) in row["registrants"]
+    missing = list(row["missing_roles"] or [])
+    signable = [] if signed or registrant else [role for role in missing if role in roles]
+    return QueueItem(
+        package_id=row["package_id"],
+        source_name=row["source_name"],
+        group_name=row["group_name"],
+        version=row["version"],
+        created_at=row["created_at"],
+        queue_key=row["queue_key"],
+        policy_name=row["policy_name"],
+        sla_hours=row["sla_hours"],
+        sla=_sla(now, row["due_soon_at"], row["due_at"]),
+        age_hours=max(0.0, (now - row["waiting_since"]).total_seconds() / 3600.0),
+        missing_roles=missing,
+        signable_roles=signable,
+        signed_by_me=signed,
+        outcome=row["outcome"],
     )
-    if group:
-        decisions = decisions.filter(package__group__name=group)
-    if tag is not None:
-        decisions = tag.apply(decisions, "package__group__tags")
-    items = []
-    for decision in decisions[:limit]:
-        pushes: list[PushOutbox] = decision.push_rows  # type: ignore[attr-defined]
-        items.append(QueueItem(package=decision.package, decision=decision, push=pushes[0] if pushes else None))
-    return items
+
+
+def _valid_key(after: str) -> str:
+    """A cursor is a queue key (digits only); anything else starts at the first page."""
+    return after if after.isdigit() and len(after) <= 64 else ""
 
 
 # --------------------------------------------------------------------------------------------- public
 
 
-def queue_for_user(
-    user: Any, *, tab: str = "mine", group: str = "", tag: str = "", limit: int = DEFAULT_LIMIT
-) -> list[QueueItem]:
-    """The rows of one queue tab, for ``user``.
+def queue_page(
+    user: Any,
+    *,
+    tab: str = "mine",
+    filters: QueueFilters | None = None,
+    after: str = "",
+    limit: int = PAGE_SIZE,
+    count: bool = True,
+) -> QueuePage:
+    """One page of a queue tab, for ``user``: up to ``limit`` rows after the cursor ``after``.
 
-    * ``mine``: pending, live packages with a role the user holds still needing approvals, on which
-      the user holds no current sign-off (in any role), which they did not register, and which no
-      current rejection or undelivered decision has decided; oldest first.
+    * ``mine``: pending, live packages on which the user may sign a role now (see the module
+      docstring); oldest first.
     * ``all``: every pending, live package, oldest first (``signable_roles`` still says what the user could sign).
-    * ``decided``: the decisions of the last ``DECIDED_DAYS`` days, newest first, with their newest push.
+    * ``decided``: the decisions of the last ``DECIDED_DAYS`` days, newest first, with their newest push
+      (filtered by group and tag only).
 
-    ``group`` filters by exact group name, ``tag`` by ``Key:Value`` (or ``Key``) on the group's tags.
-    Queries: see the module docstring (constant in the number of packages and sign-offs).
+    ``count``: also count the rows of the tab (its filters, all pages). Queries: the user's roles
+    (cached), one for the rows, one for the count.
     """
-    tag_filter = TagFilter.parse(tag)
-    limit = max(1, min(int(limit), 1000))
+    filters = filters or QueueFilters()
+    limit = max(1, min(int(limit), 500))
     if tab == "decided":
-        return _decided_items(group=group, tag=tag_filter, limit=limit)
-    if tab != "all":
-        if not _signing_roles(user):
-            return []
-        return [item for item in _pending_items(user, group=group, tag=tag_filter) if item.needs_me][:limit]
-    return _pending_items(user, group=group, tag=tag_filter)[:limit]
+        return decided_page(filters, after, limit, count)
+    roles = _signing_roles(user)
+    if tab != "all" and not roles:
+        return QueuePage([], 0 if count else None, "")
+    now = timezone.now()
+    rows = _pending(user, "all" if tab == "all" else "mine", filters, roles, now)
+    total = rows.count() if count else None
+    key = _valid_key(after)
+    if key:
+        rows = rows.filter(queue_key__gt=key)
+    found = list(rows.order_by("queue_key").values(*_ROW_COLUMNS)[: limit + 1])
+    items = [_item(row, user, roles, now) for row in found[:limit]]
+    return QueuePage(items, total, items[-1].queue_key if len(found) > limit else "")
+
+
+def queue_for_user(
+    user: Any, *, tab: str = "mine", group: str = "", tag: str = "", limit: int = PAGE_SIZE
+) -> list[Any]:
+    """The first page of a tab (``QueueItem`` rows; ``DecidedItem`` for "decided"), unfiltered but
+    by group and tag. Shorthand for ``queue_page``."""
+    filters = QueueFilters(group=group, tag=TagFilter.parse(tag))
+    return queue_page(user, tab=tab, filters=filters, limit=limit, count=False).items
 
 
 def queue_counts(user: Any) -> dict[str, int]:
     """``{role: packages waiting for me in that role}`` for every sign-off role the user holds (zeros kept).
 
-    Roles are in ``SIGNOFF_ROLES`` order. Anonymous users get ``{}`` without a query.
+    Roles are in ``SIGNOFF_ROLES`` order. One ``COUNT ... GROUP BY role`` (plus the user's roles,
+    cached per request); anonymous users and people without a sign-off role get ``{}`` without one.
     """
     roles = _signing_roles(user)
     if not roles:
         return {}
     order = list(SIGNOFF_ROLES)
     counts = {role: 0 for role in sorted(roles, key=lambda r: (order.index(r) if r in order else len(order), r))}
-    for item in _pending_items(user, group="", tag=None):
-        for role in item.signable_roles:
-            if role in counts:
-                counts[role] += 1
+    rows = (
+        ReviewStateRole.objects.filter(role__in=sorted(roles), missing=True)
+        .exclude(state__signers__contains=signer_token(user.pk))
+        .exclude(state__registrants__contains=registrant_token(user.get_username()))
+        .values("role")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["role"]] = row["n"]
     return counts
+
+
+def queue_cache_clear(user: Any) -> None:
+    """Kept for callers: nothing is cached between requests any more (the counts are one indexed query)."""
+    if hasattr(user, "_governance_queue"):
+        delattr(user, "_governance_queue")
+
+
+def review_figures(now: dt.datetime) -> tuple[dict[tuple[str, str], int], int, ReviewStateCheck | None]:
+    """For /metrics: ``((role, sla) -> packages missing approvals in that role, packages under
+    review, the latest finished review-state check)``. Three queries."""
+    counts: dict[tuple[str, str], int] = {}
+    for row in (
+        ReviewStateRole.objects.filter(missing=True)
+        .values("role")
+        .annotate(**{sla: Count("pk", filter=_sla_filter(sla, now, "state__")) for sla in SLA_STATES})
+        .order_by()
+    ):
+        for sla in SLA_STATES:
+            counts[(row["role"], sla)] = row[sla]
+    total = ReviewState.objects.count()
+    check = ReviewStateCheck.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
+    return counts, total, check
 
 
 # --------------------------------------------------------------------------------------------- lookups
@@ -395,16 +322,18 @@ def push_with_package(push_id: Any) -> PushOutbox | None:
 def archive_preview(group: ModelPackageGroup) -> list[ModelPackage]:
     """The live versions an archive of ``group`` would reject, newest first (2 queries).
 
-    As ``services.decisions.group_archive`` decides: every live version whose effective status (a
+    As ``review.decisions.group_archive`` decides: every live version whose effective status (a
     decision still on its way counts) is not already Rejected.
     """
     packages = (
         ModelPackage.objects.filter(group=group, deleted_at__isnull=True)
-        .defer(*_DEFERRED)
+        .defer(*_ARCHIVE_DEFERRED)
         .prefetch_related(
             Prefetch(
                 "pushes",
-                queryset=PushOutbox.objects.filter(kind=PushOutbox.Kind.DECISION, state__in=UNDELIVERED_STATES),
+                queryset=PushOutbox.objects.filter(
+                    kind=PushOutbox.Kind.DECISION, state__in=PushOutbox.UNDELIVERED_STATES
+                ),
                 to_attr="undelivered_decisions",
             )
         )

@@ -26,6 +26,7 @@ from registry_app.review.policy import (
     approval_description,
     role_flags_for,
 )
+from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.state import (
     check_signoff,
     effective_status,
@@ -77,6 +78,7 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
     * when the policy now says Approved or Rejected: a Decision with the ApprovalDescription and a
       decision push (target status, description, every satisfied role's flag).
 
+    The package's stored review state is refreshed in the same transaction.
     Side effects after commit only: ``push_task`` per push, ``enqueue_decided`` for a decision.
     Raises ``SignOffNotAllowed`` (with ``code``) for every refusal.
     """
@@ -150,6 +152,7 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             pushes.append(decision_push)
         for push in pushes:
             push_enqueue(push.pk)
+        review_state_refresh([package.pk])
     return SignOffResult(signoff=signoff, decision=decision_row, result=result, pushes=pushes)
 
 

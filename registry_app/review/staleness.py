@@ -12,6 +12,7 @@ from registry_app.audit import log as audit_log
 from registry_app.models import ModelPackage, SignOff
 from registry_app.review.outbox import flags_withdraw_push
 from registry_app.review.policies import policy_for_group
+from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.state import package_fingerprint
 
 __all__ = ["signoffs_mark_stale"]
@@ -43,4 +44,5 @@ def signoffs_mark_stale(
     if count:
         audit_log.audit_signoffs_stale(package, ids, fingerprint=fingerprint, via=via)
         flags_withdraw_push(package, policy_for_group(package.group), acting_username=acting_username)
+        review_state_refresh([package.pk])  # the stored review state no longer counts them
     return count

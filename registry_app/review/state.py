@@ -49,6 +49,7 @@ __all__ = [
     "Signability",
     "Verdict",
     "check_signoff",
+    "current_signer_ids",
     "effective_status",
     "fingerprint_of_record",
     "is_registrant",
@@ -298,6 +299,21 @@ def verdict(
         outcome=outcome,
         missing_roles=missing,
     )
+
+
+def current_signer_ids(state: Verdict) -> set[int]:
+    """Users holding a current sign-off on the package, in any role, counted or not: the people
+    ``check_can_sign`` refuses every further role (``already_signed`` / ``separation_of_duties``).
+
+    As the policy engine tallies: each (user, role) counts by its latest sign-off (ties: the later
+    row), which is current when its fingerprint is the verdict's.
+    """
+    latest: dict[tuple[int, str], SignOffView] = {}
+    for s in state.signoffs:
+        key = (s.user_id, s.role)
+        if key not in latest or s.signed_at >= latest[key].signed_at:
+            latest[key] = s
+    return {s.user_id for s in latest.values() if s.fingerprint == state.fingerprint}
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,18 @@
 from __future__ import annotations
 
-import logging
 from functools import cached_property
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
-
-log = logging.getLogger(__name__)
-
-_REQUEST_ATTR = "_queue_nav"
 
 
 class QueueNav:
     """The per-role counts of the "Queue" link, computed at most once per request and only if shown.
 
-    Cost: ``selectors_queue.queue_counts`` (a fixed number of queries; none for anonymous users).
+    Cost: ``review.queue.queue_counts``, one ``COUNT ... GROUP BY role`` over the stored review state
+    (plus the user's roles, cached per request); none for anonymous users or people without a
+    sign-off role. Always exact: nothing is cached between requests.
     """
 
     def __init__(self, user: Any) -> None:
@@ -24,27 +20,9 @@ class QueueNav:
 
     @cached_property
     def counts(self) -> list[tuple[str, int]]:
-        """Cached across requests for ``QUEUE_NAV_CACHE_SECONDS`` (the /queue/ page itself is always
-        exact); a sign-off clears the signer's entry through ``queue_cache_clear``."""
-        from registry_app.review.queue import nav_cache_key, queue_counts
+        from registry_app.review.queue import queue_counts
 
-        user = self._user
-        ttl = settings.QUEUE_NAV_CACHE_SECONDS
-        if user is None or not getattr(user, "is_authenticated", False) or ttl <= 0:
-            return list(queue_counts(user).items()) if user is not None else []
-        key = nav_cache_key(user)
-        try:
-            cached = cache.get(key)
-        except Exception as exc:  # noqa: BLE001 - the cache (Redis) is down: compute, never fail the page
-            log.warning("queue nav cache unavailable (%s): counting without it", type(exc).__name__)
-            return list(queue_counts(user).items())
-        if cached is None:
-            cached = list(queue_counts(user).items())
-            try:
-                cache.set(key, cached, ttl)
-            except Exception as exc:  # noqa: BLE001 - as above
-                log.warning("queue nav cache unavailable (%s): not stored", type(exc).__name__)
-        return [tuple(pair) for pair in cached]  # type: ignore[misc]
+        return list(queue_counts(self._user).items()) if self._user is not None else []
 
     @property
     def total(self) -> int:
@@ -53,10 +31,10 @@ class QueueNav:
 
 def queue_nav(request: HttpRequest) -> QueueNav:
     """The request's ``QueueNav`` (cached on the request, so several renders share one computation)."""
-    nav = getattr(request, _REQUEST_ATTR, None)
+    nav = getattr(request, "_queue_nav", None)
     if nav is None:
         nav = QueueNav(getattr(request, "user", None))
-        setattr(request, _REQUEST_ATTR, nav)
+        request._queue_nav = nav  # type: ignore[attr-defined]
     return nav
 
 

@@ -1,6 +1,8 @@
-"""Review queues: "My queue", "All pending" and "Recently decided", with live refresh through htmx."""
+"""Review queues: "My queue", "All pending" and "Recently decided", paged, with live refresh through htmx."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -9,38 +11,72 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from registry_app.review.queue import DECIDED_DAYS, TABS, queue_for_user
+from registry_app.permissions import SIGNOFF_ROLES
+from registry_app.review.queue import DECIDED_DAYS, SLA_LABELS, TABS, QueueFilters, TagFilter, queue_page
 from registry_app.views.groups import wants_partial
 from registry_app.views.params import cleaned
 
 QUEUE_TEMPLATE = "registry_app/queue.html"
 
 
+@dataclass(frozen=True)
+class QueueQuery:
+    tab: str
+    group: str
+    tag: str
+    role: str
+    sla: str
+    not_mine: bool
+    after: str
+
+    @property
+    def filters(self) -> QueueFilters:
+        return QueueFilters(
+            group=self.group, tag=TagFilter.parse(self.tag), role=self.role, sla=self.sla, not_mine=self.not_mine
+        )
+
+
 class QueueFilterForm(forms.Form):
     tab = forms.ChoiceField(required=False, choices=list(TABS.items()))
     group = forms.CharField(required=False, max_length=170, strip=True, label="Group")
     tag = forms.CharField(required=False, max_length=400, strip=True, label="Group tag")
+    role = forms.CharField(required=False, max_length=64, strip=True, label="Missing role")
+    sla = forms.ChoiceField(required=False, choices=[("", "Any"), *SLA_LABELS.items()], label="SLA")
+    not_mine = forms.BooleanField(required=False, label="Not registered by me")
+    after = forms.CharField(required=False, max_length=80)
 
-    def values(self) -> tuple[str, str, str]:
-        """(tab, group, tag); invalid input is refused with a 400 naming the field."""
+    def values(self) -> QueueQuery:
+        """The valid parameters; invalid input is refused with a 400 naming the field."""
         data = cleaned(self, title="Review queue")
-        return data.get("tab") or "mine", data.get("group") or "", data.get("tag") or ""
+        return QueueQuery(
+            tab=data.get("tab") or "mine",
+            group=data.get("group") or "",
+            tag=data.get("tag") or "",
+            role=data.get("role") or "",
+            sla=data.get("sla") or "",
+            not_mine=bool(data.get("not_mine")),
+            after=data.get("after") or "",
+        )
 
 
 @require_GET
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
-    form = QueueFilterForm(request.GET)
-    tab, group, tag = form.values()
-    items = queue_for_user(request.user, tab=tab, group=group, tag=tag)
-    template = QUEUE_TEMPLATE + ("#queue_list" if wants_partial(request) else "")
+    query = QueueFilterForm(request.GET).values()
+    partial = wants_partial(request)
+    more = partial and request.GET.get("more") == "1"  # htmx "load more": the next rows only, no count
+    page = queue_page(request.user, tab=query.tab, filters=query.filters, after=query.after, count=not more)
+    template = QUEUE_TEMPLATE + ("#queue_rows" if more else "#queue_list" if partial else "")
     context = {
-        "form": form,
-        "items": items,
-        "tab": tab,
+        "page": page,
+        "items": page.items,
+        "q": query,
+        "tab": query.tab,
         "tabs": list(TABS.items()),
-        "group": group,
-        "tag": tag,
+        "filtered": query.filters.active,
+        "sla_choices": list(SLA_LABELS.items()),
+        "sla_label": SLA_LABELS.get(query.sla, ""),
+        "role_choices": list(SIGNOFF_ROLES),
         "decided_days": DECIDED_DAYS,
     }
     response = render(request, template, context)

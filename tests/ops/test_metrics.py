@@ -258,7 +258,7 @@ def test_a_failing_part_is_reported_and_the_others_still_scrape(
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("queue selector broke")
 
-    monkeypatch.setattr("registry_app.ops.metrics._pending_items", broken)
+    monkeypatch.setattr("registry_app.ops.metrics.review_figures", broken)
     samples = collect(now)
     assert value(samples, "governance_scrape_error", part="reviews") == 1.0
     assert value(samples, "governance_scrape_error", part="sync") == 0.0

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PushOutbox, RegistrySource, SignOff
 from registry_app.models.registry import ApprovalStatus
+from registry_app.review.queue_state import review_state_refresh
 from tests.factories import (
     EvaluationReportFactory,
     MetricFactory,
@@ -78,6 +79,7 @@ def package_in_state(state: str, *, group_name: str = "credit-risk", version: in
         ModelPackage.objects.filter(pk=package.pk).update(deleted_at=now)
         ModelPackageGroup.objects.filter(pk=group.pk).update(deleted_at=now)
         package.refresh_from_db()
+    review_state_refresh([package.pk])  # as the sync's hooks would have
     return package
 
 
@@ -92,7 +94,9 @@ def failed_push(package: ModelPackage, *, state: str = PushOutbox.State.FAILED, 
         "last_error": "AccessDeniedException: not authorized to perform sagemaker:UpdateModelPackage",
         **fields,
     }
-    return PushOutbox.objects.create(**values)
+    push = PushOutbox.objects.create(**values)
+    review_state_refresh([package.pk])  # as the services writing pushes do
+    return push
 
 
 def signoff_row(package: ModelPackage, user: Any, role: str, *, decision: str = "approve", **fields: Any) -> SignOff:
@@ -101,7 +105,9 @@ def signoff_row(package: ModelPackage, user: Any, role: str, *, decision: str = 
 
     fingerprint, _ = package_fingerprint(ModelPackage.objects.get(pk=package.pk))
     values: dict[str, Any] = {"fingerprint": fingerprint, "comment": "", **fields}
-    return SignOff.objects.create(package=package, user=user, role=role, decision=decision, **values)
+    signoff = SignOff.objects.create(package=package, user=user, role=role, decision=decision, **values)
+    review_state_refresh([package.pk])  # as signoff_create does
+    return signoff
 
 
 def ago(**kwargs: float) -> dt.datetime:
