@@ -13,7 +13,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db.models.signals import post_migrate
 
-from registry_app.mirror.reconcile import RegistrySync, apply_package_record, sync_source
+from registry_app.mirror.execute import sync_source
+from registry_app.mirror.reconcile import RegistrySync, apply_package_record
 from registry_app.models import ApprovalPolicy, ModelCard, ModelPackage, PushOutbox, ReviewState, ReviewStateCheck
 from registry_app.models.registry import ApprovalStatus
 from registry_app.review import on_sync
