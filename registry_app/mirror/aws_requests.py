@@ -15,11 +15,11 @@ and ``receive_messages(receive_count=True)``; moving them there changes no calle
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from registry_app.aws.sagemaker import PAGE_SIZE, RegistryClient
+from registry_app.aws import sagemaker as adapter
+from registry_app.aws.sagemaker import RegistryClient
 
 # SQS long polling allows 1-20 s (botocore ``ReceiveMessageRequest.WaitTimeSeconds``); 0 is short polling,
 # which samples only some servers and can answer "no messages" while some wait.
@@ -33,7 +33,7 @@ def search_package_pages(
     """One group's packages through Search (100 full records a call), in ``sort_by`` order."""
     params: dict[str, Any] = {
         "Resource": "ModelPackage",
-        "MaxResults": PAGE_SIZE,
+        "MaxResults": adapter.PAGE_SIZE,
         "SortBy": sort_by,
         "SortOrder": "Ascending" if ascending else "Descending",
         "SearchExpression": {"Filters": [{"Name": "ModelPackageGroupName", "Operator": "Equals", "Value": group}]},
@@ -64,8 +64,3 @@ def receive_count(message: dict[str, Any]) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
-
-
-def as_search_time(value: dt.datetime) -> str:
-    """A Search filter timestamp: ``YYYY-mm-ddTHH:MM:SS`` in UTC (botocore ``Filter.Value``)."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
