@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry_app.audit.event_keys import ci_get, ci_str
-from registry_app.audit.event_links import model_package_names, package_ref
+from registry_app.audit.event_links import model_package_names
+from registry_app.mirror.package_refs import package_ref
 
 __all__ = [
     "DELETE_EVENT",
@@ -115,11 +116,13 @@ def config_variants(event: ChainEvent) -> list[tuple[str, str, float | None]]:
 
 
 def model_package_arn(event: ChainEvent) -> str:
-    """The registry package a CreateModel event deployed (ARN; built from ``group/version`` names)."""
+    """The registry package a CreateModel event deployed: its ARN (built from ``group/version`` or a bare
+    name with the event's region and account, as the endpoint sync builds it: ``mirror.package_refs``),
+    else the reference as written."""
     for name in model_package_names(event.request):
         ref = package_ref(name, region=event.region, account=event.account)
-        if ref.arn or ref.name:
-            return ref.arn or ref.name
+        if ref.arn or ref.written:
+            return ref.arn or ref.written
     return ""
 
 

@@ -43,11 +43,11 @@ from registry_app.audit.deployment_chain import (
     ChainEvent,
     MirrorEndpoint,
     MirrorVariant,
-    Segment,
     build_segments,
     config_variants,
 )
 from registry_app.audit.event_keys import ENDPOINT, ENDPOINT_CONFIG, MODEL, ci_get, ci_str
+from registry_app.mirror.package_refs import lookup_arns, package_index, package_ref, resolve_package
 from registry_app.models import (
     CloudTrailEvent,
     Endpoint,
@@ -164,12 +164,11 @@ def rebuild_endpoint(source: RegistrySource | None, endpoint_name: str) -> int:
     chain = Chain(configs, models, _mirror_models(source), mirror)
     segments = build_segments(endpoint_events, chain, mirror)
     name = mirror.name if mirror is not None else _spelling(endpoint_events, endpoint_name)
-    arns = {s.package_arn.lower() for s in segments if s.package_arn}
-    packages = {
-        arn.lower(): pk
-        for pk, arn in ModelPackage.objects.filter(arn__in=_arn_variants(segments)).values_list("pk", "arn")
-        if arn.lower() in arns
-    }
+    # The same resolution as the endpoint sync's (mirror.package_refs), so the two never disagree.
+    qualify = {"region": source.region, "account": source.account_id} if source is not None else {}
+    refs = [package_ref(s.package_arn, **qualify) for s in segments]
+    index = package_index(ModelPackage.objects.filter(arn__in=lookup_arns(refs)).values_list("pk", "arn"))
+    resolved = [resolve_package(ref, index) for ref in refs]
     rows = [
         EndpointDeployment(
             source=source,
@@ -177,14 +176,14 @@ def rebuild_endpoint(source: RegistrySource | None, endpoint_name: str) -> int:
             variant_name=s.variant_name[:63],
             config_name=s.config_name[:63],
             model_name=s.model_name[:63],
-            package_arn=s.package_arn,
-            package_id=packages.get(s.package_arn.lower()),
+            package_arn=found.arn,
+            package_id=found.package_id,
             weight=s.weight,
             started_at=s.started_at,
             ended_at=s.ended_at,
             evidence=s.evidence,
         )
-        for s in segments
+        for s, found in zip(segments, resolved, strict=True)
     ]
     with transaction.atomic():
         stale = EndpointDeployment.objects.filter(endpoint_name_is(endpoint_name))
@@ -193,10 +192,6 @@ def rebuild_endpoint(source: RegistrySource | None, endpoint_name: str) -> int:
         stale.delete()
         EndpointDeployment.objects.bulk_create(rows)
     return len(rows)
-
-
-def _arn_variants(segments: list[Segment]) -> list[str]:
-    return sorted({v for s in segments if s.package_arn for v in (s.package_arn, s.package_arn.lower())})
 
 
 def _spelling(events: list[ChainEvent], fallback: str) -> str:

@@ -6,6 +6,7 @@ links events stored before the mirror knew their package or group.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
@@ -14,9 +15,15 @@ from django.db.models.functions import Lower
 from registry_app.audit.event_keys import CARD, GROUP, PACKAGE
 from registry_app.audit.event_links import PackageRef, package_ref
 from registry_app.audit.events import PreparedEvent, PreparedRow
+from registry_app.aws.identity import HASH_LENGTH, MAX_LENGTH, MIN_LENGTH, fold_identity
 from registry_app.models import CloudTrailEvent, ModelCard, ModelPackage, ModelPackageGroup, RegistrySource
 
 __all__ = ["Linker", "relink_events"]
+
+# A folded identity ends in "-" and 8 hex digits (or is only those): what ``fold_identity`` appends when it
+# had to change a username. Names already valid for STS are sent (and recorded) as they are.
+_FOLDED_RE = re.compile(rf"(^|-)[0-9a-f]{{{HASH_LENGTH}}}$")
+_VALID_IDENTITY = rf"^[A-Za-z0-9_+=,.@-]{{{MIN_LENGTH},{MAX_LENGTH}}}$"
 
 # The positions of the link keys in a prepared event (see ``events.PreparedRow``).
 _FIELD = {name: index for index, name in enumerate(PreparedEvent._fields)}
@@ -44,6 +51,7 @@ class Linker:
         self._groups: dict[str, int] = {}
         self._cards: dict[str, tuple[int, int] | None] = {}
         self._users: dict[str, int | None] = {}
+        self._folds: dict[str, int] | None = None
 
     def _load(self) -> None:
         self._packages = {}
@@ -94,6 +102,9 @@ class Linker:
         return self._cards.get(name.lower()) if name else None
 
     def prefetch_users(self, names: Iterable[str]) -> None:
+        """Look the candidate names (lower-cased) up as usernames, and as the folded source identities
+        pushes send for usernames STS would refuse (``aws.identity.fold_identity``: ``josé.müller`` acts
+        in CloudTrail as ``jose.muller-<hash>``)."""
         wanted = {n for n in names if n and n not in self._users}
         if not wanted:
             return
@@ -106,6 +117,24 @@ class Linker:
             .values_list("pk", user_model.USERNAME_FIELD)
         ):
             self._users[str(username).lower()] = pk
+        folded = [n for n in wanted if self._users.get(n) is None and _FOLDED_RE.search(n)]
+        if folded:
+            by_fold = self._folded_users()
+            for name in folded:
+                self._users[name] = by_fold.get(name)
+
+    def _folded_users(self) -> dict[str, int]:
+        """Lower-cased folded identity -> user, for the usernames that fold to something else (loaded
+        once per run: only names outside STS's alphabet or length, a small set)."""
+        if self._folds is None:
+            user_model = get_user_model()
+            field = user_model.USERNAME_FIELD
+            self._folds = {}
+            for pk, username in user_model.objects.exclude(**{f"{field}__regex": _VALID_IDENTITY}).values_list(
+                "pk", field
+            ):
+                self._folds.setdefault(fold_identity(str(username)).lower(), pk)
+        return self._folds
 
     def user(self, candidates: tuple[str, ...]) -> int | None:
         for name in candidates:

@@ -132,6 +132,17 @@ class LookupPass(IngestRun):
             result.pages += 1
             result.records += len(page.records)
             result.throttled += page.throttled
+            if page.start_clamped_to is not None and cursor_time(page.start_clamped_to) != window["start"]:
+                # The window began before LookupEvents' 90 days: the reader sent a later StartTime. Keep
+                # that one, so the next run resends exactly what this page's NextToken belongs to instead
+                # of spending a refused call first.
+                clamped = cursor_time(page.start_clamped_to)
+                result.error(
+                    f"LookupEvents reaches back only to {clamped}: events of this window from {window['start']} "
+                    "until then are only in the trail's S3 files"
+                )
+                window = {**window, "start": clamped}
+                base["StartTime"] = parse_cursor_time(clamped)
             token = page.next_token
             if token:
                 state = {**state, "window": {**window, "token": token}}

@@ -32,7 +32,9 @@ def sync_cards(ctx: SyncContext) -> None:
     except AwsError as exc:
         ctx.error("ListModelCards", str(exc))
         return
-    existing = {c.name: c for c in ModelCard.objects.filter(source=ctx.source)}
+    # Card names are matched without regard to case: a name taken from a card ARN is lower-cased.
+    by_lower = {name.lower(): name for name in summaries}
+    existing = {c.name.lower(): c for c in ModelCard.objects.filter(source=ctx.source)}
     packages = list(
         ModelPackage.objects.filter(source=ctx.source).values_list(
             "id", "customer_metadata", "group__name", "model_card_id"
@@ -40,12 +42,13 @@ def sync_cards(ctx: SyncContext) -> None:
     )
     wanted: dict[int, str] = {}
     for pk, meta, group_name, _ in packages:
-        name = sync.referenced_card(meta) or (group_name if group_name in summaries else "")
+        referenced = sync.referenced_card(meta)
+        name = by_lower.get(referenced.lower(), referenced) if referenced else by_lower.get(group_name.lower(), "")
         if name:
             wanted[pk] = name
     for name in sorted(set(wanted.values())):
         summary = summaries.get(name)
-        card = existing.get(name)
+        card = existing.get(name.lower())
         if summary is None:
             if card is not None and card.deleted_at is None:
                 card.deleted_at = timezone.now()
@@ -60,10 +63,10 @@ def sync_cards(ctx: SyncContext) -> None:
             and (card.status == summary.get("ModelCardStatus"))
         ):
             continue
-        existing[name] = store_card(ctx, name, card)
-    card_ids = {name: c.pk for name, c in existing.items() if c is not None}
+        existing[name.lower()] = store_card(ctx, name, card)
+    card_ids = {key: c.pk for key, c in existing.items() if c is not None}
     for pk, _meta, _group, current in packages:
-        target = card_ids.get(wanted.get(pk, ""))
+        target = card_ids.get(wanted.get(pk, "").lower())
         if target != current:
             with transaction.atomic():
                 ModelPackage.objects.filter(pk=pk).update(model_card_id=target)
@@ -71,12 +74,22 @@ def sync_cards(ctx: SyncContext) -> None:
             ctx.count("card_links_changed")
 
 
-def store_card(ctx: SyncContext, name: str, card: ModelCard | None) -> ModelCard | None:
-    """Describe one card and store it; new content makes the sign-offs of the packages linked to it stale."""
+def store_card(
+    ctx: SyncContext, name: str, card: ModelCard | None, *, raise_aws_errors: bool = False
+) -> ModelCard | None:
+    """Describe one card and store it; new content makes the sign-offs of the packages linked to it stale.
+
+    A failed describe is recorded and the stored card kept, or, with ``raise_aws_errors`` (events, which
+    must know whether to keep their message), raised."""
     try:
         record = ctx.client.describe_model_card(name)
         fields = sync.card_fields(record)
-    except (AwsError, sync.RecordError) as exc:
+    except AwsError as exc:
+        if raise_aws_errors:
+            raise
+        ctx.error(f"DescribeModelCard {name}", str(exc))
+        return card
+    except sync.RecordError as exc:
         ctx.error(f"DescribeModelCard {name}", str(exc))
         return card
     try:

@@ -51,6 +51,11 @@ class SyncContext:
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append({"subject": subject[:300], "message": message[:1000]})
 
+    def warn(self, key: str, message: str) -> None:
+        """Something worth counting that is no failure of the run (it stays ``succeeded``)."""
+        self.count(key)
+        log.info("sync %s: %s", self.source.name, message)
+
     def progress(self, text: str, *, force: bool = False) -> None:
         now = time.monotonic()
         if self.run is not None and (force or now - self._last_progress > 2.0):

@@ -5,7 +5,8 @@ Entry points:
 - ``sync_source(source, mode, trigger)``: create a run and execute it now (management command, tests).
 
 Modes: incremental (``reconcile``), cards and endpoints (``endpoints``), events (``events``), and the
-full reconciliation, which ``shards`` runs in steps under the same lease.
+full reconciliation, which ``shards`` runs in steps under the same lease. A source's first sync is a full
+reconciliation whatever mode was asked, so it is complete (packages, reports, cards, endpoints) at once.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def execute_run(
     if token is None:
         run_finish(run, SyncRun.Status.SKIPPED, error="another sync of this source is running")
         return run
+    if source.first_synced_at is None and run.mode != SyncRun.Mode.FULL:
+        # Until one sync completed, the mirror lacks what only the other passes bring (standalone cards,
+        # endpoints, the reports a listing never fetches): the first sync does them all.
+        run.mode = SyncRun.Mode.FULL
+        run.counts = {**(run.counts or {}), "first_sync": 1}
+        run.save(update_fields=["mode", "counts"])
     if run.mode == SyncRun.Mode.FULL:
         return full_start(run, token, client=client, fan_out=fan_out)
     started = time.perf_counter()

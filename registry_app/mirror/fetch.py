@@ -16,6 +16,7 @@ from django.conf import settings
 
 from registry_app.aws.errors import AwsError, NotFoundError
 from registry_app.aws.sagemaker import RegistryClient, ReportTooLarge, UnsupportedUri
+from registry_app.mirror import aws_requests
 from registry_app.mirror import mapping as sync
 from registry_app.mirror.reports.parse import parse_report, verify_content_digest
 from registry_app.mirror.reports.values import ReportParseError
@@ -39,6 +40,7 @@ class Bundle:
     record: dict[str, Any] | None = None
     reports: list[FetchedReport] = field(default_factory=list)
     error: str = ""
+    failure: AwsError | None = None  # the AWS error that kept the record from being read (not "gone")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,12 @@ def fetch_report(client: RegistryClient, ref: sync.MetricsSourceRef) -> FetchedR
     except AwsError as exc:
         return FetchedReport(ref, EvaluationReport.Status.FETCH_ERROR, error=str(exc))
     result = FetchedReport(ref, EvaluationReport.Status.OK, sha256=obj.sha256, size=obj.size)
+    if not obj.body:
+        # A 0-byte object (S3 answers the ranged GET with 416, which the adapter returns as empty bytes):
+        # the report is there and empty, not malformed. Said so, apart from a parse error.
+        result.status = EvaluationReport.Status.EMPTY
+        result.error = "the report object is empty (0 bytes)"
+        return result
     if ref.content_digest:
         verdict = verify_content_digest(obj.body, ref.content_digest)
         if verdict is False:
@@ -112,11 +120,29 @@ def describe_bundles(
         except NotFoundError:
             return Bundle(arn, error="gone")  # deleted between listing and describe
         except AwsError as exc:
-            return Bundle(arn, error=str(exc))
-        refs = reports_to_fetch(record, known.get(arn, {}), refetch_failed=refetch_failed)
+            return Bundle(arn, error=str(exc), failure=exc)
+        refs = reports_to_fetch(record, known.get(arn.lower(), {}), refetch_failed=refetch_failed)
         return Bundle(arn, record, [fetch_report(client, ref) for ref in refs])
 
     yield from parallel(job, arns, source_name=source_name)
+
+
+def record_bundles(
+    client: RegistryClient,
+    records: Iterable[dict[str, Any]],
+    known: dict[str, dict[str, KnownReport]],
+    *,
+    source_name: str,
+    refetch_failed: bool,
+) -> Iterator[Bundle]:
+    """Full records already read (Search), with their changed reports fetched on the thread pool."""
+
+    def job(record: dict[str, Any]) -> Bundle:
+        arn = record["ModelPackageArn"]
+        refs = reports_to_fetch(record, known.get(arn.lower(), {}), refetch_failed=refetch_failed)
+        return Bundle(arn, record, [fetch_report(client, ref) for ref in refs])
+
+    yield from parallel(job, records, source_name=source_name)
 
 
 def search_bundles(
@@ -128,15 +154,16 @@ def search_bundles(
     source_name: str,
 ) -> Iterator[Bundle]:
     """Search one group's packages (full records, no Describe) and fetch their changed reports; every
-    ARN the search returned is added to ``seen``."""
+    ARN the search returned is added to ``seen`` (lower-cased).
 
-    def job(record: dict[str, Any]) -> Bundle:
-        arn = record["ModelPackageArn"]
-        refs = reports_to_fetch(record, known.get(arn, {}), refetch_failed=True)
-        return Bundle(arn, record, [fetch_report(client, ref) for ref in refs])
+    Sorted by ``CreationTime``: it never changes, so the walk's order holds while packages are updated
+    during it (``LastModifiedTime``, Search's default, moves a package updated mid-walk from one page to
+    another). Search's index may also lag; a package it leaves out is confirmed by Describe before it is
+    marked deleted (``apply.PackageWriter._mark_vanished_packages``).
+    """
 
     def records() -> Iterator[dict[str, Any]]:
-        for page in client.iter_search_package_pages(group=group):
+        for page in aws_requests.search_package_pages(client, group=group, sort_by="CreationTime"):
             for record in page:
                 # The filter is the API's; a record of another group is not this shard's to apply.
                 if (
@@ -144,10 +171,10 @@ def search_bundles(
                     and record.get("ModelPackageVersion") is not None
                     and record.get("ModelPackageGroupName") == group
                 ):
-                    seen.add(record["ModelPackageArn"])
+                    seen.add(record["ModelPackageArn"].lower())
                     yield record
 
-    yield from parallel(job, records(), source_name=source_name)
+    yield from record_bundles(client, records(), known, source_name=source_name, refetch_failed=True)
 
 
 def parallel(job: Any, items: Iterable[Any], *, source_name: str) -> Iterator[Bundle]:

@@ -15,8 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-# Keys that say nothing about the package itself and must not register as a change.
-VOLATILE_KEYS = frozenset({"ResponseMetadata", "Tags"})
+# Keys that say nothing about the package itself, or that only one of the two record sources carries, and
+# so must not register as a change: the same package reads alike from Search and from Describe (botocore:
+# ``SearchRecord.ModelPackage`` adds ``Tags``; ``DescribeModelPackageOutput`` adds ``ManagedStorageType``),
+# and a full pass (Search) never rewrites what an incremental pass (Describe) stored, or the reverse.
+VOLATILE_KEYS = frozenset({"ResponseMetadata", "Tags", "ManagedStorageType"})
 
 # Mirror fields whose change is recorded as a PackageObservation.
 TRACKED_FIELDS = (
@@ -135,6 +138,8 @@ def package_fields(record: dict[str, Any]) -> dict[str, Any]:
         version_int = int(version)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise RecordError(f"{arn}: no valid ModelPackageVersion (unversioned packages are not mirrored)") from exc
+    # The record's name keeps the group's case; the ARN's is lower-cased (``FraudModel`` ->
+    # ``model-package/fraudmodel/3``), so it is only a last resort.
     group_name = record.get("ModelPackageGroupName") or parse_arn(arn).resource.rsplit("/", 1)[0]
     lifecycle = record.get("ModelLifeCycle") or {}
     card_status, card_content = _card(record)
@@ -208,8 +213,17 @@ def _jsonish(value: Any) -> Any:
 
 
 def summary_differs(mirror: dict[str, Any], summary: dict[str, Any]) -> bool:
-    """True when a ListModelPackages summary disagrees with the mirrored row."""
+    """True when a ListModelPackages summary disagrees with the mirrored row.
+
+    ``ModelApprovalStatus`` is optional in ``ModelPackageSummary`` (botocore): a summary without it says
+    the status is unknown, which differs from any status the mirror holds (the package is described for
+    the truth); a description is omitted from summaries that have none, so its absence says nothing.
+    """
     for api_key, field in SUMMARY_FIELDS.items():
+        if api_key == "ModelApprovalStatus" and api_key not in summary:
+            if mirror.get(field):
+                return True
+            continue
         if api_key in summary and (summary.get(api_key) or "") != (mirror.get(field) or ""):
             return True
     lifecycle = summary.get("ModelLifeCycle")
@@ -252,7 +266,11 @@ def metrics_sources(model_metrics: dict[str, Any] | None) -> list[MetricsSourceR
 
 
 def referenced_card(customer_metadata: dict[str, Any] | None) -> str:
-    """The standalone card a package names explicitly (ModelCardArn wins over ModelCardName)."""
+    """The standalone card a package names explicitly (ModelCardArn wins over ModelCardName).
+
+    A name taken from an ARN may be lower-cased (SageMaker ARNs lower-case resource names): callers match
+    card names without regard to case.
+    """
     meta = customer_metadata or {}
     for key in ("ModelCardArn", "ModelCardName"):
         value = meta.get(key)

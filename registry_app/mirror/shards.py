@@ -26,12 +26,13 @@ from django.utils import timezone
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import CallStats, SourceConfig
 from registry_app.mirror import mapping as sync
+from registry_app.mirror.changes import advance_watermark
 from registry_app.mirror.context import MAX_ERRORS_KEPT
 from registry_app.mirror.endpoints import cards_and_endpoints
 from registry_app.mirror.leases import hold_lock, release_lock
 from registry_app.mirror.reconcile import RegistrySync
 from registry_app.mirror.runs import run_elapsed, run_finish
-from registry_app.models import SyncRun
+from registry_app.models import RegistrySource, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -189,4 +190,23 @@ def finalise_run(run_id: int, token: str, *, client: RegistryClient | None = Non
         run.counts = sync.final_counts(run.counts)
         run.duration_s = run_elapsed(run)
         run_finish(run, status, error=message)
+        _record_completion(run, status)
     return run
+
+
+def _record_completion(run: SyncRun, status: str) -> None:
+    """What a finished full reconciliation establishes for its source.
+
+    - The first complete sync: every pass ran (a partial run had per-package or per-report errors,
+      which later passes retry), so later runs keep their own mode.
+    - The Search watermark: every package record was applied as of the run's start, so content changes
+      before it need no more searching; only when no group and no package was left unread.
+    """
+    if status not in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
+        return
+    source = run.source
+    if source.first_synced_at is None:
+        RegistrySource.objects.filter(pk=source.pk, first_synced_at__isnull=True).update(first_synced_at=timezone.now())
+    counts = run.counts or {}
+    if run.started_at and not counts.get("groups_failed") and not counts.get("packages_unapplied"):
+        advance_watermark(source, run.started_at)

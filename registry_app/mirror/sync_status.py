@@ -5,6 +5,7 @@ Like ``selectors``, a fixed number of SQL queries whatever the number of runs.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models import OuterRef, Subquery
@@ -24,10 +25,39 @@ def latest_runs_by_source() -> dict[int, SyncRun]:
     }
 
 
+@dataclass(frozen=True)
+class ContentChanges:
+    """How the incremental pass learns of content-only changes (``mirror.changes``), for the page.
+
+    ``search_denied``: Search is refused to the source's role (``since``, AWS's ``message``), so content
+    changes (inference specification, model card, metadata) arrive only through EventBridge events
+    (``has_events``) and the nightly full reconciliation. Otherwise ``watermark`` is how far they are
+    applied (None before the first pass).
+    """
+
+    search_denied: bool
+    since: dt.datetime | None
+    message: str
+    watermark: dt.datetime | None
+    has_events: bool
+
+
 @dataclass
 class SourceStatus:
     source: RegistrySource
     last_run: SyncRun | None
+    content: ContentChanges | None = None
+
+    def __post_init__(self) -> None:
+        source = self.source
+        if self.content is None:
+            self.content = ContentChanges(
+                search_denied=source.search_denied_at is not None,
+                since=source.search_denied_at,
+                message=source.search_error,
+                watermark=source.search_watermark,
+                has_events=bool(source.events_queue_url),
+            )
 
 
 @dataclass

@@ -140,6 +140,7 @@ class EvaluationReport(models.Model):
         DIGEST_MISMATCH = "digest_mismatch", "Digest mismatch"
         TOO_LARGE = "too_large", "Too large"
         SKIPPED = "skipped", "Not JSON / not fetched"
+        EMPTY = "empty", "Empty report"
 
     class Kind(models.TextChoices):
         REGRESSION = "regression", "Regression"
@@ -222,6 +223,9 @@ class EndpointVariant(models.Model):
     weight = models.FloatField(null=True, blank=True)
     instance_type = models.CharField(max_length=64, blank=True)
     instance_count = models.PositiveIntegerField(null=True, blank=True)
+    # DescribeModel answered "Could not find model": the variant still serves (SageMaker keeps the
+    # deployed containers), and package_arn/package are the last ones the mirror knew for it.
+    model_deleted = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["endpoint__name", "variant_name"]

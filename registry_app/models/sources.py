@@ -33,6 +33,18 @@ class RegistrySource(models.Model):
     sync_lock_token = models.CharField(max_length=64, blank=True)
     sync_locked_until = models.DateTimeField(null=True, blank=True)
 
+    # Set when a first sync finished complete (packages, reports, cards, endpoints); until then every
+    # requested sync of this source runs as a full reconciliation, whatever mode was asked.
+    first_synced_at = models.DateTimeField(null=True, blank=True)
+    # Content changes (InferenceSpecification, ModelCard, metadata...) leave the ListModelPackages summary
+    # alone: the incremental pass finds them with Search on LastModifiedTime from this watermark (minus a
+    # margin). It only moves forward, and only after the records before it were committed.
+    search_watermark = models.DateTimeField(null=True, blank=True)
+    # Set while Search is denied to the source's role (the incremental pass then relies on events and the
+    # nightly full reconciliation for content changes), with AWS's answer; cleared when Search works.
+    search_denied_at = models.DateTimeField(null=True, blank=True)
+    search_error = models.CharField(max_length=500, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

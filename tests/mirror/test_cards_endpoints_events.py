@@ -79,7 +79,7 @@ def test_eventbridge_event_refreshes_just_that_package(registry, source) -> None
     sqs = boto3.client("sqs", region_name=h.REGION)
     queue = sqs.create_queue(QueueName="registry-events")["QueueUrl"]
     source.events_queue_url = queue
-    source.save()
+    source.save(update_fields=["events_queue_url"])
     # A metadata-only change (invisible to the incremental listing) announced by EventBridge.
     current = sm.describe_model_package(ModelPackageName=arns["pending"])
     sm.update_model_package(

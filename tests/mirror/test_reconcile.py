@@ -6,15 +6,23 @@ import boto3
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import CallStats, SourceConfig
+from registry_app.mirror import aws_requests
 from registry_app.mirror.execute import execute_run, sync_source
 from registry_app.mirror.leases import acquire_lock, release_lock
 from registry_app.models import EvaluationReport, Metric, ModelPackage, ModelPackageGroup, PackageObservation, SyncRun
 from tests import aws_helpers as h
 
 pytestmark = pytest.mark.django_db
+
+
+def mark_synced(source) -> None:  # type: ignore[no-untyped-def]
+    """As after a first (full) sync: later runs keep the mode they were asked for."""
+    source.__class__.objects.filter(pk=source.pk).update(first_synced_at=timezone.now())
+    source.refresh_from_db()
 
 
 @pytest.fixture
@@ -74,9 +82,9 @@ def test_incremental_picks_up_approval_made_in_registry(registry, source) -> Non
     assert pkg.approval_description == "approved in Studio"
     obs = pkg.observations.filter(change="updated").get()
     assert obs.changes["approval_status"] == ["PendingManualApproval", "Approved"]
-    # Only the changed package was described; its unchanged report was not fetched again.
-    assert run.aws_calls.get("DescribeModelPackage") == 1
-    assert run.aws_calls.get("ListModelPackages") == 1
+    # Search from the watermark brought the changed record (a full one: no describe); its unchanged
+    # report was not fetched again.
+    assert run.aws_calls == {"ListModelPackages": 1, "Search": 1}
 
 
 def test_no_change_sync_writes_nothing(registry, source) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +103,7 @@ def test_no_change_sync_writes_nothing(registry, source) -> None:  # type: ignor
         assert writes == [], (mode, writes)
         assert PackageObservation.objects.count() == before
         if mode == SyncRun.Mode.INCREMENTAL:
-            assert run.aws_calls == {"ListModelPackages": 1}
+            assert run.aws_calls == {"ListModelPackages": 1, "Search": 1}
         else:
             assert "DescribeModelPackage" not in run.aws_calls
             # Only the two reports that failed to fetch last time are retried on a full sync.
@@ -134,16 +142,16 @@ def test_listing_failure_never_marks_packages_deleted(registry, source, monkeypa
 
 def test_malformed_record_recorded_and_rest_continue(registry, source, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     _, _, arns = registry
-    original = RegistryClient.iter_search_package_pages
+    original = aws_requests.search_package_pages
 
-    def corrupt(self, **kwargs):  # type: ignore[no-untyped-def]
-        for page in original(self, **kwargs):
+    def corrupt(client, **kwargs):  # type: ignore[no-untyped-def]
+        for page in original(client, **kwargs):
             for record in page:
                 if record["ModelPackageArn"] == arns["c2"]:
                     record["CreationTime"] = "not-a-date"
             yield page
 
-    monkeypatch.setattr(RegistryClient, "iter_search_package_pages", corrupt)
+    monkeypatch.setattr(aws_requests, "search_package_pages", corrupt)
     run = sync_source(source, mode=SyncRun.Mode.FULL)
     assert not ModelPackage.objects.filter(arn=arns["c2"]).exists()
     assert ModelPackage.objects.count() == 3
@@ -153,11 +161,11 @@ def test_malformed_record_recorded_and_rest_continue(registry, source, monkeypat
 def test_search_denied_falls_back_to_list_and_describe(registry, source, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from registry_app.aws.errors import AccessDeniedError
 
-    def denied(self, **kwargs):  # type: ignore[no-untyped-def]
+    def denied(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AccessDeniedError("Search: AccessDeniedException: not authorized", operation="Search")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(RegistryClient, "iter_search_package_pages", denied)
+    monkeypatch.setattr(aws_requests, "search_package_pages", denied)
     run = sync_source(source, mode=SyncRun.Mode.FULL)
     assert ModelPackage.objects.count() == 4
     assert run.counts["search_fallback"] == 1
@@ -207,6 +215,7 @@ def test_throttling_and_5xx_are_retried(registry, source, monkeypatch) -> None: 
         "ListModelPackages",
         [(400, "ThrottlingException"), (500, "InternalFailure"), (0, "Timeout")],
     )
+    mark_synced(source)  # an incremental run, not a first (full) sync
     run = SyncRun.objects.create(source=source, mode=SyncRun.Mode.INCREMENTAL, trigger="command")
     run = execute_run(run.pk, client=client)
     assert run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL), run.error
@@ -222,6 +231,7 @@ def test_persistent_throttling_fails_the_run_cleanly(registry, source, monkeypat
     settings.AWS_MAX_ATTEMPTS = 3
     client = RegistryClient(SourceConfig.from_source(source))
     attempts = h.inject_errors(client.client("sagemaker"), "ListModelPackages", [(400, "ThrottlingException")] * 3)
+    mark_synced(source)
     run = SyncRun.objects.create(source=source, mode=SyncRun.Mode.INCREMENTAL, trigger="command")
     run = execute_run(run.pk, client=client)
     assert len(attempts) == 3, attempts

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import SourceConfig
+from registry_app.mirror import aws_requests
 from registry_app.mirror import mapping as sync
 from registry_app.mirror.execute import execute_run, sync_source
 from registry_app.mirror.leases import acquire_lock, release_lock
@@ -45,13 +46,13 @@ def registry(aws: None) -> dict[str, Any]:
 def searched(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The group filter of every Search listing, whichever client makes it."""
     groups: list[str | None] = []
-    original = RegistryClient.iter_search_package_pages
+    original = aws_requests.search_package_pages
 
-    def spy(self: RegistryClient, **kwargs: Any) -> Iterator[list[dict]]:
+    def spy(client: RegistryClient, **kwargs: Any) -> Iterator[list[dict]]:
         groups.append(kwargs.get("group"))
-        yield from original(self, **kwargs)
+        yield from original(client, **kwargs)
 
-    monkeypatch.setattr(RegistryClient, "iter_search_package_pages", spy)
+    monkeypatch.setattr(aws_requests, "search_package_pages", spy)
     return groups
 
 
@@ -321,7 +322,7 @@ def test_search_denied_falls_back_per_group_and_is_counted_once(registry, source
     listed: list[str | None] = []
     original = RegistryClient.iter_package_summary_pages
 
-    def denied(self: RegistryClient, **kwargs: Any) -> Iterator[list[dict]]:
+    def denied(*args: Any, **kwargs: Any) -> Iterator[list[dict]]:
         raise AccessDeniedError("Search: AccessDeniedException: not authorized", operation="Search")
         yield []  # pragma: no cover
 
@@ -329,7 +330,7 @@ def test_search_denied_falls_back_per_group_and_is_counted_once(registry, source
         listed.append(kwargs.get("group"))
         yield from original(self, **kwargs)
 
-    monkeypatch.setattr(RegistryClient, "iter_search_package_pages", denied)
+    monkeypatch.setattr(aws_requests, "search_package_pages", denied)
     monkeypatch.setattr(RegistryClient, "iter_package_summary_pages", spy)
     run = sync_source(source, mode=SyncRun.Mode.FULL)
     assert run.status == SyncRun.Status.SUCCEEDED

@@ -66,6 +66,16 @@ class FakeClient(RegistryClient):
         self._count("Search")
         yield [dict(p) for p in self.own]  # Search sees this account's packages only
 
+    def _call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        raise AssertionError(f"unexpected call {service}:{operation}")  # never reach the network
+
+    def _pages(self, service: str, operation: str, result_key: str, **params: Any) -> Iterator[list[dict]]:
+        """Search sorted and filtered by group (the full walk's, ``mirror.aws_requests``)."""
+        assert (service, operation) == ("sagemaker", "Search"), (service, operation)
+        self._count("Search")
+        group = params["SearchExpression"]["Filters"][0]["Value"]
+        yield [{"ModelPackage": dict(p)} for p in self.own if p["ModelPackageGroupName"] == group]
+
     def iter_package_summary_pages(self, *, group: str | None = None) -> Iterator[list[dict]]:
         self._count("ListModelPackages")
         self.listed_groups.append(group)
@@ -103,7 +113,8 @@ def test_shared_group_mirrored_with_owner_account(source) -> None:  # type: igno
     fresh.shared[1]["ModelApprovalStatus"] = "Approved"
     result = run(source, fresh, SyncRun.Mode.INCREMENTAL)
     assert ModelPackage.objects.get(arn=fresh.shared[1]["ModelPackageArn"]).approval_status == "Approved"
-    assert result.aws_calls == {"DescribeModelPackage": 1, "ListModelPackages": 2}
+    # Search from the watermark does not return shared packages: their listing does.
+    assert result.aws_calls == {"DescribeModelPackage": 1, "ListModelPackages": 2, "Search": 1}
     assert not ModelPackage.objects.filter(deleted_at__isnull=False).exists()
 
 

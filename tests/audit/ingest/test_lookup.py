@@ -257,6 +257,69 @@ def test_a_gap_longer_than_retention_is_reported(harness: Harness) -> None:
     assert any("only in the trail's S3 files" in e for e in result.lookup.errors)
 
 
+def test_a_resumed_window_older_than_retention_stores_the_clamped_start(
+    source: RegistrySource, fake_clock: FakeClock
+) -> None:
+    """A window stored mid-walk (NextToken T1) that is older than 90 days when the next run resumes it:
+    LookupEvents refuses the old StartTime, the reader resends from its horizon, and the cursor keeps
+    that StartTime, so the run after it resends exactly that, spending no refused call."""
+    from registry_app.audit.ingest_run import cursor_row
+
+    later = NOW + dt.timedelta(days=3)  # the window below now starts 93 days back
+    old_start, end = dt.datetime(2024, 12, 14, 12, 0, tzinfo=dt.UTC), NOW
+    cursor = cursor_row(source, AuditCursor.Kind.LOOKUP)
+    window = {"start": "2024-12-14T12:00:00Z", "end": "2025-03-14T12:00:00Z", "token": "T1", "key": "EventSource",
+              "value": "sagemaker.amazonaws.com"}  # fmt: skip
+    cursor.position = {"passes": {"sagemaker": {"window": window}}}
+    cursor.save()
+    clamped = dt.datetime(2024, 12, 17, 13, 0, tzinfo=dt.UTC)  # 90 days before `later`, + margin, to the hour
+
+    # Run 1 resumes at T1, gets T2, then stops on a persistent throttle (the page is kept).
+    first = Harness(source, fake_clock, now=lambda: later, max_throttle_waits=0)
+    first.stubber.add_client_error(
+        "lookup_events",
+        service_error_code="InvalidTimeRangeException",
+        service_message="The time range is outside the range of possible values",
+        http_status_code=400,
+        expected_params=params(old_start, end, "T1"),
+    )
+    first.ok(params(clamped, end, "T1"), page([r.approve("g", 1)], "T2"))
+    first.stubber.add_client_error(
+        "lookup_events", service_error_code="ThrottlingException", http_status_code=400,
+        expected_params=params(clamped, end, "T2"),
+    )  # fmt: skip
+    result = first.run(now=later)
+    first.stubber.assert_no_pending_responses()
+    assert lookup_state(source)["window"]["start"] == "2024-12-17T13:00:00Z"
+    assert lookup_state(source)["window"]["token"] == "T2"
+    assert any("only in the trail's S3 files" in e for e in result.lookup.errors)
+
+    # Run 2 (a new reader, which has not learnt the horizon): straight to the stored StartTime and T2.
+    second = Harness(source, fake_clock, now=lambda: later)
+    second.ok(params(clamped, end, "T2"), page([r.approve("g", 2)]))
+    result = second.run(now=later)
+    second.stubber.assert_no_pending_responses()
+    assert result.lookup.complete and lookup_state(source)["done_until"] == "2025-03-14T12:00:00Z"
+
+
+def test_a_push_by_a_user_sts_would_refuse_links_to_that_user(harness: Harness, django_user_model: Any) -> None:
+    """Pushes send ``fold_identity(username)`` as the source identity (STS refuses ``josé.müller``), so
+    CloudTrail names ``jose.muller-<hash>``: the event still links to its dashboard user."""
+    from registry_app.aws.identity import fold_identity
+
+    jose = django_user_model.objects.create_user("josé.müller", "jose@example.com", "pw-jose-123!")
+    django_user_model.objects.create_user("jose.muller", "other@example.com", "pw-other-123!")  # not him
+    folded = fold_identity(jose.username)
+    assert folded != jose.username
+    push = r.approve("g", 1, identity=r.assumed_role("GovernancePush", "gov-push-1", source_identity=folded))
+    harness.ok(params(), page([push]))
+
+    harness.run()
+
+    harness.stubber.assert_no_pending_responses()
+    assert CloudTrailEvent.objects.get().user_id == jose.pk
+
+
 def test_assume_role_pass_when_enabled(harness: Harness, settings: Any) -> None:
     settings.AUDIT_LOOKUP_ASSUME_ROLE = True
     role = f"arn:aws:iam::{r.ACCOUNT}:role/ModelApprover"
