@@ -2,6 +2,15 @@ from __future__ import annotations
 
 from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
+from .provenance import (
+    JobData,
+    LineageEdge,
+    LineageEntity,
+    PackageLineage,
+    PackageTraining,
+    ProcessingJob,
+    TrainingJob,
+)
 from .registry import (
     Endpoint,
     EndpointVariant,
@@ -50,4 +59,11 @@ __all__ = [
     "PackageObservation",
     "RegistrySource",
     "SyncRun",
+    "JobData",
+    "LineageEdge",
+    "LineageEntity",
+    "PackageLineage",
+    "PackageTraining",
+    "ProcessingJob",
+    "TrainingJob",
 ]
