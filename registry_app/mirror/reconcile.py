@@ -31,6 +31,7 @@ from registry_app.mirror import mapping as sync
 from registry_app.mirror.context import SyncContext
 from registry_app.mirror.fetch import Bundle, FetchedReport, KnownReport, describe_bundles, search_bundles
 from registry_app.mirror.groups import describe_and_store_group, group_for, group_of, mark_vanished_groups, sync_groups
+from registry_app.mirror.provenance import mirror_provenance
 from registry_app.models import (
     EvaluationReport,
     Metric,
@@ -225,6 +226,7 @@ class RegistrySync(SyncContext):
                         self._store_reports(package, bundle.reports, is_new=prior is None)
             except (sync.RecordError, ValueError, TypeError, KeyError) as exc:
                 self.error(bundle.arn, f"malformed registry record: {exc}")
+        mirror_provenance(self, arns)  # training jobs and lineage of what changed (AWS calls counted here too)
 
     def _apply_record(self, record: dict[str, Any], existing: ModelPackage | None) -> ModelPackage:
         fields = sync.package_fields(record)
