@@ -8,6 +8,9 @@ What moto 5.2.5 does differently (docs/aws-fake.md, section 7):
   recognises as 404 in its generator.yaml).
 * CreateProcessingJob: moto drops ``ProcessingResources`` (a required member of the Describe answer).
 * CreateTrainingJob: moto replaces the request's ``MetricDefinitions`` with a made-up one.
+* DeleteTrainingJob: not in moto. AWS deletes only a job in a terminal state, and "all of the
+  metadata for the training job is lost" (botocore's documentation): Describe answers not found.
+  The job's trial component stays in the lineage graph (an assumption: nothing says it goes).
 
 Jobs still complete the moment they are created, as in moto. ``finish_training_job`` /
 ``finish_processing_job`` set what a real run leaves behind (start and end times, the seconds trained
@@ -30,11 +33,13 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 
-from registry_app.devtools.aws_fake._patching import set_item, wraps_original
+from registry_app.devtools.aws_fake._patching import set_attr, set_item, wraps_original
 from registry_app.devtools.aws_fake.hooks import UnknownResource, _parse_time, _post, _route
 from registry_app.devtools.aws_fake.identity import to_naive_utc
 
 FINISH_JOB_PATH = "/moto-api/aws-fake/finish-job"
+DELETED_ATTR = "aws_fake_deleted_training_jobs"  # on the backend: lower-cased names of deleted jobs
+TERMINAL = ("Completed", "Failed", "Stopped")
 _ARN_RE = re.compile(r"arn:[^:]+:sagemaker:([a-z0-9-]+):(\d{12}):(training-job|processing-job)/(.+)")
 
 
@@ -131,6 +136,25 @@ def _apply_finish(body: dict[str, Any]) -> None:
         finish_processing_job(body["arn"], started=started, ended=ended, status=body.get("status") or "Completed")
 
 
+def deleted_training_jobs(backend: SageMakerModelBackend) -> set[str]:
+    return set(backend.__dict__.get(DELETED_ATTR, ()))
+
+
+def delete_training_job(self: SageMakerResponse) -> ActionResult:
+    backend = self.sagemaker_backend
+    name = self._get_param("TrainingJobName")
+    job = backend.training_jobs.get(name)
+    if job is None:
+        raise ValidationError(message="Requested resource not found.")
+    if job.training_job_status not in TERMINAL:
+        raise ValidationError(
+            message=f"Training job {name} is in status {job.training_job_status}; it cannot be deleted."
+        )
+    del backend.training_jobs[name]
+    backend.__dict__.setdefault(DELETED_ATTR, set()).add(name.lower())
+    return ActionResult({})
+
+
 def install() -> None:
     @wraps_original(SageMakerModelBackend, "describe_training_job")
     def describe_training_job(moto: Any, self: SageMakerModelBackend, training_job_name: str) -> dict[str, Any]:
@@ -163,4 +187,5 @@ def install() -> None:
             job.algorithm_specification.pop("MetricDefinitions", None)
         return result
 
+    set_attr(SageMakerResponse, "delete_training_job", delete_training_job)
     set_item(moto_api_urls.url_paths, "{0}" + FINISH_JOB_PATH, _route(_apply_finish))

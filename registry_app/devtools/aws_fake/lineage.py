@@ -31,6 +31,7 @@ from moto.sagemaker.responses import SageMakerResponse
 
 from registry_app.devtools.aws_fake._patching import set_attr
 from registry_app.devtools.aws_fake.identity import now_ms
+from registry_app.devtools.aws_fake.jobs import deleted_training_jobs
 
 STORE_ATTR = "aws_fake_lineage"
 ASSOCIATION_TYPES = ("ContributedTo", "AssociatedWith", "DerivedFrom", "Produced", "SameAs")
@@ -100,7 +101,10 @@ def vertex(backend: SageMakerModelBackend, arn: str) -> dict[str, str] | None:
     for suffix, (jobs_attr, job_type) in JOB_COMPONENTS.items():
         if name.endswith(suffix):
             job = name[: -len(suffix)]
-            if any(known.lower() == job for known in getattr(backend, jobs_attr, {})):
+            known = {n.lower() for n in getattr(backend, jobs_attr, {})}
+            if job_type == "TrainingJob":
+                known |= deleted_training_jobs(backend)  # a deleted job's component stays
+            if job in known:
                 return {"Arn": arn, "Type": job_type, "LineageType": "TrialComponent"}
     return None
 
