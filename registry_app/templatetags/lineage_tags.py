@@ -84,7 +84,13 @@ def node_text(entity: LineageEntity, relation: str) -> tuple[str, str, str]:
     if entity.job_kind:
         return _KIND_LABELS.get(entity.job_kind, "Job"), entity.job_name, entity.arn
     kind = entity.entity_type or entity.lineage_type or "Entity"
-    label = uri_tail(entity.source_uri, 2) if entity.source_uri else entity.name or entity.arn.rsplit("/", 1)[-1]
+    if "@sha256:" in entity.source_uri:  # an image by digest: its repository and the digest's start
+        repository, _, digest = entity.source_uri.partition("@")
+        label = f"{repository.rsplit('/', 1)[-1]}@{digest[7:19]}"
+    elif entity.source_uri:
+        label = uri_tail(entity.source_uri, 2)
+    else:
+        label = entity.name or entity.arn.rsplit("/", 1)[-1]
     return kind, label, entity.source_uri or entity.name or entity.arn
 
 
