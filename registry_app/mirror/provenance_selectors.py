@@ -43,7 +43,7 @@ __all__ = [
 GRAPH_NODES = 40  # the drawn graph keeps the nearest this many vertices
 IMPACT_ROWS = 5000  # a CSV export's ceiling; the page shows the first IMPACT_PAGE
 IMPACT_PAGE = 500
-_S3_BUCKET_END = re.compile(r"^s3://[^/]+/?")
+_S3_BUCKET = re.compile(r"^s3://[^/]+")
 
 
 @dataclass
@@ -164,7 +164,7 @@ def covering_prefixes(uri: str) -> list[str]:
     """``uri`` and each of its leading paths, with and without the ``/``: the channel URIs that, as S3
     prefixes, cover the location asked about (``s3://b/train`` and ``s3://b/train/`` cover
     ``s3://b/train/part-1.csv``)."""
-    head = _S3_BUCKET_END.match(uri)
+    head = _S3_BUCKET.match(uri)
     start = head.end() if head else 0
     found = {uri, uri.rstrip("/")}
     for index, char in enumerate(uri):
