@@ -233,13 +233,14 @@ def _changed(entity: LineageEntity, fields: dict[str, Any]) -> bool:
     return any(getattr(entity, key) != value for key, value in fields.items() if key != "described_at")
 
 
-def undescribed_artifacts(source: RegistrySource, walks: dict[int, Walk]) -> list[str]:
-    """Artifact vertices never described (an artifact's source never changes: described once)."""
+def undescribed_artifacts(source: RegistrySource, walks: dict[int, Walk], known: dict[str, Any]) -> list[str]:
+    """Artifact vertices never described and not ``known`` (an artifact's source never changes:
+    described once)."""
     arns = {
         arn
         for walk in walks.values()
         for arn, vertex in walk.vertices.items()
-        if (vertex.get("LineageType") or _lineage_type(arn)) == "Artifact" and arn != walk.root_arn
+        if (vertex.get("LineageType") or _lineage_type(arn)) == "Artifact" and arn not in known
     }
     if not arns:
         return []
@@ -251,9 +252,22 @@ def undescribed_artifacts(source: RegistrySource, walks: dict[int, Walk]) -> lis
     return sorted(arns - known)
 
 
-def roots_as_described(walks: dict[int, Walk]) -> dict[str, dict[str, Any]]:
-    """The package artifacts' summaries already carry their source: no DescribeArtifact for them."""
-    return {walk.root_arn: walk.root for walk in walks.values() if walk.root and walk.root_arn}
+def known_sources(walks: dict[int, Walk], records: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Artifacts whose source the mirror knows without DescribeArtifact: each package's own (its
+    ListArtifacts summary), and the one model artifact feeding a single-container package, which
+    SageMaker tracks under the container's ModelDataUrl (Developer Guide, "Tracking Entities for
+    Model Packages": an artifact for the model used in each container)."""
+    known: dict[str, dict[str, Any]] = {}
+    for pk, walk in walks.items():
+        if not walk.root or not walk.root_arn:
+            continue
+        known[walk.root_arn] = walk.root
+        containers = ((records.get(pk) or {}).get("InferenceSpecification") or {}).get("Containers") or []
+        urls = [c.get("ModelDataUrl") for c in containers if isinstance(c, dict) and c.get("ModelDataUrl")]
+        models = [s for (s, d) in walk.edges if d == walk.root_arn and walk.vertices.get(s, {}).get("Type") == "Model"]
+        if len(urls) == 1 and len(containers) == 1 and len(models) == 1:
+            known[models[0]] = {"Source": {"SourceUri": urls[0]}, "ArtifactType": "Model"}
+    return known
 
 
 def package_account(package: ModelPackage) -> str:

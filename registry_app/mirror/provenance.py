@@ -96,13 +96,14 @@ def _mirror(ctx: SyncContext, arns: list[str]) -> None:
     source, account = ctx.source, ctx.source.account_id
     own = [d for d in due if not account or lineage.package_account(d.package) == account]
     walks = _walk_all(ctx, state, own)
-    to_describe = lineage.undescribed_artifacts(source, walks)
+    known = lineage.known_sources(walks, {d.package.pk: d.package.raw or {} for d in due})
+    to_describe = lineage.undescribed_artifacts(source, walks, known)
     artifacts = _pool(ctx, lambda arn: _call(aws_lineage.describe_artifact, ctx, arn), to_describe)
     described = {arn: a.record for arn, a in zip(to_describe, artifacts, strict=True) if a.record is not None}
     failed = {arn: a.error for arn, a in zip(to_describe, artifacts, strict=True) if a.record is None}
     if described:
         ctx.count("lineage_artifacts_described", len(described))
-    described.update(lineage.roots_as_described(walks))
+    described.update(known)
 
     choices: dict[int, tuple[pm.Candidate | None, str, list[pm.Candidate]]] = {}
     for item in due:
@@ -266,34 +267,62 @@ def _count_jobs(ctx: SyncContext, answers: dict[tuple[str, str], _Answer]) -> No
 
 
 def _store_jobs(source: RegistrySource, answers: dict[tuple[str, str], _Answer]) -> None:
-    """Upsert the described jobs (and replace their data rows); a failed describe keeps what was known."""
+    """Upsert the described jobs and replace their data rows, in a few statements per kind; a failed
+    describe records the error and keeps whatever was known before."""
     now = timezone.now()
-    for (kind, name), answer in answers.items():
-        model = TrainingJob if kind == TRAINING else ProcessingJob
+    for kind, model, key in ((TRAINING, TrainingJob, "training_job"), (PROCESSING, ProcessingJob, "processing_job")):
         mapper = pm.training_job_fields if kind == TRAINING else pm.processing_job_fields
-        if answer.record is not None:
-            fields, rows = mapper(answer.record)
-            job, _ = model.objects.update_or_create(source=source, name=name, defaults={**fields, "described_at": now})
-            key = "training_job" if kind == TRAINING else "processing_job"
-            JobData.objects.filter(**{key: job}).delete()
-            JobData.objects.bulk_create(
+        mine = {name: answer for (k, name), answer in answers.items() if k == kind}
+        if not mine:
+            continue
+        existing = {job.name: job for job in model.objects.filter(source=source, name__in=list(mine))}
+        data: dict[str, list[pm.DataRow]] = {}
+        changed: list[Any] = []
+        created: list[Any] = []
+        for name, answer in mine.items():
+            if answer.record is not None:
+                values, data[name] = mapper(answer.record)
+            else:
+                values = {"error": answer.error[:4000], "error_code": answer.code[:64], "missing": answer.missing}
+            values["described_at"] = now
+            job = existing.get(name)
+            if job is None:
+                created.append(model(source=source, name=name, **values))
+                continue
+            for field_name, value in values.items():
+                setattr(job, field_name, value)
+            changed.append(job)
+        model.objects.bulk_create(created, batch_size=500)
+        fields = sorted({f for name, a in mine.items() for f in _fields_of(a, mapper)})
+        if changed:
+            model.objects.bulk_update(changed, fields, batch_size=200)
+        ids = dict(model.objects.filter(source=source, name__in=list(data)).values_list("name", "pk"))
+        JobData.objects.filter(**{f"{key}_id__in": list(ids.values())}).delete()
+        JobData.objects.bulk_create(
+            [
                 JobData(
-                    **{key: job},
+                    **{f"{key}_id": ids[name]},
                     direction=row.direction,
                     name=row.name[:256],
                     s3_uri=row.s3_uri,
                     data_type=row.data_type[:32],
                     details=row.details,
                 )
+                for name, rows in data.items()
                 for row in rows
-            )
-        else:
-            error = {"error": answer.error[:4000], "error_code": answer.code[:64], "missing": answer.missing}
-            model.objects.update_or_create(source=source, name=name, defaults={**error, "described_at": now})
+            ],
+            batch_size=500,
+        )
+
+
+def _fields_of(answer: _Answer, mapper: Callable[..., Any]) -> list[str]:
+    if answer.record is not None:
+        return [*mapper(answer.record)[0], "described_at"]
+    return ["error", "error_code", "missing", "described_at"]
 
 
 def _link_entities(source: RegistrySource, entities: dict[str, LineageEntity]) -> None:
-    """Point each job's trial component at its mirrored job row (two UPDATEs per kind at most)."""
+    """Point each job's trial component at its mirrored job row (one bulk UPDATE per kind)."""
     for kind, model, key in ((TRAINING, TrainingJob, "training_job"), (PROCESSING, ProcessingJob, "processing_job")):
         components = [e for e in entities.values() if e.job_kind == kind and getattr(e, f"{key}_id") is None]
         if not components:
@@ -301,9 +330,25 @@ def _link_entities(source: RegistrySource, entities: dict[str, LineageEntity]) -
         rows = dict(
             model.objects.filter(source=source, name__in={e.job_name for e in components}).values_list("name", "pk")
         )
-        for entity in components:
-            if entity.job_name in rows:
-                LineageEntity.objects.filter(pk=entity.pk).update(**{f"{key}_id": rows[entity.job_name]})
+        linked = [e for e in components if e.job_name in rows]
+        for entity in linked:
+            setattr(entity, f"{key}_id", rows[entity.job_name])
+        LineageEntity.objects.bulk_update(linked, [f"{key}_id"], batch_size=500)
+
+
+LINK_FIELDS = (
+    "training_job_id",
+    "job_name",
+    "resolved_from",
+    "candidates",
+    "note",
+    "training_data_version",
+    "lineage_root",
+    "lineage_status",
+    "lineage_error",
+    "content_hash",
+    "checked_at",
+)
 
 
 def _store_links(
@@ -313,10 +358,13 @@ def _store_links(
     entities: dict[str, LineageEntity],
     account: str,
 ) -> None:
+    """Write each package's PackageTraining (one query to read them, one bulk INSERT, one bulk UPDATE)."""
     now = timezone.now()
     names = {c.name for c, _, _ in choices.values() if c is not None}
     source = due[0].package.source_id if due else None
     rows = dict(TrainingJob.objects.filter(source_id=source, name__in=names).values_list("name", "pk"))
+    existing = {link.package_id: link for link in PackageTraining.objects.filter(package__in=[d.package for d in due])}
+    created, changed = [], []
     for item in due:
         package = item.package
         chosen, note, candidates = choices[package.pk]
@@ -324,7 +372,7 @@ def _store_links(
         foreign = chosen is not None and bool(chosen.account and account and chosen.account != account)
         if walk is None and account and lineage.package_account(package) != account:
             note = (note + " " if note else "") + "The package is shared from another account: its lineage is there."
-        defaults = {
+        values = {
             "training_job_id": rows.get(chosen.name) if chosen is not None and not foreign else None,
             "job_name": chosen.name if chosen is not None else "",
             "resolved_from": chosen.source if chosen is not None else PackageTraining.ResolvedFrom.NONE,
@@ -337,4 +385,12 @@ def _store_links(
             "content_hash": item.inputs,
             "checked_at": now,
         }
-        PackageTraining.objects.update_or_create(package=package, defaults=defaults)
+        link = existing.get(package.pk)
+        if link is None:
+            created.append(PackageTraining(package=package, **values))
+            continue
+        for field_name, value in values.items():
+            setattr(link, field_name, value)
+        changed.append(link)
+    PackageTraining.objects.bulk_create(created, batch_size=500)
+    PackageTraining.objects.bulk_update(changed, list(LINK_FIELDS), batch_size=200)

@@ -53,6 +53,10 @@ _LOCK = threading.RLock()
 class Store:
     entities: dict[str, dict[str, Any]] = field(default_factory=dict)  # ARN -> Describe record (+ "_kind")
     associations: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Indexes, so a registry of 10,000 packages (benchmarks/provenance_bench.py) answers in constant time.
+    by_uri: dict[str, list[str]] = field(default_factory=dict)  # artifact Source.SourceUri -> ARNs
+    out_edges: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    in_edges: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def store_of(backend: SageMakerModelBackend) -> Store:
@@ -136,6 +140,8 @@ def _create(response: SageMakerResponse, kind: str, lineage_type: str, record: d
         if kind != "artifact" and arn in entities:
             raise _invalid(f"{lineage_type} {name} already exists.")
         type_member = f"{lineage_type}Type"
+        if kind == "artifact":
+            store_of(backend).by_uri.setdefault(record["Source"]["SourceUri"], []).append(arn)
         entities[arn] = {
             **{k: v for k, v in record.items() if v is not None},
             f"{lineage_type}Arn": arn,
@@ -208,7 +214,11 @@ def add_association(self: SageMakerResponse) -> ActionResult:
         if vertex(backend, arn) is None:
             raise ResourceNotFound(f"{arn} does not exist.")
     with _LOCK:
-        store_of(backend).associations[(source, destination)] = {
+        store = store_of(backend)
+        if (source, destination) not in store.associations:
+            store.out_edges.setdefault(source, []).append((source, destination))
+            store.in_edges.setdefault(destination, []).append((source, destination))
+        store.associations[(source, destination)] = {
             "SourceArn": source,
             "DestinationArn": destination,
             "AssociationType": association_type or "",
@@ -269,9 +279,15 @@ def _ordered(items: list[dict[str, Any]], sort_order: str | None, key: str) -> l
 def list_artifacts(self: SageMakerResponse) -> ActionResult:
     param = self._get_param
     wanted_uri, wanted_type = param("SourceUri"), param("ArtifactType")
+    store = store_of(self.sagemaker_backend)
+    candidates = (
+        [store.entities[arn] for arn in store.by_uri.get(wanted_uri, [])]
+        if wanted_uri is not None
+        else list(store.entities.values())
+    )
     records = [
         r
-        for r in store_of(self.sagemaker_backend).entities.values()
+        for r in candidates
         if r["_kind"] == "Artifact"
         and (wanted_uri is None or (r.get("Source") or {}).get("SourceUri") == wanted_uri)
         and (wanted_type is None or r.get("ArtifactType") == wanted_type)
@@ -293,7 +309,15 @@ def list_associations(self: SageMakerResponse) -> ActionResult:
     param = self._get_param
     backend = self.sagemaker_backend
     rows = []
-    for (source, destination), association in store_of(backend).associations.items():
+    store = store_of(backend)
+    if param("SourceArn") is not None:
+        keys = list(store.out_edges.get(param("SourceArn"), []))
+    elif param("DestinationArn") is not None:
+        keys = list(store.in_edges.get(param("DestinationArn"), []))
+    else:
+        keys = list(store.associations)
+    for source, destination in keys:
+        association = store.associations[(source, destination)]
         source_vertex, destination_vertex = vertex(backend, source), vertex(backend, destination)
         if source_vertex is None or destination_vertex is None:
             continue
@@ -322,12 +346,9 @@ def list_associations(self: SageMakerResponse) -> ActionResult:
 
 def walk(backend: SageMakerModelBackend, start: str, direction: str, depth: int) -> tuple[list[str], list[tuple]]:
     """Breadth-first from ``start``: the vertices reached (start excluded) and the associations crossed."""
-    out_edges: dict[str, list[tuple[str, str]]] = {}
-    in_edges: dict[str, list[tuple[str, str]]] = {}
-    for source, destination in store_of(backend).associations:
-        out_edges.setdefault(source, []).append((source, destination))
-        in_edges.setdefault(destination, []).append((source, destination))
-    seen, order, crossed = {start}, [], []
+    store = store_of(backend)
+    out_edges, in_edges = store.out_edges, store.in_edges
+    seen, order, crossed = {start}, [], {}  # crossed: an ordered set of edges
     frontier = [start]
     for _ in range(depth):
         following: list[str] = []
@@ -338,14 +359,13 @@ def walk(backend: SageMakerModelBackend, start: str, direction: str, depth: int)
             if direction in ("Ascendants", "Both"):
                 steps += [(edge, edge[0]) for edge in in_edges.get(arn, [])]
             for edge, neighbour in steps:
-                if edge not in crossed:
-                    crossed.append(edge)
+                crossed.setdefault(edge, None)
                 if neighbour not in seen:
                     seen.add(neighbour)
                     order.append(neighbour)
                     following.append(neighbour)
         frontier = following
-    return order, crossed
+    return order, list(crossed)
 
 
 def query_lineage(self: SageMakerResponse) -> ActionResult:
