@@ -200,17 +200,22 @@ def impact(user: Any, *, kind: str, value: str) -> ImpactAnswer | None:
         )
         answer.training_jobs = _unique(d.training_job for d in data if d.training_job is not None)
         answer.processing_jobs = _unique(d.processing_job for d in data if d.processing_job is not None)
+        reasons: dict[int, list[str]] = {}
         for d in data:
-            where = f"{d.s3_uri} ({'channel' if d.training_job_id else 'input'} {d.name or '?'})"
             if d.training_job is not None:
-                _via_training([d.training_job], add, f"trained on {where} by job {d.training_job.name}")
+                reasons.setdefault(d.training_job_id, []).append(
+                    f"trained on {d.s3_uri} (channel {d.name or '?'}) by job {d.training_job.name}"
+                )
+        _via_training(answer.training_jobs, add, reasons)
     elif kind == "artifact":
         entities = list(LineageEntity.objects.filter(arn=value))
     else:
         name = _job_name(value)
         answer.training_jobs = list(TrainingJob.objects.filter(name__iexact=name))
         answer.processing_jobs = list(ProcessingJob.objects.filter(name__iexact=name))
-        _via_training(answer.training_jobs, add, f"trained by job {name}")
+        _via_training(
+            answer.training_jobs, add, {job.pk: [f"trained by job {job.name}"] for job in answer.training_jobs}
+        )
         entities = list(LineageEntity.objects.filter(job_name__iexact=name))
     # A processing job reaches packages through its trial component in their lineage.
     component_ids = (
@@ -233,9 +238,15 @@ def impact(user: Any, *, kind: str, value: str) -> ImpactAnswer | None:
     return answer
 
 
-def _via_training(jobs: list[TrainingJob], add: Any, how: str) -> None:
-    for package_id in PackageTraining.objects.filter(training_job__in=jobs).values_list("package_id", flat=True):
-        add(package_id, how, True)
+def _via_training(jobs: list[TrainingJob], add: Any, reasons: dict[int, list[str]]) -> None:
+    """The packages each job trained (one query), with the reasons given for that job."""
+    if not jobs:
+        return
+    for package_id, job_id in PackageTraining.objects.filter(training_job__in=jobs).values_list(
+        "package_id", "training_job_id"
+    ):
+        for how in reasons.get(job_id, []):
+            add(package_id, how, True)
 
 
 def _fill_rows(answer: ImpactAnswer, found: dict[int, tuple[list[str], bool]]) -> None:

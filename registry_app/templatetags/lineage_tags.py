@@ -64,8 +64,12 @@ def seconds(value: Any) -> str:
 
 @register.filter
 def impact_url(value: Any, kind: str = "data") -> str:
-    """``/lineage/?data=…`` (or ``artifact`` / ``job``) for a location, ARN or job name."""
-    return f"{reverse('registry:lineage')}?{urlencode({kind: str(value or '')})}"
+    """``/lineage/?data=…`` (or ``artifact`` / ``job``) for a location, ARN or job name; "" for a data
+    location the impact page does not take (only ``s3://`` locations are asked about)."""
+    text = str(value or "")
+    if not text or (kind == "data" and not text.startswith("s3://")):
+        return ""
+    return f"{reverse('registry:lineage')}?{urlencode({kind: text})}"
 
 
 # --------------------------------------------------------------------------------------------- the graph
