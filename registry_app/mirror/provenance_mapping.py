@@ -125,8 +125,13 @@ def choose(candidates: Iterable[Candidate], account: str) -> tuple[Candidate | N
     if not ordered:
         return None, ""
     chosen = ordered[0]
+    if chosen.source == "lineage":
+        # Trial component names are lower case; another source may spell the same job as created.
+        spelled = next((c for c in ordered[1:] if c.name.lower() == chosen.name.lower()), None)
+        if spelled is not None:
+            chosen = Candidate("lineage", spelled.name, spelled.account)
     notes = []
-    others = sorted({c.name for c in ordered if c.name != chosen.name})
+    others = sorted({c.name for c in ordered if c.name.lower() != chosen.name.lower()})
     if others:
         notes.append(f"Other sources name {', '.join(others)}.")
     if chosen.account and account and chosen.account != account:
