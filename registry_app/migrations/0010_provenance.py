@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
                 ('lineage_type', models.CharField(help_text='Artifact, Action, Context or TrialComponent', max_length=16)),
                 ('entity_type', models.CharField(blank=True, help_text='Vertex Type: DataSet, Model, Image, ...', max_length=256)),
                 ('name', models.CharField(blank=True, max_length=256)),
-                ('source_uri', models.CharField(blank=True, db_index=True, max_length=2048)),
+                ('source_uri', models.CharField(blank=True, db_index=True, max_length=1024)),
                 ('source_version', models.CharField(blank=True, help_text='SourceIdType:Value (S3Version, ETag)', max_length=1100)),
                 ('properties', models.JSONField(blank=True, default=dict)),
                 ('job_kind', models.CharField(blank=True, help_text="training / processing, for a job's component", max_length=16)),

@@ -144,7 +144,7 @@ def artifact_details(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": str(record.get("ArtifactName") or "")[:256],
         "entity_type": str(record.get("ArtifactType") or "")[:256],
-        "source_uri": str(source.get("SourceUri") or "")[:2048],
+        "source_uri": pm.bounded_uri(source.get("SourceUri")),
         "source_version": pm.source_version(source),
         "properties": record.get("Properties") or {},
     }

@@ -27,6 +27,7 @@ _COMPONENT_SUFFIXES = {"-aws-training-job": "training", "-aws-processing-job": "
 _COMPONENT_TYPES = {"TrainingJob": "training", "SageMakerTrainingJob": "training", "ProcessingJob": "processing"}
 SECRET_KEYS = ("Environment",)  # environment variables may hold secrets: never mirrored
 MAX_URI = 1024
+MAX_URI_BYTES = 2000
 
 # Which source wins when several name a job (the first present): SageMaker's own record first.
 PRIORITY = ("lineage", "generated_by", "source_algorithm", "model_data_url", "model_card")
@@ -176,8 +177,15 @@ def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _uri(value: Any) -> str:
-    return str(value or "")[:MAX_URI]
+def bounded_uri(value: Any) -> str:
+    """A location as stored (and indexed): at most 1,024 characters and 2,000 UTF-8 bytes."""
+    text = str(value or "")[:MAX_URI]
+    while len(text.encode("utf-8", "surrogatepass")) > MAX_URI_BYTES:
+        text = text[:-16]
+    return text
+
+
+_uri = bounded_uri
 
 
 def _channel_uri(source: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:

@@ -151,7 +151,9 @@ class LineageEntity(models.Model):
     lineage_type = models.CharField(max_length=16, help_text="Artifact, Action, Context or TrialComponent")
     entity_type = models.CharField(max_length=256, blank=True, help_text="Vertex Type: DataSet, Model, Image, ...")
     name = models.CharField(max_length=256, blank=True)
-    source_uri = models.CharField(max_length=2048, blank=True, db_index=True)
+    # Indexed for prefix queries: kept within 1,024 characters and 2,000 UTF-8 bytes (a btree entry's limit
+    # on PostgreSQL is about 2,700 bytes); S3 keys are at most 1,024 bytes, so real locations fit.
+    source_uri = models.CharField(max_length=1024, blank=True, db_index=True)
     source_version = models.CharField(max_length=1100, blank=True, help_text="SourceIdType:Value (S3Version, ETag)")
     properties = models.JSONField(default=dict, blank=True)
     job_kind = models.CharField(max_length=16, blank=True, help_text="training / processing, for a job's component")

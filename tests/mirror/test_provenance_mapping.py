@@ -375,3 +375,9 @@ def test_a_package_without_a_lineage_artifact_is_not_walked(stubbed: tuple[Regis
 
     stubs.done()
     assert walk.status == lineage.NO_ARTIFACT and client.stats.as_dict() == {"ListArtifacts": 1}
+
+
+def test_locations_are_bounded_for_the_index() -> None:
+    assert pm.bounded_uri("s3://b/" + "k" * 2000) == ("s3://b/" + "k" * 2000)[:1024]
+    wide = pm.bounded_uri("s3://b/" + "€" * 1000)  # 3 bytes a character
+    assert len(wide.encode()) <= 2000 and wide.startswith("s3://b/€")
