@@ -4,7 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from registry_app.views import audit as audit_views
-from registry_app.views import groups, profile, sync
+from registry_app.views import groups, lineage, profile, sync
 from registry_app.views import queue as queue_views
 from registry_app.views import review as review_views
 
@@ -39,4 +39,6 @@ urlpatterns = [
     path("audit/bypasses/", audit_views.bypasses, name="audit_bypasses"),
     path("audit/pack.zip", audit_views.audit_period_pack, name="audit_period_pack"),
     path("as-of/", audit_views.as_of, name="as_of"),
+    # Provenance: impact analysis of a data set, lineage artifact or job (views/lineage.py).
+    path("lineage/", lineage.lineage, name="lineage"),
 ]

@@ -20,6 +20,8 @@ TASKS = "registry_app.tasks"
 # Reads: selectors and pages' data. They may import pure modules and models, never a write module.
 READ_MODULES = (
     "registry_app.mirror.selectors",
+    "registry_app.mirror.provenance_selectors",
+    "registry_app.audit.rollback",
     "registry_app.mirror.sync_status",
     "registry_app.notifications.selectors",
     "registry_app.review.state",
@@ -63,6 +65,8 @@ WRITE_PREFIXES = (
     "registry_app.mirror.context",
     "registry_app.mirror.groups",
     "registry_app.mirror.card_sync",
+    "registry_app.mirror.provenance",
+    "registry_app.mirror.lineage",
     "registry_app.review.signoffs",
     "registry_app.review.decisions",
     "registry_app.review.push",

@@ -55,6 +55,12 @@ VALIDATION_NOT_FOUND: dict[str, re.Pattern[str]] = {
     "UpdateModelPackage": re.compile(r"\b(does not exist|not found)\b"),
     # 'ModelPackageGroup name does not exist.'
     "DescribeModelPackageGroup": re.compile(r"\bdoes not exist\b"),
+    # 'Requested resource not found.' (the sagemaker-controller's 404 for TrainingJob); moto words it
+    # "Could not find training job '<arn>'."
+    "DescribeTrainingJob": re.compile(r"^(Requested resource not found|Could not find training job)\b"),
+    # 'Could not find requested job with name <name>' (the controller's 404 prefix for ProcessingJob);
+    # moto: "Could not find processing job '<arn>'."
+    "DescribeProcessingJob": re.compile(r"^Could not find (requested|processing) job\b"),
 }
 ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
 

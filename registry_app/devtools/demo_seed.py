@@ -50,6 +50,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from registry_app.devtools.demo_provenance import seed_provenance
+
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
 REJECTED = "Rejected"
@@ -635,6 +637,7 @@ class SeedSummary:
     cloudtrail_files: int = 0
     cloudtrail_events: int = 0  # records written, noise included
     deployment_steps: dict[str, int] = field(default_factory=dict)  # endpoint -> CreateEndpoint/UpdateEndpoint calls
+    provenance: list[str] = field(default_factory=list)  # demo_provenance's summary lines
     skipped: bool = False
 
     @property
@@ -663,6 +666,7 @@ class SeedSummary:
         for name, arns in self.endpoints.items():
             served = ", ".join("/".join(arn.rsplit("/", 2)[-2:]) for arn in arns)
             out.append(f"  endpoint {name} -> {served}")
+        out += self.provenance
         if self.cloudtrail_bucket:
             steps = ", ".join(f"{name} {n}" for name, n in self.deployment_steps.items())
             out.append(
@@ -1472,6 +1476,7 @@ def seed_registry(
             summary.packages.setdefault(group.name, []).append(arn)
     _create_cards(ctx, sagemaker)
     _create_endpoints(ctx, sagemaker)
+    summary.provenance = seed_provenance(ctx, sagemaker, GROUPS, now=anchor)  # training jobs and lineage
     if cloudtrail_bucket:
         write_cloudtrail_logs(ctx, s3_primary, cloudtrail_bucket, region, anchor)
     return summary

@@ -23,6 +23,7 @@ from registry_app.mirror import mapping as sync
 from registry_app.mirror.context import SyncContext
 from registry_app.mirror.fetch import Bundle, FetchedReport, KnownReport, describe_bundles
 from registry_app.mirror.groups import ensure_groups, group_for
+from registry_app.mirror.provenance import mirror_provenance
 from registry_app.models import EvaluationReport, Metric, ModelCard, ModelPackage, ModelPackageGroup, PackageObservation
 from registry_app.review.on_sync import (  # governance: stale sign-offs, reviews, the stored review state
     package_observed,
@@ -113,6 +114,7 @@ class PackageWriter(SyncContext):
                         package_reports_observed(package)
             except (sync.RecordError, ValueError, TypeError, KeyError) as exc:
                 self.error(bundle.arn, f"malformed registry record: {exc}")
+        mirror_provenance(self, arns)  # training jobs and lineage of what changed (AWS calls counted here too)
 
     def _apply_record(self, record: dict[str, Any], existing: ModelPackage | None) -> ModelPackage:
         fields = sync.package_fields(record)

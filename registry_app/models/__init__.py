@@ -2,6 +2,15 @@ from __future__ import annotations
 
 from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
+from .provenance import (
+    JobData,
+    LineageEdge,
+    LineageEntity,
+    PackageLineage,
+    PackageTraining,
+    ProcessingJob,
+    TrainingJob,
+)
 from .registry import (
     Endpoint,
     EndpointVariant,
@@ -54,4 +63,11 @@ __all__ = [
     "ReviewStateCheck",
     "ReviewStateRole",
     "SyncRun",
+    "JobData",
+    "LineageEdge",
+    "LineageEntity",
+    "PackageLineage",
+    "PackageTraining",
+    "ProcessingJob",
+    "TrainingJob",
 ]

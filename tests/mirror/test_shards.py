@@ -154,11 +154,13 @@ def test_full_sync_sends_one_shard_per_group_and_the_last_finalises(  # type: ig
         "reports_parsed": 6,
         "shards": 3,
     }
-    # Each group listed exactly once, by its own Search; nothing listed or described otherwise.
+    # Each group listed exactly once, by its own Search; nothing listed or described otherwise (but
+    # each new package's lineage artifact, looked for once: mirror/provenance.py).
     assert sorted(searched) == sorted(GROUPS)
     assert run.aws_calls == {
         "GetCallerIdentity": 1,
         "GetObject": 6,
+        "ListArtifacts": 6,
         "ListEndpoints": 1,
         "ListModelCards": 1,
         "ListModelPackageGroups": 2,

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from registry_app.audit.timeline import SOURCES
 from registry_app.views import audit as audit_views
+from registry_app.views import lineage as lineage_views
 from registry_app.views import queue as queue_views
 from registry_app.views.forms import GroupFilterForm
 
@@ -120,6 +121,7 @@ ROUTES: dict[str, Route] = {
         Route("registry:audit_search", forms=(audit_views.SearchForm,), personas=(VIEWER, COMPLIANCE)),
         Route("registry:audit_bypasses", forms=(audit_views.BypassForm,), personas=(VIEWER, COMPLIANCE)),
         Route("registry:audit_period_pack", forms=(audit_views.PeriodForm,), personas=(COMPLIANCE,)),
+        Route("registry:lineage", forms=(lineage_views.ImpactForm,)),
         Route(
             "registry:as_of",
             forms=(audit_views.AsOfForm,),

@@ -364,7 +364,8 @@ def test_review_page_query_count_is_constant(persona: str) -> None:
     many = _count(client, url("package_detail", large))
 
     assert few[0] == many[0], f"{few[0]} queries for 2 versions, {many[0]} for 30:\n" + "\n".join(many[1])
-    assert many[0] <= 23, "\n".join(many[1])  # 17 without a sign-off role (no queue counts to compute)
+    # 18 without a sign-off role (no queue counts to compute); one of them is the Provenance section's.
+    assert many[0] <= 24, "\n".join(many[1])
 
 
 def test_archive_confirmation_query_count_is_constant() -> None:

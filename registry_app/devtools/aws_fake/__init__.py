@@ -2,7 +2,8 @@
 differs on what the governance mirror depends on (docs/aws-fake.md lists each difference and its source).
 
 How it works: ``install()`` patches moto's own classes in this process (``SageMakerResponse`` actions,
-``ModelPackage`` / ``ModelPackageGroup`` records, STS ``TokenResponse.assume_role``) and adds two
+``ModelPackage`` / ``ModelPackageGroup`` records, STS ``TokenResponse.assume_role``, the training and
+processing job answers), adds the ML Lineage Tracking actions moto lacks (``lineage``) and three
 ``/moto-api/aws-fake/...`` routes. moto dispatches both in-process ``mock_aws()`` calls and its HTTP
 server's requests through those classes, so one patch serves both; no proxy, no second port.
 
@@ -30,13 +31,17 @@ from registry_app.devtools.aws_fake.hooks import (
     backdate_package,
 )
 from registry_app.devtools.aws_fake.identity import iam_user_context
+from registry_app.devtools.aws_fake.jobs import FINISH_JOB_PATH, finish_processing_job, finish_training_job
 
 __all__ = [
     "BACKDATE_GROUP_PATH",
     "BACKDATE_PACKAGE_PATH",
+    "FINISH_JOB_PATH",
     "UnknownResource",
     "backdate_group",
     "backdate_package",
+    "finish_processing_job",
+    "finish_training_job",
     "iam_user_context",
     "install",
     "is_installed",
@@ -54,9 +59,11 @@ def install() -> None:
     with _LOCK:
         if _installed:
             return
-        from registry_app.devtools.aws_fake import hooks, packages, search, sts
+        from registry_app.devtools.aws_fake import hooks, jobs, lineage, packages, search, sts
 
         packages.install()
+        jobs.install()
+        lineage.install()
         search.install()
         sts.install()
         hooks.install()
