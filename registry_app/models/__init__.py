@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
+from .evidence import AuditAnchor, AuditVerification, TrailDigest, TrailLogFile
 from .registry import (
     Endpoint,
     EndpointVariant,
@@ -27,7 +28,11 @@ from .sources import RegistrySource
 
 __all__ = [
     "ApiToken",
+    "AuditAnchor",
     "AuditCursor",
+    "AuditVerification",
+    "TrailDigest",
+    "TrailLogFile",
     "AuditLogEntry",
     "CloudTrailEvent",
     "EndpointDeployment",

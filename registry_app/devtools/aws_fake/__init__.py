@@ -22,6 +22,7 @@ import threading
 from moto.server import ThreadedMotoServer
 
 from registry_app.devtools.aws_fake import _patching
+from registry_app.devtools.aws_fake.cloudtrail_keys import ADD_PUBLIC_KEY_PATH, add_cloudtrail_public_key
 from registry_app.devtools.aws_fake.hooks import (
     BACKDATE_GROUP_PATH,
     BACKDATE_PACKAGE_PATH,
@@ -32,9 +33,11 @@ from registry_app.devtools.aws_fake.hooks import (
 from registry_app.devtools.aws_fake.identity import iam_user_context
 
 __all__ = [
+    "ADD_PUBLIC_KEY_PATH",
     "BACKDATE_GROUP_PATH",
     "BACKDATE_PACKAGE_PATH",
     "UnknownResource",
+    "add_cloudtrail_public_key",
     "backdate_group",
     "backdate_package",
     "iam_user_context",
@@ -54,8 +57,9 @@ def install() -> None:
     with _LOCK:
         if _installed:
             return
-        from registry_app.devtools.aws_fake import hooks, packages, search, sts
+        from registry_app.devtools.aws_fake import cloudtrail_keys, hooks, packages, search, sts
 
+        cloudtrail_keys.install()
         packages.install()
         search.install()
         sts.install()

@@ -1,0 +1,227 @@
+"""The digest step of the S3 ingest: read the trail's digest files and settle its log files' verdicts.
+
+For each new digest under ``.../CloudTrail-Digest/<region>/`` (listed from a day folder on, keys
+already checked skipped): GET it with its signature metadata (threads), authenticate it
+(``digests.authenticate``: location, SHA256withRSA, the Region's key for its time from
+``ListPublicKeys``, the signature), check its link to the previous digest (that one's SHA-256 and
+signature, from our rows or read from S3: a missing one is a deleted digest), then record it and
+the verdicts of the log files it lists (``trail_evidence``), each digest in its own transaction.
+Afterwards, files no digest lists although the digests around them were checked are failed.
+
+A digest that cannot be checked now (ListPublicKeys denied or throttled, S3 failing) is stored as
+``unchecked`` and checked again by a later run; it never fails evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from registry_app.audit.digests import (
+    DigestError,
+    ParsedDigest,
+    authenticate,
+    digest_key_time,
+    digest_root,
+    is_backfill_digest,
+    is_digest_key,
+)
+from registry_app.audit.ingest_run import IngestRun, PassResult
+from registry_app.audit.trail_evidence import (
+    audit_chain_broken,
+    flag_unlisted_files,
+    log_file_failures,
+    record_digest,
+)
+from registry_app.audit.trail_files import day_start_after, decompress
+from registry_app.aws.cloudtrail_digests import DigestObject, PublicKey
+from registry_app.aws.errors import AwsError, NotFoundError
+from registry_app.models import TrailDigest
+
+__all__ = ["DigestPass", "digest_validation"]
+
+KEY_MARGIN = dt.timedelta(days=2)
+RECHECK_UNCHECKED = 200  # unchecked digests retried per run, oldest first
+
+
+def digest_validation() -> bool:
+    return bool(getattr(settings, "AUDIT_DIGEST_VALIDATION", True))
+
+
+@dataclass
+class _Known:
+    sha256: str
+    signature: str
+
+
+class DigestPass(IngestRun):
+    """Checks digests for a trail folder; shared by the forward S3 pass and the backfill."""
+
+    _keys: list[PublicKey] | None = None
+    _keys_span: tuple[dt.datetime, dt.datetime] | None = None
+
+    # -- public keys -------------------------------------------------------------------------
+    def public_keys(self, start: dt.datetime, end: dt.datetime) -> list[PublicKey]:
+        """The Region's keys for ``[start, end]`` (one ListPublicKeys per run unless it grows)."""
+        span = self._keys_span
+        if self._keys is None or span is None or start < span[0] or end > span[1]:
+            low = min(start, span[0]) if span else start
+            high = max(end, span[1]) if span else end
+            self._keys = self.reader.list_public_keys(low - KEY_MARGIN, min(high + KEY_MARGIN, self.clock()))
+            self._keys_span = (low, high)
+        return self._keys
+
+    # -- the pass ----------------------------------------------------------------------------
+    def check_digests(
+        self, log_root: str, *, from_day: dt.date, until_day: dt.date | None, result: PassResult
+    ) -> tuple[int, str]:
+        """Check the new digests in the day folders ``[from_day, until_day)`` (no end: up to now).
+
+        Returns (digests listed, newest digest key listed) — the caller keeps the day to list from.
+        """
+        bucket = self.source.cloudtrail_bucket
+        root = digest_root(log_root)
+        listed, newest = 0, ""
+        known: dict[str, _Known] = {}
+        until = f"{root}{until_day:%Y/%m/%d}/" if until_day is not None else None
+        for page in self.reader.iter_objects(bucket, root, start_after=day_start_after(root, from_day)):
+            keys = [o.key for o in page if is_digest_key(o.key)]
+            past_end = until is not None and any(o.key >= until for o in page)
+            if until is not None:
+                keys = [k for k in keys if k < until]
+            listed += len(keys)
+            newest = max([newest, *keys])
+            stored = set(
+                TrailDigest.objects.filter(bucket=bucket, key__in=keys)
+                .exclude(state=TrailDigest.State.UNCHECKED)
+                .values_list("key", flat=True)
+            )
+            self._check_keys([k for k in keys if k not in stored], known, result)
+            if past_end or self.out_of_time():
+                break
+        return listed, newest
+
+    def recheck_unchecked(self, result: PassResult) -> None:
+        """Digests stored as unchecked by an earlier run (keys or S3 unavailable then)."""
+        keys = list(
+            TrailDigest.objects.filter(source=self.source, state=TrailDigest.State.UNCHECKED)
+            .order_by("digest_end", "pk")
+            .values_list("key", flat=True)[:RECHECK_UNCHECKED]
+        )
+        if keys:
+            self._check_keys(keys, {}, result)
+
+    def settle_unlisted(self) -> None:
+        with transaction.atomic():
+            failed = flag_unlisted_files(self.source, now=self.clock())
+            log_file_failures((row, None) for row in failed)
+
+    # -- one batch ---------------------------------------------------------------------------
+    def _fetched(self, keys: list[str]) -> Iterator[tuple[str, DigestObject | AwsError]]:
+        bucket = self.source.cloudtrail_bucket
+        with ThreadPoolExecutor(max_workers=max(1, self.prefetch), thread_name_prefix="ct-digest") as pool:
+            futures: list[tuple[str, Future[DigestObject]]] = [
+                (key, pool.submit(self.reader.get_digest, bucket, key)) for key in keys
+            ]
+            for key, future in futures:
+                try:
+                    yield key, future.result()
+                except AwsError as exc:
+                    yield key, exc
+
+    def _check_keys(self, keys: list[str], known: dict[str, _Known], result: PassResult) -> None:
+        times = [t for t in (digest_key_time(k) for k in keys) if t is not None]
+        for key, fetched in self._fetched(keys):
+            if self.out_of_time():
+                return
+            if isinstance(fetched, NotFoundError):
+                continue  # deleted since it was listed: its successor's chain check will say so
+            if isinstance(fetched, AwsError):
+                result.error(f"digest s3://{self.source.cloudtrail_bucket}/{key}: {fetched}")
+                self._record(key, None, "", TrailDigest.State.UNCHECKED, str(fetched)[:500], "")
+                continue
+            try:
+                keys_now = self.public_keys(min(times), max(times)) if times else []
+            except AwsError as exc:
+                result.error(f"ListPublicKeys: {exc} (digests are checked again next run)")
+                self._record(key, None, fetched.signature, TrailDigest.State.UNCHECKED, f"ListPublicKeys: {exc}", "")
+                continue
+            try:
+                parsed = authenticate(fetched, keys_now)
+            except DigestError as exc:
+                self._record(key, _parsed_or_none(fetched), fetched.signature, TrailDigest.State.FAILED, str(exc), "")
+                continue
+            chain, why = self._chain(parsed, known)
+            known[key] = _Known(parsed.sha256, fetched.signature)
+            self._record(key, parsed, fetched.signature, TrailDigest.State.VALID, why, chain)
+
+    def _chain(self, parsed: ParsedDigest, known: dict[str, _Known]) -> tuple[str, str]:
+        """(chain state, why broken): the previous digest must be there, with the SHA-256 and the
+        signature this one records for it."""
+        if parsed.is_start:
+            return TrailDigest.Chain.START, ""
+        previous = known.get(parsed.previous_key)
+        if previous is None:
+            row = (
+                TrailDigest.objects.filter(bucket=parsed.previous_bucket, key=parsed.previous_key)
+                .exclude(sha256="")
+                .values_list("sha256", "signature")
+                .first()
+            )
+            if row is not None:
+                previous = _Known(*row)
+        if previous is None:
+            try:
+                obj = self.reader.get_digest(parsed.previous_bucket, parsed.previous_key)
+            except NotFoundError:
+                return TrailDigest.Chain.BROKEN, f"the previous digest s3://{parsed.previous_bucket}/" + (
+                    f"{parsed.previous_key} is missing (deleted)"
+                )
+            except AwsError as exc:
+                return TrailDigest.Chain.UNKNOWN, f"previous digest not readable now: {exc}"
+            try:
+                previous = _Known(hashlib.sha256(decompress(obj.body)).hexdigest(), obj.signature)
+            except ValueError:
+                previous = _Known("", obj.signature)
+        if parsed.previous_hash and previous.sha256 != parsed.previous_hash:
+            return TrailDigest.Chain.BROKEN, f"the previous digest {parsed.previous_key} was changed (SHA-256 differs)"
+        if (parsed.previous_signature or "") != previous.signature:
+            return TrailDigest.Chain.BROKEN, f"the previous digest {parsed.previous_key} has another signature"
+        return TrailDigest.Chain.LINKED, ""
+
+    def _record(
+        self, key: str, parsed: ParsedDigest | None, signature: str, state: str, reason: str, chain: str
+    ) -> None:
+        """Store one digest's verdict (and its files'), with the audit entries, in one transaction."""
+        with transaction.atomic():
+            digest, failed = record_digest(
+                self.source,
+                self.source.cloudtrail_bucket,
+                key,
+                parsed=parsed,
+                signature=signature,
+                state=state,
+                chain=chain,
+                reason=reason,
+                backfill=is_backfill_digest(key),
+                now=self.clock(),
+            )
+            if chain == TrailDigest.Chain.BROKEN:
+                audit_chain_broken(digest, reason)
+            log_file_failures((row, None) for row in failed)
+
+
+def _parsed_or_none(obj: DigestObject) -> ParsedDigest | None:
+    """What a failed digest claims (its listed files fail with it), when it can be read at all."""
+    from registry_app.audit.digests import parse_digest
+
+    try:
+        return parse_digest(obj.body)
+    except DigestError:
+        return None
