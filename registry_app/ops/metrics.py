@@ -16,7 +16,9 @@ runs, pushes, emails or pending packages:
    calls and throttles by operation (``SyncRun.aws_calls`` / ``SyncRun.counts``);
 4. pushes by state with the oldest of each state; 5. notification emails by kind and state;
 6. the audit-ingest cursors;
-7-13. the pending review queue, through ``review.queue`` (the same computation as the
+7-11. the audit evidence: the newest anchor and verification, every source's coverage and backfill
+   (sources, then their cursors) and trail log files by validation state (``audit.coverage``);
+12-18. the pending review queue, through ``review.queue`` (the same computation as the
    queue pages; 7 queries, 2 when nothing is pending).
 
 "Last hour" figures are sliding windows (gauges, and a histogram to use with
@@ -43,9 +45,15 @@ from prometheus_client.registry import Collector
 
 from registry_app.audit.events import parse_event_time
 from registry_app.audit.trail_files import delivery_time
-from registry_app.models import AuditCursor, Notification, PushOutbox, SyncRun
+from registry_app.models import (
+    AuditCursor,
+    Notification,
+    PushOutbox,
+    SyncRun,
+)
 from registry_app.models.signoffs import NotificationKind
 from registry_app.ops.freshness import source_freshness
+from registry_app.ops.metrics_evidence import evidence_families
 from registry_app.permissions import SIGNOFF_ROLES
 
 # _pending_items, not queue_for_user: the queue tabs stop at 1,000 rows, a metric must not.
@@ -60,7 +68,7 @@ DURATION_BUCKETS: tuple[float, ...] = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 180
 SLA_STATES: tuple[str, ...] = ("ok", "due_soon", "overdue")
 THROTTLE_PREFIX = "throttled_"  # SyncRun.counts keys "throttled_<Operation>"
 THROTTLE_TOTAL = "throttled_attempts"  # SyncRun.counts: all operations together
-QUERIES_PER_SCRAPE = 13  # at most; see the module docstring
+QUERIES_PER_SCRAPE = 18  # at most; see the module docstring
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -198,6 +206,7 @@ class GovernanceCollector(Collector):
             ("outbox", self._outbox),
             ("notifications", self._notifications),
             ("audit", self._audit),
+            ("evidence", self._evidence),
             ("reviews", self._reviews),
         ]
         for part, produce in parts:
@@ -350,6 +359,10 @@ class GovernanceCollector(Collector):
         for (source, via), seconds in sorted(_audit_lags(now).items()):
             lag.add_metric([source, via], seconds)
         yield lag
+
+    # -- audit evidence ----------------------------------------------------------------------
+    def _evidence(self, now: dt.datetime) -> Iterator[Metric]:
+        yield from evidence_families(now)
 
     # -- reviews -----------------------------------------------------------------------------
     def _reviews(self, now: dt.datetime) -> Iterator[Metric]:
