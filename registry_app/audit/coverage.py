@@ -19,9 +19,17 @@ from django.conf import settings
 from django.db.models import Count
 
 from registry_app.audit.events import parse_event_time
-from registry_app.models import AuditCursor, RegistrySource, TrailLogFile
+from registry_app.models import AuditAnchor, AuditCursor, AuditVerification, RegistrySource, TrailLogFile
 
-__all__ = ["BackfillProgress", "SourceCoverage", "coverage_for", "evidence_overview", "source_coverage"]
+__all__ = [
+    "BackfillProgress",
+    "EvidenceStatus",
+    "SourceCoverage",
+    "coverage_for",
+    "evidence_overview",
+    "evidence_status",
+    "source_coverage",
+]
 
 
 def _date(value: Any) -> dt.date | None:
@@ -202,3 +210,21 @@ def evidence_overview() -> list[SourceCoverage]:
         if source_id in by_id:
             by_id[source_id].files[state] += n
     return coverages
+
+
+@dataclass
+class EvidenceStatus:
+    """The status page's evidence section: per source coverage, the newest anchor and verification."""
+
+    sources: list[SourceCoverage]
+    anchor: AuditAnchor | None
+    verification: AuditVerification | None
+
+
+def evidence_status() -> EvidenceStatus:
+    """Five queries: sources, cursors, trail files by state, newest anchor, newest verification."""
+    return EvidenceStatus(
+        sources=evidence_overview(),
+        anchor=AuditAnchor.objects.order_by("-anchored_at", "-pk").first(),
+        verification=AuditVerification.objects.order_by("-started_at", "-pk").first(),
+    )
