@@ -79,10 +79,10 @@ def check_against_anchors(head_seq: int | None, store: AnchorStore) -> AnchorChe
     elif top.seq is not None and top.seq > head:
         check.problem = Problem.TRUNCATED
         check.first_bad_seq = head + 1
-        last = f"#{top.seq}" if top.seq == head + 1 else f"#{head + 1}–#{top.seq}"
+        gone = f"entry #{top.seq} was" if top.seq == head + 1 else f"entries #{head + 1}–#{top.seq} were"
         check.detail = (
             f"the log ends at #{head} but the anchor written {top.anchored_at} ({check.location}) records "
-            f"#{top.seq}: entries {last} were deleted{since}"
+            f"#{top.seq}: {gone} deleted{since}"
         )
     return check
 
