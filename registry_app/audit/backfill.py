@@ -82,7 +82,9 @@ class Backfill(S3Pass):
         self.worked: set[str] = set()  # the trail folders this slice read
 
     def backfill_root(self, root: str, until: dt.date, roots_state: dict[str, Any], result: BackfillResult) -> bool:
-        """Read days before ``until`` going back; False when the slice ran out (more to do)."""
+        """Read the days before ``until`` going back, as one listing across day folders (so GETs and
+        parsing never drain at a day's end); then the digests of the day folders listed. False when
+        the slice ran out (the cursor holds the day and key to resume at)."""
         self.worked.add(root)
         state = dict(roots_state.get(root) or {})
         state.setdefault("until", until.isoformat())
@@ -90,32 +92,55 @@ class Backfill(S3Pass):
         if "first_day" not in state:
             first = self._first_day(root)
             state["first_day"] = first.isoformat() if first else state["until"]
-        first_day = dt.date.fromisoformat(state["first_day"])
-        day = dt.date.fromisoformat(state.get("next_day") or (dt.date.fromisoformat(state["until"]) - _DAY).isoformat())
-        state["days_total"] = max(0, (dt.date.fromisoformat(state["until"]) - first_day).days)
+        until_day, first_day = dt.date.fromisoformat(state["until"]), dt.date.fromisoformat(state["first_day"])
+        state["days_total"] = max(0, (until_day - first_day).days)
+        start_day = dt.date.fromisoformat(state.get("next_day") or (until_day - _DAY).isoformat())
         roots_state[root] = state
-        while day >= first_day:
-            if self.out_of_time():
-                self._save(roots_state)
-                return False
-            before = result.s3.inserted
-            if not self._read_day(root, day, state, roots_state, result.s3):
-                self._save(roots_state)
-                return False
-            if self.validating():
-                self.check_digests(root, from_day=day, until_day=day + _DAY, result=result.s3)
-            day -= _DAY
-            state = {
-                **state,
-                "next_day": day.isoformat(),
-                "last_key": "",
-                "days_done": int(state.get("days_done") or 0) + 1,
-                "events": int(state.get("events") or 0) + result.s3.inserted - before,
-            }
+        if start_day < first_day:
+            return self._finish(root, state, roots_state)
+        position = dict(cursor_row(self.source, Kind.BACKFILL).position or {})
+        failed: dict[str, str] = dict(position.get("failed") or {})
+        events_before = int(state.get("events") or 0) - result.s3.inserted
+        reached = {"day": start_day}
+
+        def advance(keys: list[str]) -> dict[str, Any]:
+            day = day_of_listing(root, keys[-1]) or start_day  # the listing's order: the last key is the furthest
+            state.update(
+                next_day=day.isoformat(),
+                last_key=keys[-1],
+                days_done=max(0, (until_day - day).days - 1),
+                events=events_before + result.s3.inserted,
+            )
             roots_state[root] = state
-            result.days += 1
-            self._save(roots_state)
-        roots_state[root] = {**state, "done": True, "finished_at": timezone.now().isoformat()}
+            out = {**position, "roots": roots_state}
+            if failed:
+                out["failed"] = dict(list(failed.items())[-500:])
+            return out
+
+        listing = self._history(root, start_day, state.get("last_key") or "", first_day, reached, result.s3)
+        complete = self.read_files(listing, advance, failed, Kind.BACKFILL, root, result.s3, eager=True)
+        result.days += max(0, (start_day - reached["day"]).days + (1 if complete else 0))
+        if self.validating():
+            self.check_digests(
+                root, from_day=reached["day"], until_day=start_day + _DAY, result=result.s3, budget=False
+            )
+        state["events"] = events_before + result.s3.inserted
+        if complete:
+            return self._finish(root, state, roots_state)
+        roots_state[root] = state
+        self._save(roots_state)
+        return False
+
+    def _finish(self, root: str, state: dict[str, Any], roots_state: dict[str, Any]) -> bool:
+        first_day = dt.date.fromisoformat(state["first_day"])
+        roots_state[root] = {
+            **state,
+            "done": True,
+            "finished_at": timezone.now().isoformat(),
+            "next_day": (first_day - _DAY).isoformat(),
+            "last_key": "",
+            "days_done": state.get("days_total", 0),
+        }
         self._save(roots_state)
         return True
 
@@ -127,34 +152,28 @@ class Backfill(S3Pass):
                     return day_of_listing(root, obj.key)
         return None
 
-    def _day_listing(self, prefix: str, start_after: str, result: PassResult) -> Iterator[LogObject]:
-        for page in self.reader.iter_objects(self.source.cloudtrail_bucket, prefix, start_after=start_after):
-            for obj in page:
-                if is_log_key(obj.key):
-                    yield obj
-                else:
-                    result.skipped_files += 1
-
-    def _read_day(
-        self, root: str, day: dt.date, state: dict[str, Any], roots_state: dict[str, Any], result: PassResult
-    ) -> bool:
-        prefix = f"{root}{day:%Y/%m/%d}/"
-        position = dict(cursor_row(self.source, Kind.BACKFILL).position or {})
-        failed: dict[str, str] = dict(position.get("failed") or {})
-        current = {"state": dict(state, next_day=day.isoformat())}
-
-        def advance(keys: list[str]) -> dict[str, Any]:
-            current["state"] = {**current["state"], "last_key": max([current["state"].get("last_key") or "", *keys])}
-            roots_state[root] = current["state"]
-            out = {**position, "roots": roots_state}
-            if failed:
-                out["failed"] = dict(list(failed.items())[-500:])
-            return out
-
-        listing = self._day_listing(prefix, state.get("last_key") or "", result)
-        done = self.read_files(listing, advance, failed, Kind.BACKFILL, prefix, result)
-        state.update(current["state"])
-        return done
+    def _history(
+        self,
+        root: str,
+        day: dt.date,
+        start_after: str,
+        first_day: dt.date,
+        reached: dict[str, dt.date],
+        result: PassResult,
+    ) -> Iterator[LogObject]:
+        """The log files of day folders ``day``, ``day - 1``, ... ``first_day``: newest day first, each
+        day's files in key order; ``reached`` holds the day being listed."""
+        while day >= first_day:
+            reached["day"] = day
+            prefix = f"{root}{day:%Y/%m/%d}/"
+            for page in self.reader.iter_objects(self.source.cloudtrail_bucket, prefix, start_after=start_after):
+                for obj in page:
+                    if is_log_key(obj.key):
+                        yield obj
+                    else:
+                        result.skipped_files += 1
+            start_after = ""
+            day -= _DAY
 
     def _save(self, roots_state: dict[str, Any]) -> None:
         self.update_roots(Kind.BACKFILL, roots_state)

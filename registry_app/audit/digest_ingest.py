@@ -33,12 +33,7 @@ from registry_app.audit.digests import (
     is_digest_key,
 )
 from registry_app.audit.ingest_run import IngestRun, PassResult
-from registry_app.audit.trail_evidence import (
-    audit_chain_broken,
-    flag_unlisted_files,
-    log_file_failures,
-    record_digest,
-)
+from registry_app.audit.trail_evidence import DigestVerdict, flag_unlisted_files, log_file_failures, record_digests
 from registry_app.audit.trail_files import day_start_after, decompress
 from registry_app.aws.cloudtrail_digests import DigestObject, PublicKey
 from registry_app.aws.errors import AwsError, NotFoundError
@@ -48,6 +43,8 @@ __all__ = ["DigestPass", "digest_validation"]
 
 KEY_MARGIN = dt.timedelta(days=2)
 RECHECK_UNCHECKED = 200  # unchecked digests retried per run, oldest first
+RECORD_BATCH = 500  # digest verdicts stored per transaction
+KEY_LOOKBACK = dt.timedelta(days=60)  # keys are listed this much further back (a backfill goes back)
 
 
 def digest_validation() -> bool:
@@ -65,26 +62,38 @@ class DigestPass(IngestRun):
 
     _keys: list[PublicKey] | None = None
     _keys_span: tuple[dt.datetime, dt.datetime] | None = None
+    _budget = True  # whether checking digests stops at the run's time budget
 
     # -- public keys -------------------------------------------------------------------------
     def public_keys(self, start: dt.datetime, end: dt.datetime) -> list[PublicKey]:
         """The Region's keys for ``[start, end]`` (one ListPublicKeys per run unless it grows)."""
         span = self._keys_span
         if self._keys is None or span is None or start < span[0] or end > span[1]:
-            low = min(start, span[0]) if span else start
-            high = max(end, span[1]) if span else end
-            self._keys = self.reader.list_public_keys(low - KEY_MARGIN, min(high + KEY_MARGIN, self.clock()))
-            self._keys_span = (low, high)
+            # One listing reaches from well before ``start`` up to now: later digests of a forward pass
+            # and older days of a backfill need no second call.
+            low = min(start, span[0]) if span else start - KEY_LOOKBACK
+            now = self.clock()
+            self._keys = self.reader.list_public_keys(low - KEY_MARGIN, now)
+            self._keys_span = (low, max(end, now))
         return self._keys
 
     # -- the pass ----------------------------------------------------------------------------
     def check_digests(
-        self, log_root: str, *, from_day: dt.date, until_day: dt.date | None, result: PassResult
+        self,
+        log_root: str,
+        *,
+        from_day: dt.date,
+        until_day: dt.date | None,
+        result: PassResult,
+        budget: bool = True,
     ) -> tuple[int, str]:
         """Check the new digests in the day folders ``[from_day, until_day)`` (no end: up to now).
 
         Returns (digests listed, newest digest key listed) — the caller keeps the day to list from.
+        ``budget=False``: finish the range even past the run's time budget (the backfill, whose next
+        slice starts further back and would not list these folders again).
         """
+        self._budget = budget
         bucket = self.source.cloudtrail_bucket
         root = digest_root(log_root)
         listed, newest = 0, ""
@@ -103,8 +112,9 @@ class DigestPass(IngestRun):
                 .values_list("key", flat=True)
             )
             self._check_keys([k for k in keys if k not in stored], known, result)
-            if past_end or self.out_of_time():
+            if past_end or (budget and self.out_of_time()):
                 break
+        self._budget = True
         return listed, newest
 
     def recheck_unchecked(self, result: PassResult) -> None:
@@ -136,30 +146,53 @@ class DigestPass(IngestRun):
                     yield key, exc
 
     def _check_keys(self, keys: list[str], known: dict[str, _Known], result: PassResult) -> None:
+        """Check these digests (GETs on threads, in key order) and store the verdicts in one go."""
         times = [t for t in (digest_key_time(k) for k in keys) if t is not None]
+        verdicts: list[DigestVerdict] = []
         for key, fetched in self._fetched(keys):
-            if self.out_of_time():
-                return
-            if isinstance(fetched, NotFoundError):
-                continue  # deleted since it was listed: its successor's chain check will say so
-            if isinstance(fetched, AwsError):
-                result.error(f"digest s3://{self.source.cloudtrail_bucket}/{key}: {fetched}")
-                self._record(key, None, "", TrailDigest.State.UNCHECKED, str(fetched)[:500], "")
-                continue
-            try:
-                keys_now = self.public_keys(min(times), max(times)) if times else []
-            except AwsError as exc:
-                result.error(f"ListPublicKeys: {exc} (digests are checked again next run)")
-                self._record(key, None, fetched.signature, TrailDigest.State.UNCHECKED, f"ListPublicKeys: {exc}", "")
-                continue
-            try:
-                parsed = authenticate(fetched, keys_now)
-            except DigestError as exc:
-                self._record(key, _parsed_or_none(fetched), fetched.signature, TrailDigest.State.FAILED, str(exc), "")
-                continue
-            chain, why = self._chain(parsed, known)
-            known[key] = _Known(parsed.sha256, fetched.signature)
-            self._record(key, parsed, fetched.signature, TrailDigest.State.VALID, why, chain)
+            if self._budget and self.out_of_time():
+                break
+            verdict = self._verdict(key, fetched, times, known, result)
+            if verdict is not None:
+                verdicts.append(verdict)
+        for start in range(0, len(verdicts), RECORD_BATCH):
+            with transaction.atomic():
+                batch = verdicts[start : start + RECORD_BATCH]
+                failed = record_digests(self.source, self.source.cloudtrail_bucket, batch, now=self.clock())
+                log_file_failures((row, None) for row in failed)
+
+    def _verdict(
+        self,
+        key: str,
+        fetched: DigestObject | AwsError,
+        times: list[dt.datetime],
+        known: dict[str, _Known],
+        result: PassResult,
+    ) -> DigestVerdict | None:
+        unchecked = TrailDigest.State.UNCHECKED
+        backfill = is_backfill_digest(key)
+        if isinstance(fetched, NotFoundError):
+            return None  # deleted since it was listed: its successor's chain check will say so
+        if isinstance(fetched, AwsError):
+            result.error(f"digest s3://{self.source.cloudtrail_bucket}/{key}: {fetched}")
+            return DigestVerdict(key, None, "", unchecked, reason=str(fetched)[:500], backfill=backfill)
+        try:
+            keys_now = self.public_keys(min(times), max(times)) if times else []
+        except AwsError as exc:
+            result.error(f"ListPublicKeys: {exc} (digests are checked again next run)")
+            return DigestVerdict(
+                key, None, fetched.signature, unchecked, reason=f"ListPublicKeys: {exc}", backfill=backfill
+            )
+        try:
+            parsed = authenticate(fetched, keys_now)
+        except DigestError as exc:
+            failed = TrailDigest.State.FAILED
+            return DigestVerdict(
+                key, _parsed_or_none(fetched), fetched.signature, failed, reason=str(exc), backfill=backfill
+            )
+        chain, why = self._chain(parsed, known)
+        known[key] = _Known(parsed.sha256, fetched.signature)
+        return DigestVerdict(key, parsed, fetched.signature, TrailDigest.State.VALID, chain, why, backfill)
 
     def _chain(self, parsed: ParsedDigest, known: dict[str, _Known]) -> tuple[str, str]:
         """(chain state, why broken): the previous digest must be there, with the SHA-256 and the
@@ -194,27 +227,6 @@ class DigestPass(IngestRun):
         if (parsed.previous_signature or "") != previous.signature:
             return TrailDigest.Chain.BROKEN, f"the previous digest {parsed.previous_key} has another signature"
         return TrailDigest.Chain.LINKED, ""
-
-    def _record(
-        self, key: str, parsed: ParsedDigest | None, signature: str, state: str, reason: str, chain: str
-    ) -> None:
-        """Store one digest's verdict (and its files'), with the audit entries, in one transaction."""
-        with transaction.atomic():
-            digest, failed = record_digest(
-                self.source,
-                self.source.cloudtrail_bucket,
-                key,
-                parsed=parsed,
-                signature=signature,
-                state=state,
-                chain=chain,
-                reason=reason,
-                backfill=is_backfill_digest(key),
-                now=self.clock(),
-            )
-            if chain == TrailDigest.Chain.BROKEN:
-                audit_chain_broken(digest, reason)
-            log_file_failures((row, None) for row in failed)
 
 
 def _parsed_or_none(obj: DigestObject) -> ParsedDigest | None:

@@ -229,6 +229,8 @@ class S3Pass(DigestPass):
         kind: str,
         where: str,
         result: PassResult,
+        *,
+        eager: bool = False,
     ) -> bool:
         """Read the listed files; commit them in groups with the cursor position ``advance`` gives.
 
@@ -266,7 +268,7 @@ class S3Pass(DigestPass):
                         if obj is None:
                             return
                         listed += 1
-                        if listed >= parse_process_min_files():
+                        if eager or listed >= parse_process_min_files():  # a backlog: parse in processes
                             parser.start()
                         pending.append((obj.key, pool.submit(self._fetch, obj.key, parser)))
 

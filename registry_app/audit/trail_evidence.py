@@ -28,7 +28,9 @@ __all__ = [
     "digest_grace",
     "flag_unlisted_files",
     "log_file_failures",
-    "record_digest",
+    "DigestVerdict",
+    "audit_chain_broken",
+    "record_digests",
     "record_read_files",
 ]
 
@@ -124,60 +126,86 @@ def record_read_files(
     return {key: row.pk for key, row in rows.items()}, [(row, by_key[row.key]) for row in failed]
 
 
-def record_digest(
-    source: RegistrySource,
-    bucket: str,
-    key: str,
-    *,
-    parsed: ParsedDigest | None,
-    signature: str,
-    state: str,
-    chain: str,
-    reason: str,
-    backfill: bool,
-    now: dt.datetime,
-) -> tuple[TrailDigest, list[TrailLogFile]]:
-    """Store a digest's verdict and settle the files it lists; returns (row, files just failed)."""
-    fields = {
-        "source": source,
-        "backfill": backfill,
-        "signature": signature,
-        "state": state,
-        "chain": chain,
-        "reason": reason,
-        "checked_at": now,
-    }
-    if parsed is not None:
-        fields.update(
-            digest_start=parsed.start,
-            digest_end=parsed.end,
-            previous_key=parsed.previous_key,
-            sha256=parsed.sha256,
-            fingerprint=parsed.fingerprint,
-            log_files=len(parsed.log_files),
-        )
-    digest, created = TrailDigest.objects.get_or_create(bucket=bucket, key=key, defaults=fields)
-    newly_failed_digest = state == TrailDigest.State.FAILED and (created or digest.state != state)
-    if not created:
-        TrailDigest.objects.filter(pk=digest.pk).update(**fields)
-        for name, value in fields.items():
-            setattr(digest, name, value)
-    if newly_failed_digest:
-        _audit_digest(digest)
-    if parsed is None or state == TrailDigest.State.UNCHECKED:
-        return digest, []
-    by_bucket: dict[str, dict[str, str]] = {}
-    for entry in parsed.log_files:
-        expected = entry.hash_value if entry.hash_algorithm == HASH_ALGORITHM else f"unsupported:{entry.hash_algorithm}"
-        by_bucket.setdefault(entry.bucket or bucket, {})[entry.key] = expected
+@dataclass(frozen=True)
+class DigestVerdict:
+    """What checking one digest found (``digest_ingest``), to be stored with ``record_digests``."""
+
+    key: str
+    parsed: ParsedDigest | None
+    signature: str
+    state: str
+    chain: str = ""
+    reason: str = ""
+    backfill: bool = False
+
+
+_DIGEST_FIELDS = (
+    "source",
+    "backfill",
+    "signature",
+    "state",
+    "chain",
+    "reason",
+    "checked_at",
+    "digest_start",
+    "digest_end",
+    "previous_key",
+    "sha256",
+    "fingerprint",
+    "log_files",
+)
+
+
+def record_digests(
+    source: RegistrySource, bucket: str, verdicts: list[DigestVerdict], *, now: dt.datetime
+) -> list[TrailLogFile]:
+    """Store digests' verdicts and settle the files they list; returns the files that just failed.
+
+    A batch costs a handful of queries whatever its size (digests and files are created and updated
+    in bulk); each failed digest and broken link also gets its audit entry.
+    """
+    if not verdicts:
+        return []
+    keys = [v.key for v in verdicts]
+    existing = {row.key: row for row in TrailDigest.objects.filter(bucket=bucket, key__in=keys)}
+    rows: list[TrailDigest] = []
+    newly_failed: list[TrailDigest] = []
+    for verdict in verdicts:
+        row = existing.get(verdict.key) or TrailDigest(bucket=bucket, key=verdict.key)
+        if verdict.state == TrailDigest.State.FAILED and (row.pk is None or row.state != verdict.state):
+            newly_failed.append(row)
+        row.source, row.backfill, row.signature = source, verdict.backfill, verdict.signature
+        row.state, row.chain, row.reason, row.checked_at = verdict.state, verdict.chain, verdict.reason, now
+        parsed = verdict.parsed
+        if parsed is not None:
+            row.digest_start, row.digest_end, row.previous_key = parsed.start, parsed.end, parsed.previous_key
+            row.sha256, row.fingerprint, row.log_files = parsed.sha256, parsed.fingerprint, len(parsed.log_files)
+        rows.append(row)
+    TrailDigest.objects.bulk_create([r for r in rows if r.pk is None], ignore_conflicts=True, batch_size=500)
+    TrailDigest.objects.bulk_update([r for r in rows if r.pk is not None], _DIGEST_FIELDS, batch_size=500)
+    ids = dict(TrailDigest.objects.filter(bucket=bucket, key__in=keys).values_list("key", "pk"))
+    for row in rows:
+        row.pk = row.pk or ids.get(row.key)
+    for row in newly_failed:
+        _audit_digest(row)
+    for row in rows:
+        if row.chain == TrailDigest.Chain.BROKEN:
+            audit_chain_broken(row, row.reason)
+    listed: dict[str, dict[str, tuple[str, TrailDigest]]] = {}
+    for verdict, row in zip(verdicts, rows, strict=True):
+        if verdict.parsed is None or verdict.state == TrailDigest.State.UNCHECKED:
+            continue
+        for entry in verdict.parsed.log_files:
+            algorithm_ok = entry.hash_algorithm == HASH_ALGORITHM
+            expected = entry.hash_value if algorithm_ok else f"unsupported:{entry.hash_algorithm}"
+            listed.setdefault(entry.bucket or bucket, {})[entry.key] = (expected[:64], row)
     failed: list[TrailLogFile] = []
-    for file_bucket, expected in by_bucket.items():
-        rows = _rows(file_bucket, list(expected), source, {})
-        for row in rows.values():
-            row.expected_sha256 = expected[row.key][:64]
-            row.digest = digest
-        failed += _settle(rows.values(), now, extra=("expected_sha256", "digest"))
-    return digest, failed
+    for file_bucket, expected in listed.items():
+        files = _rows(file_bucket, list(expected), source, {})
+        for file in files.values():
+            file.expected_sha256, file.digest = expected[file.key]
+        failed += _settle(files.values(), now, extra=("expected_sha256", "digest"))
+    return failed
 
 
 # --------------------------------------------------------------------------------------------- unlisted files

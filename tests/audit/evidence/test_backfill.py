@@ -55,19 +55,19 @@ def test_the_first_pass_reads_from_yesterday_and_the_backfill_reads_the_rest_new
     ingest(source)
     assert stored_days() == {0}
     assert sources_to_backfill() == [source.pk]
-    read: list[dt.date] = []
-    real = Backfill._read_day
+    read: list[str] = []
+    real = Backfill._fetch
 
-    def spy(self: Backfill, root: str, day: dt.date, *args: Any) -> bool:
-        read.append(day)
-        return real(self, root, day, *args)
+    def spy(self: Backfill, key: str, parser: Any) -> Any:
+        read.append(key)
+        return real(self, key, parser)
 
-    monkeypatch.setattr(Backfill, "_read_day", spy)
+    monkeypatch.setattr(Backfill, "_fetch", spy)
 
     result = backfill_source(source, max_seconds=600)
 
     assert result.done and not result.more and result.s3.inserted == 3
-    assert read == sorted(read, reverse=True) and read[0] == days_ago(2).date() and read[-1] == days_ago(9).date()
+    assert read == [history[3], history[6], history[9]]  # newest day first
     assert stored_days() == {0, 3, 6, 9}
     # The history's files were checked against their digests too.
     assert set(TrailLogFile.objects.values_list("state", flat=True)) == {"validated"}
@@ -88,7 +88,7 @@ def test_slices_stop_on_their_budget_and_resume_where_they_stopped(
 
     def out_of_time(self: Backfill) -> bool:
         budget["checks"] += 1
-        return budget["checks"] % 4 == 0  # every slice runs out after a few steps
+        return budget["checks"] % 2 == 0  # every slice runs out after a file or two
 
     monkeypatch.setattr(Backfill, "out_of_time", out_of_time)
     slices = []
