@@ -23,10 +23,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from registry_app.audit.deployments import rebuild_after_ingest
-from registry_app.audit.ingest import analyze_events_table
+from registry_app.audit.ingest import analyze_after_rows, analyze_events_table
 from registry_app.audit.ingest_run import (
     BACKFILL_LOCK_KIND,
     LockLost,
@@ -40,7 +43,7 @@ from registry_app.audit.trail_files import is_log_key
 from registry_app.aws.cloudtrail import CloudTrailReader, LogObject
 from registry_app.aws.errors import AwsError
 from registry_app.aws.session import CallStats, SourceConfig
-from registry_app.models import AuditCursor, RegistrySource
+from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
 
 __all__ = ["BackfillResult", "backfill_enabled", "backfill_source", "sources_to_backfill"]
 
@@ -49,6 +52,17 @@ Kind = AuditCursor.Kind
 
 def backfill_enabled() -> bool:
     return s3_initial_days() is None
+
+
+def _nice() -> int:
+    # The slice's parsing processes run at this niceness: history can wait, a push or a page cannot.
+    return int(getattr(settings, "AUDIT_BACKFILL_NICE", 10))
+
+
+def rebuild_seconds() -> int:
+    # Deployment histories are rebuilt (and the planner's statistics refreshed) at most this often,
+    # and when the backfill ends: the as-of answer covers the days read up to the last rebuild.
+    return int(getattr(settings, "AUDIT_BACKFILL_REBUILD_SECONDS", 600))
 
 
 @dataclass
@@ -118,7 +132,7 @@ class Backfill(S3Pass):
             return out
 
         listing = self._history(root, start_day, state.get("last_key") or "", first_day, reached, result.s3)
-        complete = self.read_files(listing, advance, failed, Kind.BACKFILL, root, result.s3, eager=True)
+        complete = self.read_files(listing, advance, failed, Kind.BACKFILL, root, result.s3, eager=True, nice=_nice())
         result.days += max(0, (start_day - reached["day"]).days + (1 if complete else 0))
         if self.validating():
             self.check_digests(
@@ -254,17 +268,58 @@ def backfill_source(
             result.s3.error(f"backfill: {exc}")
         result.s3.ran = True
         _account(run, time.perf_counter() - started)
-        analyze_events_table(result.s3.inserted)
         if run.validating():
             run.settle_unlisted()
-        result.deployments_rebuilt = rebuild_after_ingest(
-            source, endpoints=run.touched.endpoints, configs=run.touched.configs, models=run.touched.models
-        )
+        result.deployments_rebuilt = _rebuild_if_due(run, result.done)
     finally:
         release_audit_lock(source, token, kind=BACKFILL_LOCK_KIND)
         result.duration_s = round(time.perf_counter() - started, 3)
         result.aws_calls = stats.as_dict()
     return result
+
+
+def _rebuild_if_due(run: Backfill, done: bool) -> list[str]:
+    """Every ``rebuild_seconds`` and at the end: ANALYZE, then rebuild the deployment history of every
+    endpoint the source's events name (history read newest first brings a window's CreateModel and
+    CreateEndpointConfig after its UpdateEndpoint, so all of them, not only this slice's); the days
+    read so far then count as covered (``rebuilt_day``)."""
+    source = run.source
+    position = dict(cursor_row(source, Kind.BACKFILL).position or {})
+    now = timezone.now()
+    last = position.get("rebuilt_at")
+    if last is None:
+        _set_fields(source, {"rebuilt_at": now.isoformat()})  # the first rebuild comes after a full period
+    due = done or (last is not None and (now - dt.datetime.fromisoformat(last)).total_seconds() >= rebuild_seconds())
+    if not due:
+        return []
+    analyze_events_table(max(1, analyze_after_rows()))
+    names = set(
+        CloudTrailEvent.objects.filter(source=source)
+        .exclude(endpoint_name="")
+        .annotate(name=Lower("endpoint_name"))
+        .values_list("name", flat=True)
+        .distinct()
+    )
+    rebuilt = rebuild_after_ingest(source, endpoints=names | run.touched.endpoints, configs=run.touched.configs)
+    roots = position.get("roots") or {}
+    covered = {
+        root: {"rebuilt_day": state.get("first_day") if state.get("done") else _day_after(state.get("next_day"))}
+        for root, state in roots.items()
+        if isinstance(state, dict)
+    }
+    run.update_roots(Kind.BACKFILL, covered)
+    _set_fields(source, {"rebuilt_at": now.isoformat()})
+    return rebuilt
+
+
+def _day_after(day: str | None) -> str | None:
+    return (dt.date.fromisoformat(day) + _DAY).isoformat() if day else None
+
+
+def _set_fields(source: RegistrySource, fields: dict[str, Any]) -> None:
+    with transaction.atomic():
+        row = AuditCursor.objects.select_for_update().get(pk=cursor_row(source, Kind.BACKFILL).pk)
+        AuditCursor.objects.filter(pk=row.pk).update(position={**(row.position or {}), **fields})
 
 
 def _account(run: Backfill, seconds: float) -> None:

@@ -56,13 +56,13 @@ class BackfillProgress:
     days_total: int
     events: int
     busy_seconds: float
+    rebuilt_day: dt.date | None = None  # the oldest day the deployment histories reflect
 
     @property
     def oldest_complete_day(self) -> dt.date | None:
-        if self.done:
-            return self.first_day
-        if self.next_day is not None:
-            return self.next_day + dt.timedelta(days=1)
+        """Covered: read, and reflected in the deployment histories (rebuilt every few minutes)."""
+        if self.rebuilt_day is not None:
+            return self.rebuilt_day
         return self.until
 
     @property
@@ -157,6 +157,7 @@ def _progress(root: str, state: Mapping[str, Any]) -> BackfillProgress:
         days_total=int(state.get("days_total") or 0),
         events=int(state.get("events") or 0),
         busy_seconds=float(state.get("busy_seconds") or 0.0),
+        rebuilt_day=_date(state.get("rebuilt_day")),
     )
 
 

@@ -105,13 +105,14 @@ class DigestPass(IngestRun):
             if until is not None:
                 keys = [k for k in keys if k < until]
             listed += len(keys)
-            newest = max([newest, *keys])
             stored = set(
                 TrailDigest.objects.filter(bucket=bucket, key__in=keys)
                 .exclude(state=TrailDigest.State.UNCHECKED)
                 .values_list("key", flat=True)
             )
-            self._check_keys([k for k in keys if k not in stored], known, result)
+            checked = self._check_keys([k for k in keys if k not in stored], known, result)
+            # Only as far as digests were actually checked: a run stopped by its budget resumes there.
+            newest = max([newest, *stored, *checked])
             if past_end or (budget and self.out_of_time()):
                 break
         self._budget = True
@@ -145,13 +146,16 @@ class DigestPass(IngestRun):
                 except AwsError as exc:
                     yield key, exc
 
-    def _check_keys(self, keys: list[str], known: dict[str, _Known], result: PassResult) -> None:
-        """Check these digests (GETs on threads, in key order) and store the verdicts in one go."""
+    def _check_keys(self, keys: list[str], known: dict[str, _Known], result: PassResult) -> list[str]:
+        """Check these digests (GETs on threads, in key order) and store the verdicts in one go;
+        returns the keys checked (all of them unless the time budget ran out)."""
         times = [t for t in (digest_key_time(k) for k in keys) if t is not None]
         verdicts: list[DigestVerdict] = []
+        checked: list[str] = []
         for key, fetched in self._fetched(keys):
             if self._budget and self.out_of_time():
                 break
+            checked.append(key)
             verdict = self._verdict(key, fetched, times, known, result)
             if verdict is not None:
                 verdicts.append(verdict)
@@ -160,6 +164,7 @@ class DigestPass(IngestRun):
                 batch = verdicts[start : start + RECORD_BATCH]
                 failed = record_digests(self.source, self.source.cloudtrail_bucket, batch, now=self.clock())
                 log_file_failures((row, None) for row in failed)
+        return checked
 
     def _verdict(
         self,

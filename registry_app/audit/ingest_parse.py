@@ -47,9 +47,10 @@ class Parser:
     Celery pool process, ``AUDIT_PARSE_PROCESSES = 0``), or a worker dies, parsing stays in-thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, nice: int = 0) -> None:
         self.pool: ProcessPoolExecutor | None = None
         self._tried = False
+        self.nice = nice  # the backfill's parsing processes yield the CPU to syncs, pushes and pages
 
     def start(self) -> None:
         if self._tried:
@@ -59,7 +60,12 @@ class Parser:
         if processes <= 0 or multiprocessing.current_process().daemon:
             return
         try:
-            self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("forkserver"))
+            self.pool = ProcessPoolExecutor(
+                max_workers=processes,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=os.nice if self.nice > 0 else None,
+                initargs=(self.nice,) if self.nice > 0 else (),
+            )
         except (OSError, ValueError, AssertionError):  # pragma: no cover - platform without forkserver
             log.warning("audit ingest: no worker processes for parsing; parsing in threads", exc_info=True)
             self.pool = None

@@ -231,6 +231,7 @@ class S3Pass(DigestPass):
         result: PassResult,
         *,
         eager: bool = False,
+        nice: int = 0,
     ) -> bool:
         """Read the listed files; commit them in groups with the cursor position ``advance`` gives.
 
@@ -246,7 +247,7 @@ class S3Pass(DigestPass):
         group_events = 0
         group_started = time.monotonic()
         listed = 0
-        parser = Parser()
+        parser = Parser(nice=nice)
         hashing = self.validating()
 
         def flush() -> None:

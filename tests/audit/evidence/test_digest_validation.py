@@ -255,3 +255,33 @@ def test_without_digest_validation_no_file_rows_are_written(
     assert not TrailLogFile.objects.exists() and not TrailDigest.objects.exists()
     (event,) = CloudTrailEvent.objects.select_related("trail_file")
     assert event_validation(event).state == "unchecked"
+
+
+def test_exports_and_packs_carry_each_call_s_validation(
+    source: RegistrySource, signed: SignedTrail, package: ModelPackage
+) -> None:
+    import io
+    import json
+    import zipfile
+
+    t = hours_ago(6)
+    signed.deliver([r.approve("credit-risk", 3, when=t)], t, "A" * 16)
+    signed.digest(t + 30 * MIN, start=t - 30 * MIN)
+    later = hours_ago(1)
+    signed.deliver([r.approve("credit-risk", 3, "Rejected", when=later)], later, "B" * 16)  # no digest yet
+    ingest(source)
+    client = Client()
+    client.force_login(make_user("connie", "compliance"))
+
+    csv_text = b"".join(client.get("/packages/credit-risk/3/audit/?format=csv").streaming_content).decode()
+    header, *rows = csv_text.splitlines()
+    assert "validation" in header.split(",")
+    assert sum("validated" in row for row in rows) == 1 and sum("no digest yet" in row for row in rows) == 1
+
+    pack = client.get("/packages/credit-risk/3/audit/pack.zip")
+    with zipfile.ZipFile(io.BytesIO(b"".join(pack.streaming_content))) as archive:
+        validation = json.loads(archive.read("cloudtrail_validation.json"))
+        chain = json.loads(archive.read("audit_chain.json"))
+    assert sorted(row["state"] for row in validation) == ["pending", "validated"]
+    assert all(row["file"].startswith(f"s3://{signed.bucket}/AWSLogs/") for row in validation)
+    assert chain["anchor"]["matches_head"] is True and chain["anchor"]["written"] is True
