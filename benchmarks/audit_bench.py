@@ -12,11 +12,21 @@
 (c) With the 1M events loaded: the package audit timeline, ``/audit/?actor=`` and
     ``/as-of/?endpoint=&at=`` pages (built by another engineer), SQL queries (constant) and
     median/p95 server time (target p95 <= 150 ms); skipped with a note when a page is not there yet.
+(d) Evidence (issue 16): the trail also holds hourly CloudTrail digest files signed with a generated RSA
+    key whose public half the AWS fake's ListPublicKeys returns. The S3 pass of (a) runs twice on fresh
+    databases, digest validation off then on (target: the rate with it within 10 % of the rate without,
+    same run). Then, on a third fresh database, a new source's first pass (yesterday on) and the
+    background backfill of the rest of the trail (``sync_audit --backfill`` in its own process, slices
+    of 60 s) while this process pushes a sign-off flag (``push_execute``: DescribeModelPackage +
+    UpdateModelPackage + its rows) and runs incremental registry syncs of another source: their
+    latencies idle and during the backfill, and the backfill's rate.
 
     .venv/bin/python benchmarks/audit_bench.py [--records 1000000] [--per-file 2000] [--lookup-pages 60]
+    .venv/bin/python benchmarks/audit_bench.py --evidence-only      # (d) alone
 
 Every phase runs in its own process (peak RSS is the phase's own). Uses a fresh SQLite file, or with
 DATABASE_URL (PostgreSQL) a scratch database ``<name>_audit_bench`` created (and dropped) beside it.
+AWS is the AWS-faithful fake (``python -m registry_app.devtools.aws_fake``: moto + ListPublicKeys).
 """
 
 from __future__ import annotations
@@ -29,15 +39,18 @@ import json
 import os
 import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from benchlib import free_port, pct, peak_rss_mb, pg_drop, pg_scratch, run_phase, setup_django, start_moto, stop
+from benchlib import ROOT, free_port, pct, peak_rss_mb, pg_drop, pg_scratch, run_phase, setup_django, stop
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -46,7 +59,7 @@ GROUPS = 200
 VERSIONS = 50
 ENDPOINTS = 20
 PEOPLE = ("mlead", "fairness", "compliance", *(f"ds-{i:02d}" for i in range(40)))
-DAYS = 180
+DAYS = int(os.environ.get("AUDIT_BENCH_DAYS", "180"))  # the trail's span (hourly digests over it)
 
 
 # --------------------------------------------------------------------------------------------- records
@@ -160,7 +173,8 @@ def boto(service: str) -> Any:
 
 
 def phase_generate(records: int, per_file: int) -> dict[str, Any]:
-    """Write ``records`` records into gzip'd log files, oldest first, under the trail layout."""
+    """Write ``records`` records into gzip'd log files, oldest first, under the trail layout; then the
+    trail's hourly digest files (chained, signed with a generated key registered with the fake)."""
     s3 = boto("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     start = time.perf_counter()
@@ -168,28 +182,107 @@ def phase_generate(records: int, per_file: int) -> dict[str, Any]:
     first = now - dt.timedelta(days=DAYS)
     files = -(-records // per_file)
     step = (now - first - dt.timedelta(hours=1)) / files
-    total_bytes = 0
 
-    def build(index: int) -> int:
+    def build(index: int) -> tuple[int, dt.datetime, str, str]:
         delivered = first + step * index
         lo, hi = index * per_file, min(records, (index + 1) * per_file)
-        body = gzip.compress(
-            json.dumps(
-                {"Records": [make_record(i, delivered - dt.timedelta(minutes=3)) for i in range(lo, hi)]}
-            ).encode(),
-            compresslevel=6,
-        )
+        plain = json.dumps(
+            {"Records": [make_record(i, delivered - dt.timedelta(minutes=3)) for i in range(lo, hi)]}
+        ).encode()
+        body = gzip.compress(plain, compresslevel=6)
         unique = hashlib.sha256(str(index).encode()).hexdigest()[:16]
         key = (
             f"AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/{delivered:%Y/%m/%d}/"
             f"{ACCOUNT}_CloudTrail_{REGION}_{delivered:%Y%m%dT%H%MZ}_{unique}.json.gz"
         )
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-        return len(body)
+        return len(body), delivered.replace(second=0, microsecond=0), key, hashlib.sha256(plain).hexdigest()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        total_bytes = sum(pool.map(build, range(files)))
-    return {"files": files, "gz_mb": round(total_bytes / 1e6, 1), "seconds": round(time.perf_counter() - start, 1)}
+        built = list(pool.map(build, range(files)))
+    logs_s = time.perf_counter() - start
+    digests = write_digests(s3, [(when, key, sha) for _, when, key, sha in built], first, now)
+    return {
+        "files": files,
+        "gz_mb": round(sum(b[0] for b in built) / 1e6, 1),
+        "seconds": round(logs_s, 1),
+        "digests": digests,
+        "digest_seconds": round(time.perf_counter() - start - logs_s, 1),
+    }
+
+
+def write_digests(s3: Any, files: list[tuple[dt.datetime, str, str]], first: dt.datetime, now: dt.datetime) -> int:
+    """One digest per hour from ``first`` to ``now`` (empty hours too, as CloudTrail does), chained."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from registry_app.devtools.aws_fake import add_cloudtrail_public_key
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    fingerprint = add_cloudtrail_public_key(
+        REGION,
+        der,
+        valid_from=first - dt.timedelta(days=1),
+        valid_until=now + dt.timedelta(days=30),
+        endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+    )
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    hours: list[tuple[dt.datetime, dt.datetime, list[tuple[dt.datetime, str, str]]]] = []
+    begin = first.replace(minute=1, second=31) - dt.timedelta(hours=1)
+    index = 0
+    ordered = sorted(files)
+    while begin < now:
+        end = begin + dt.timedelta(hours=1)
+        listed = []
+        while index < len(ordered) and ordered[index][0] < end:
+            listed.append(ordered[index])
+            index += 1
+        hours.append((begin, end, listed))
+        begin = end
+    previous: tuple[str, str, str] | None = None
+    bodies = []
+    for begin, end, listed in hours:
+        key = (
+            f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/{end:%Y/%m/%d}/"
+            f"{ACCOUNT}_CloudTrail-Digest_{REGION}_bench-trail_{REGION}_{end:%Y%m%dT%H%M%SZ}.json.gz"
+        )
+        document = {
+            "awsAccountId": ACCOUNT,
+            "digestStartTime": begin.strftime(stamp),
+            "digestEndTime": end.strftime(stamp),
+            "digestS3Bucket": BUCKET,
+            "digestS3Object": key,
+            "digestPublicKeyFingerprint": fingerprint,
+            "digestSignatureAlgorithm": "SHA256withRSA",
+            "newestEventTime": None,
+            "oldestEventTime": None,
+            "previousDigestS3Bucket": BUCKET if previous else None,
+            "previousDigestS3Object": previous[0] if previous else None,
+            "previousDigestHashValue": previous[2] if previous else None,
+            "previousDigestHashAlgorithm": "SHA-256" if previous else None,
+            "previousDigestSignature": previous[1] if previous else None,
+            "logFiles": [
+                {"s3Bucket": BUCKET, "s3Object": k, "hashValue": sha, "hashAlgorithm": "SHA-256"}
+                for _, k, sha in listed
+            ],
+        }
+        plain = json.dumps(document).encode()
+        sha = hashlib.sha256(plain).hexdigest()
+        text = f"{end.strftime(stamp)}\n{BUCKET}/{key}\n{sha}\n{previous[1] if previous else 'null'}".encode()
+        signature = private.sign(text, padding.PKCS1v15(), hashes.SHA256()).hex()
+        bodies.append((key, gzip.compress(plain), signature))
+        previous = (key, signature, sha)
+
+    def put(item: tuple[str, bytes, str]) -> None:
+        key, body, signature = item
+        s3.put_object(
+            Bucket=BUCKET, Key=key, Body=body, Metadata={"signature": signature, "signature-algorithm": "SHA256withRSA"}
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(put, bodies))
+    return len(bodies)
 
 
 def seed_mirror() -> Any:
@@ -289,12 +382,13 @@ def _process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def phase_ingest() -> dict[str, Any]:
+def phase_ingest(validate: bool = True) -> dict[str, Any]:
+    os.environ["AUDIT_DIGEST_VALIDATION"] = "true" if validate else "false"
     setup_django()
     from django.db import connection
 
     from registry_app.audit.ingest import ingest_source
-    from registry_app.models import CloudTrailEvent, EndpointDeployment
+    from registry_app.models import CloudTrailEvent, EndpointDeployment, TrailDigest, TrailLogFile
 
     source = seed_mirror()
     queries = 0
@@ -355,6 +449,9 @@ def phase_ingest() -> dict[str, Any]:
         "sql_queries": queries,
         "rss_mb": round(peak_rss_mb(), 1),
         "aws_calls": result.aws_calls,
+        "validation": validate,
+        "files_by_state": dict(Counter(TrailLogFile.objects.values_list("state", flat=True))),
+        "digests_by_state": dict(Counter(TrailDigest.objects.values_list("state", flat=True))),
     }
 
 
@@ -574,6 +671,155 @@ def phase_pages(reps: int) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------------------------- (d) backfill
+
+
+def _registry(packages: int = 10) -> Any:
+    """A second source whose registry (in the fake) is synced and pushed to during the backfill."""
+    from registry_app.mirror.execute import sync_source
+    from registry_app.models import RegistrySource
+
+    sm = boto("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="latency-group", ModelPackageGroupDescription="bench")
+    for _ in range(packages):
+        sm.create_model_package(
+            ModelPackageGroupName="latency-group",
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [{"Image": "1.dkr.ecr.eu-west-1.amazonaws.com/x:1", "ModelDataUrl": "s3://b/m"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )
+    registry = RegistrySource.objects.create(name="latency", region=REGION, account_id=ACCOUNT)
+    run = sync_source(registry, mode="full")
+    assert run.status == "succeeded", run.error
+    return registry
+
+
+def _push_once(package: Any, n: int) -> float:
+    """One sign-off-flag push, as the push task runs it: the seconds until it is sent."""
+    from registry_app.models import PushOutbox
+    from registry_app.review.push import push_execute
+
+    package.refresh_from_db()
+    push = PushOutbox.objects.create(
+        package=package,
+        kind=PushOutbox.Kind.FLAGS,
+        flags={"BenchFlag": str(n)},
+        expected_status=package.approval_status,
+    )
+    start = time.perf_counter()
+    done = push_execute(push.pk)
+    elapsed = time.perf_counter() - start
+    assert done.state == PushOutbox.State.SENT, (done.state, done.last_error)
+    return elapsed
+
+
+def _sync_once(registry: Any) -> float:
+    from registry_app.mirror.execute import sync_source
+
+    start = time.perf_counter()
+    run = sync_source(registry, mode="incremental")
+    assert run.status == "succeeded", run.error
+    return time.perf_counter() - start
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "median_ms": round(statistics.median(values) * 1000, 1),
+        "p95_ms": round(pct(values, 0.95) * 1000, 1),
+        "max_ms": round(max(values) * 1000, 1),
+    }
+
+
+def phase_backfill(slice_seconds: int) -> dict[str, Any]:
+    """A new source (whole trail by default): its first pass, then the backfill in another process
+    while this one pushes and syncs another source; latencies idle and during the backfill."""
+    os.environ["AUDIT_DIGEST_VALIDATION"] = "true"
+    os.environ.pop("AUDIT_S3_INITIAL_DAYS", None)
+    os.environ["CELERY_BROKER_URL"] = "memory://"  # the pushes' follow-up tasks go nowhere
+    setup_django()
+    from registry_app.audit.coverage import source_coverage
+    from registry_app.audit.ingest import ingest_source
+    from registry_app.models import CloudTrailEvent, ModelPackage, TrailLogFile
+
+    source = seed_mirror()
+    registry = _registry()
+    packages = list(ModelPackage.objects.filter(source=registry).order_by("version"))
+    first = ingest_source(source, lookup=False)
+    idle_push = [_push_once(packages[i % len(packages)], i) for i in range(15)]
+    idle_sync = [_sync_once(registry) for _ in range(5)]
+    command = [
+        sys.executable,
+        "manage.py",
+        "sync_audit",
+        "--backfill",
+        "--source",
+        source.name,
+        "--max-seconds",
+        str(slice_seconds),
+    ]
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    busy_push: list[float] = []
+    busy_sync: list[float] = []
+    n = 100
+    while proc.poll() is None:
+        busy_push.append(_push_once(packages[n % len(packages)], n))
+        n += 1
+        if n % 5 == 0:
+            busy_sync.append(_sync_once(registry))
+        time.sleep(0.5)
+    wall = time.perf_counter() - started
+    out, err = proc.communicate()
+    coverage = source_coverage(source)
+    busy = sum(b.busy_seconds for b in coverage.backfill)
+    backfilled = CloudTrailEvent.objects.count() - first.s3.inserted
+    return {
+        "first_pass_events": first.s3.inserted,
+        "backfill_rc": proc.returncode,
+        "backfill_output": out.strip().splitlines()[-3:] + err.strip().splitlines()[-3:],
+        "backfill_events": backfilled,
+        "backfill_wall_s": round(wall, 1),
+        "backfill_events_per_s_wall": round(backfilled / wall) if wall else 0,
+        "backfill_slices_busy_s": round(busy, 1),
+        "backfill_events_per_s_in_slices": round(backfilled / busy) if busy else 0,
+        "backfill_done": coverage.backfill_done,
+        "days": [(b.days_done, b.days_total) for b in coverage.backfill],
+        "files_by_state": dict(Counter(TrailLogFile.objects.values_list("state", flat=True))),
+        "push_idle": _stats(idle_push),
+        "push_during_backfill": _stats(busy_push),
+        "sync_idle": _stats(idle_sync),
+        "sync_during_backfill": _stats(busy_sync),
+    }
+
+
+def start_fake(port: int) -> subprocess.Popen[bytes]:
+    """The AWS-faithful fake (moto + ListPublicKeys) on loopback, in its own process."""
+    import socket
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry_app.devtools.aws_fake", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(150):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the AWS fake did not start on port {port}")
+
+
 # --------------------------------------------------------------------------------------------- driver
 
 
@@ -595,6 +841,10 @@ def main() -> None:
     parser.add_argument("--page-reps", type=int, default=60)
     parser.add_argument("--keep-db", action="store_true", help="Keep the PostgreSQL scratch database.")
     parser.add_argument("--phase", nargs="+")
+    parser.add_argument("--evidence-only", action="store_true", help="Only (d): validation on/off and the backfill.")
+    parser.add_argument("--slice-seconds", type=int, default=60, help="Backfill slice length in (d).")
+    parser.add_argument("--repeat", type=int, default=2, help="Pairs of S3 passes without / with validation.")
+    parser.add_argument("--days", type=int, default=DAYS, help="The trail's span in days (one digest an hour).")
     args = parser.parse_args()
 
     if args.phase:
@@ -602,7 +852,9 @@ def main() -> None:
         if name == "generate":
             result = phase_generate(int(rest[0]), int(rest[1]))
         elif name == "ingest":
-            result = phase_ingest()
+            result = phase_ingest(validate=(rest or ["on"])[0] == "on")
+        elif name == "backfill":
+            result = phase_backfill(int(rest[0]))
         elif name == "lookup":
             result = phase_lookup(int(rest[0]), int(rest[1]))
         else:
@@ -625,59 +877,121 @@ def main() -> None:
         VAR_DIR=tmp,
         LOG_LEVEL="ERROR",
         ALLOWED_HOSTS="testserver,127.0.0.1,localhost",
+        AUDIT_BENCH_DAYS=str(args.days),
     )
     scratch = scratch_database(env)
-    moto = start_moto(port)
+    extra: list[str] = []
+
+    def fresh(suffix: str) -> dict[str, str]:
+        """Another empty database for a phase: a scratch PostgreSQL database, or a new SQLite file."""
+        other = dict(env, VAR_DIR=tempfile.mkdtemp(prefix=f"audit-bench-{suffix}-"))
+        if scratch:
+            other["DATABASE_URL"] = pg_scratch(f"{scratch.rpartition('/')[2]}_{suffix}")
+            extra.append(other["DATABASE_URL"])
+        return other
+
+    fake = start_fake(port)
     try:
         db = "PostgreSQL (scratch database)" if scratch else "SQLite"
         print(f"# audit benchmark: {args.records} records, {args.per_file} per file, db={db}")
         gen = run_phase(__file__, env, "generate", str(args.records), str(args.per_file))
-        print(f"generated {gen['files']} log files ({gen['gz_mb']} MB gzip) in {gen['seconds']} s")
-        ingest = run_phase(__file__, env, "ingest")
-        print(json.dumps({"ingest": ingest}, indent=2))
-        lookup_env = dict(env, VAR_DIR=tempfile.mkdtemp(prefix="audit-bench-lookup-"))
-        lookup_env.pop("DATABASE_URL", None)  # (b) needs no big database: a fresh SQLite file
-        one = run_phase(__file__, lookup_env, "lookup", str(args.lookup_pages), "1")
-        lookup_env["VAR_DIR"] = tempfile.mkdtemp(prefix="audit-bench-lookup2-")
-        two = run_phase(__file__, lookup_env, "lookup", str(args.lookup_pages // 2), "2")
-        print(json.dumps({"lookup_one_source": one, "lookup_two_sources_same_account": two}, indent=2))
-        pages = run_phase(__file__, env, "pages", str(args.page_reps))
-        print(json.dumps({"pages": pages}, indent=2))
+        print(
+            f"generated {gen['files']} log files ({gen['gz_mb']} MB gzip) in {gen['seconds']} s, "
+            f"{gen['digests']} signed hourly digests in {gen['digest_seconds']} s"
+        )
+        # Off and on alternate (a shared machine's load drifts): each pair is measured back to back.
+        offs, ons = [], []
+        for round_ in range(args.repeat):
+            offs.append(run_phase(__file__, fresh(f"novalidation{round_}"), "ingest", "off"))
+            last = round_ == args.repeat - 1
+            ons.append(run_phase(__file__, env if last else fresh(f"validation{round_}"), "ingest", "on"))
+            print(json.dumps({"ingest_without_validation": offs[-1], "ingest_with_validation": ons[-1]}, indent=2))
+            print(f"# uptime: {os.getloadavg()}")
+        off, ingest = offs[-1], ons[-1]
+        if not args.evidence_only:
+            lookup_env = dict(env, VAR_DIR=tempfile.mkdtemp(prefix="audit-bench-lookup-"))
+            lookup_env.pop("DATABASE_URL", None)  # (b) needs no big database: a fresh SQLite file
+            one = run_phase(__file__, lookup_env, "lookup", str(args.lookup_pages), "1")
+            lookup_env["VAR_DIR"] = tempfile.mkdtemp(prefix="audit-bench-lookup2-")
+            two = run_phase(__file__, lookup_env, "lookup", str(args.lookup_pages // 2), "2")
+            print(json.dumps({"lookup_one_source": one, "lookup_two_sources_same_account": two}, indent=2))
+            pages = run_phase(__file__, env, "pages", str(args.page_reps))
+            print(json.dumps({"pages": pages}, indent=2))
+        backfill = run_phase(__file__, fresh("backfill"), "backfill", str(args.slice_seconds))
+        print(json.dumps({"backfill": backfill}, indent=2))
 
         print("\n| figure | value |\n|---|---|")
-        print(f"| records in trail files (moto S3, loopback) | {ingest['records']:,} in {ingest['files']} files |")
+        print(f"| records in trail files (AWS fake S3, loopback) | {ingest['records']:,} in {ingest['files']} files |")
+        print(f"| digest files (hourly, signed, chained) | {gen['digests']:,}: {ingest['digests_by_state']} |")
         linked = f"{ingest['linked_to_package']:,} linked to a package, {ingest['linked_to_user']:,} to a user"
         print(f"| stored (unique relevant) | {ingest['stored']:,} ({linked}) |")
-        print(f"| S3 pass wall | {ingest['s3_pass_s']} s |")
-        print(f"| **ingest rate** | **{ingest['events_per_s']:,} events/s** |")
-        cpu = ingest["cpu_us_per_event"]
-        print(
-            f"| CPU per event (S3 pass) | writer thread {cpu['writer_thread']} µs, all ingest processes "
-            f"{cpu['ingest_processes']} µs, database server {cpu['database_server']} µs |"
-        )
-        bound = ingest["cpu_bound_events_per_s"]
-        print(f"| CPU-bound rate on 2 idle cores (from the CPU figures) | {bound:,} events/s |")
-        print(f"| after the pass (relink, evidence, {ingest['deployments_rebuilt']} deployment rebuilds) | "
-              f"{ingest['after_ingest_s']} s |")  # fmt: skip
-        print(f"| SQL statements | {ingest['sql_queries']:,} |")
-        print(f"| **peak RSS (ingesting process)** | **{ingest['rss_mb']} MB** |")
-        for label, res in (("one source", one), ("two sources, same account+Region", two)):
+        for label, res in (("without digest validation", off), ("**with digest validation**", ingest)):
+            cpu = res["cpu_us_per_event"]
             print(
-                f"| LookupEvents, {label}: {res['requests_accepted']} calls in {res['wall_s']} s | "
-                f"{res['achieved_tps']} req/s = **{res['fraction_of_limit'] * 100:.1f} % of 2 TPS**, "
-                f"{res['requests_throttled']} throttled, **{res['events_lost']} events lost**, "
-                f"{res['token_mismatches']} token/parameter mismatches |"
+                f"| ingest rate {label} | **{res['events_per_s']:,} events/s** ({res['s3_pass_s']} s); CPU/event "
+                f"writer {cpu['writer_thread']} µs, ingest processes {cpu['ingest_processes']} µs, "
+                f"database {cpu['database_server']} µs; {res['sql_queries']:,} SQL; RSS {res['rss_mb']} MB |"
             )
-        for label in ("package timeline", "/audit/?actor=", "/as-of/?endpoint=&at="):
-            res = pages[label]
-            if "skipped" in res:
-                print(f"| {label} | skipped: {res['skipped']} |")
-            else:
-                print(f"| {label} | median {res['median_ms']} ms, p95 {res['p95_ms']} ms, queries {res['queries']} |")
+        ratios = [on["events_per_s"] / max(1, no["events_per_s"]) for no, on in zip(offs, ons, strict=True)]
+        pairs = ", ".join(f"{no['events_per_s']:,} → {on['events_per_s']:,}" for no, on in zip(offs, ons, strict=True))
+        print(f"| rate without → with validation, each pair back to back | {pairs} events/s |")
+        print(
+            f"| **rate with / without validation** | **{statistics.mean(ratios):.3f}** mean of "
+            f"{', '.join(f'{r:.3f}' for r in ratios)} (target >= 0.90) |"
+        )
+        cpu_ratios = [
+            on["cpu_bound_events_per_s"] / max(1, no["cpu_bound_events_per_s"])
+            for no, on in zip(offs, ons, strict=True)
+        ]
+        print(
+            f"| CPU-bound rate with / without (our processes + database, not the fake S3) | "
+            f"{statistics.mean(cpu_ratios):.3f} mean of {', '.join(f'{r:.3f}' for r in cpu_ratios)} |"
+        )
+        print(f"| trail files by validation state (with) | {ingest['files_by_state']} |")
+        print(f"| AWS calls with validation | {ingest['aws_calls']} |")
+        if not args.evidence_only:
+            for label, res in (("one source", one), ("two sources, same account+Region", two)):
+                print(
+                    f"| LookupEvents, {label}: {res['requests_accepted']} calls in {res['wall_s']} s | "
+                    f"{res['achieved_tps']} req/s = **{res['fraction_of_limit'] * 100:.1f} % of 2 TPS**, "
+                    f"{res['requests_throttled']} throttled, **{res['events_lost']} events lost**, "
+                    f"{res['token_mismatches']} token/parameter mismatches |"
+                )
+            for label in ("package timeline", "/audit/?actor=", "/as-of/?endpoint=&at="):
+                res = pages[label]
+                if "skipped" in res:
+                    print(f"| {label} | skipped: {res['skipped']} |")
+                else:
+                    print(
+                        f"| {label} | median {res['median_ms']} ms, p95 {res['p95_ms']} ms, queries {res['queries']} |"
+                    )
+        b = backfill
+        print(f"| new source's first pass (yesterday on) | {b['first_pass_events']:,} events |")
+        print(
+            f"| **background backfill** ({args.slice_seconds} s slices, own process) | {b['backfill_events']:,} events "
+            f"in {b['backfill_wall_s']} s = **{b['backfill_events_per_s_wall']:,} events/s** wall "
+            f"({b['backfill_events_per_s_in_slices']:,}/s inside slices); done: {b['backfill_done']}, "
+            f"days {b['days']} |"
+        )
+        for what in ("push", "sync"):
+            idle, busy = b[f"{what}_idle"], b[f"{what}_during_backfill"]
+            label = (
+                "push (DescribeModelPackage + UpdateModelPackage + rows)"
+                if what == "push"
+                else "incremental registry sync"
+            )
+            print(
+                f"| {label} idle / during the backfill | median {idle.get('median_ms')} / {busy.get('median_ms')} ms, "
+                f"p95 {idle.get('p95_ms')} / {busy.get('p95_ms')} ms, "
+                f"max {idle.get('max_ms')} / {busy.get('max_ms')} ms "
+                f"(n = {idle['n']} / {busy['n']}) |"
+            )
     finally:
-        stop(moto)
+        stop(fake)
         if not args.keep_db:
             pg_drop(scratch)
+        for url in extra:
+            pg_drop(url)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,18 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.ingest_audit_all",
             "schedule": 300.0,  # CloudTrail: LookupEvents + trail S3 files; see services/cloudtrail_ingest.py
         },
+        "audit-anchor": {
+            "task": "registry_app.tasks.anchor_audit",
+            "schedule": float(settings.AUDIT_ANCHOR_INTERVAL_SECONDS),  # the chain's head, outside the database
+        },
+        "audit-verify": {
+            "task": "registry_app.tasks.verify_audit",
+            "schedule": crontab(minute=41, hour=settings.AUDIT_VERIFY_HOUR_UTC),  # daily; e-mails staff on failure
+        },
+        "audit-backfill": {
+            "task": "registry_app.tasks.backfill_audit_all",
+            "schedule": 600.0,  # restarts trail-history backfills; each slice enqueues the next
+        },
         "sla-reminders": {
             "task": "registry_app.tasks.send_sla_reminders",
             "schedule": crontab(minute=7),  # hourly; the Notification key limits it to one per day

@@ -386,7 +386,14 @@ _ROUTED_TASKS = {
         "poll_all_event_queues",
     ),
     "push": ("push", "resend_stuck_pushes", "refresh_package"),  # the refresh follows a push; sync runs are long
-    "audit": ("ingest_audit", "ingest_audit_all"),
+    "audit": (
+        "ingest_audit",
+        "ingest_audit_all",
+        "anchor_audit",
+        "verify_audit",
+        "backfill_audit",
+        "backfill_audit_all",
+    ),
     "email": (
         "notify_review_requested",
         "notify_decided",
@@ -433,6 +440,30 @@ REPORT_MAX_BYTES = env_int("REPORT_MAX_BYTES", 5 * 1024 * 1024)
 # The lease is renewed every few seconds while a sync progresses, so it only bounds how long a
 # sync killed mid-run (worker killed, connection dropped) keeps its source from syncing.
 SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 900)
+
+# --- Audit evidence (README: Configuration; docs/audit-anchor.md) ------------------------------
+# Where the audit chain's head is anchored: an s3://bucket/prefix/ (Object Lock in compliance mode
+# recommended), written with the dashboard's own credentials; empty: a file under VAR_DIR.
+AUDIT_ANCHOR_S3_URI = env_str("AUDIT_ANCHOR_S3_URI", "") or ""
+AUDIT_ANCHOR_REGION = (
+    env_str("AUDIT_ANCHOR_REGION")
+    or os.environ.get("AWS_REGION")
+    or os.environ.get("AWS_DEFAULT_REGION")
+    or "us-east-1"
+)
+AUDIT_ANCHOR_FILE = env_str("AUDIT_ANCHOR_FILE") or str(VAR_DIR / "audit-anchors.jsonl")  # without the S3 URI
+AUDIT_ANCHOR_INTERVAL_SECONDS = env_int("AUDIT_ANCHOR_INTERVAL_SECONDS", 3600)
+AUDIT_VERIFY_HOUR_UTC = env_int("AUDIT_VERIFY_HOUR_UTC", 3)
+# Empty (the default): a new source's whole trail is read, its history backfilled newest first in the
+# background. A number opts out: the first S3 pass starts that many days back and nothing older is read.
+_initial_days = env_str("AUDIT_S3_INITIAL_DAYS", "") or ""
+AUDIT_S3_INITIAL_DAYS = int(_initial_days) if _initial_days.strip() else None
+AUDIT_BACKFILL_SLICE_SECONDS = env_int("AUDIT_BACKFILL_SLICE_SECONDS", 120)
+AUDIT_BACKFILL_PAUSE_SECONDS = env_int("AUDIT_BACKFILL_PAUSE_SECONDS", 5)
+AUDIT_BACKFILL_REBUILD_SECONDS = env_int("AUDIT_BACKFILL_REBUILD_SECONDS", 600)
+AUDIT_BACKFILL_NICE = env_int("AUDIT_BACKFILL_NICE", 10)
+AUDIT_DIGEST_VALIDATION = env_bool("AUDIT_DIGEST_VALIDATION", True)
+AUDIT_DIGEST_GRACE_MINUTES = env_int("AUDIT_DIGEST_GRACE_MINUTES", 180)
 
 
 # --- Hardening: CSP form-action for the OIDC provider (read last, after the SSO section) --------

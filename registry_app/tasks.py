@@ -218,6 +218,9 @@ def ingest_audit_task(source_id: int) -> dict[str, int]:
     )
     for line in result.lines():
         log.info("audit ingest: %s", line)
+    from registry_app.audit.alerts import alert_evidence_failures
+
+    alert_evidence_failures()  # trail files or digests that failed validation: staff are e-mailed
     return {"inserted": result.inserted, "errors": len(result.errors), "skipped": int(result.skipped)}
 
 
@@ -251,3 +254,61 @@ def verify_review_state_task() -> int:
     from registry_app.review.queue_state import review_state_verify
 
     return review_state_verify(fix=True).differences
+
+
+# --- audit evidence --------------------------------------------------------------------------
+# The audit chain's head anchored outside the database (hourly) and verified against it (daily);
+# the trail's history backfilled newest first in time-budgeted slices, each re-enqueueing the next
+# (the beat restarts a chain that was lost). All on the audit queue; none retries: the next run does.
+
+
+@shared_task(name="registry_app.tasks.anchor_audit", ignore_result=True)
+def anchor_audit_task() -> int | None:
+    """Beat (hourly): write the audit chain's head to the anchor store (registry_app.audit.anchors)."""
+    from registry_app.audit.anchors import anchor_head
+
+    return anchor_head().seq
+
+
+@shared_task(name="registry_app.tasks.verify_audit", ignore_result=True)
+def verify_audit_task() -> bool:
+    """Beat (daily): verify the chain against the latest anchor; staff are e-mailed on a failure."""
+    from registry_app.audit.alerts import alert_evidence_failures
+    from registry_app.audit.verification import verify_audit
+
+    ok = verify_audit(trigger="schedule").ok
+    alert_evidence_failures()  # CloudTrail failures whose alert could not be sent before
+    return ok
+
+
+@shared_task(name="registry_app.tasks.backfill_audit", ignore_result=True)
+def backfill_audit_task(source_id: int) -> dict[str, int]:
+    """One slice of a source's trail history; enqueues the next slice while there is more to read."""
+    from django.conf import settings
+
+    from registry_app.audit.alerts import alert_evidence_failures
+    from registry_app.audit.backfill import backfill_source
+
+    source = RegistrySource.objects.filter(pk=source_id, enabled=True).first()
+    if source is None:
+        return {}
+    result = backfill_source(source, max_seconds=float(settings.AUDIT_BACKFILL_SLICE_SECONDS))
+    log.info("audit backfill: %s", result.line())
+    alert_evidence_failures()
+    if result.more and not result.skipped:
+        backfill_audit_task.apply_async((source_id,), countdown=int(settings.AUDIT_BACKFILL_PAUSE_SECONDS))
+    return {"inserted": result.s3.inserted, "days": result.days, "more": int(result.more)}
+
+
+@shared_task(name="registry_app.tasks.backfill_audit_all", ignore_result=True)
+def backfill_audit_all_task() -> int:
+    """Beat (every 10 minutes): start (or restart) the backfill of each source that has history left."""
+    from registry_app.audit.backfill import sources_to_backfill
+
+    ids = sources_to_backfill()
+    for source_id in ids:
+        backfill_audit_task.delay(source_id)
+    return len(ids)
+
+
+# --- end audit evidence ----------------------------------------------------------------------

@@ -39,6 +39,15 @@ def fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def audit_anchor_file(settings: Any, tmp_path: Any) -> Any:
+    """Audit anchors (written at exports, by the beat and verify_audit) go to a file of this test's own,
+    never to var/, where one test's anchors would be another's "deleted tail"."""
+    settings.AUDIT_ANCHOR_S3_URI = ""
+    settings.AUDIT_ANCHOR_FILE = str(tmp_path / "audit-anchors.jsonl")
+    return settings.AUDIT_ANCHOR_FILE
+
+
 @pytest.fixture
 def personas(db: None) -> dict[str, Any]:
     """One user per role, a viewer, an outsider, staff and a registrant (tests/personas.py)."""

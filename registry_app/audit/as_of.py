@@ -7,9 +7,10 @@ rollback candidate. Flat rows (``AsOfAnswer.fact_rows``) feed the CSV and print 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Q
@@ -17,9 +18,11 @@ from django.db.models import Q
 from registry_app.audit.as_of_evidence import Evidence, deployment_evidence, deployment_missing
 from registry_app.audit.as_of_package import PackageAt, package_at
 from registry_app.audit.as_of_status import RollbackCandidate, rollback_candidate
+from registry_app.audit.coverage import SourceCoverage, coverage_for
 from registry_app.audit.endpoints import pick_endpoint
+from registry_app.audit.validation import event_validation
 from registry_app.audit.values import iso, username
-from registry_app.models import CloudTrailEvent, Endpoint, EndpointDeployment, ModelPackage
+from registry_app.models import CloudTrailEvent, Endpoint, EndpointDeployment, ModelPackage, RegistrySource
 from registry_app.models.audit import endpoint_name_is
 
 __all__ = ["AsOfAnswer", "VariantAt", "as_of"]
@@ -30,10 +33,10 @@ class VariantAt:
     deployment: EndpointDeployment
     package: PackageAt
     rollback: RollbackCandidate | None
+    evidence: list[Evidence] = field(default_factory=list)
 
-    @property
-    def evidence(self) -> list[Evidence]:
-        return deployment_evidence(self.deployment)
+    def __post_init__(self) -> None:
+        self.evidence = self.evidence or deployment_evidence(self.deployment)
 
     def as_dict(self) -> dict[str, Any]:
         d = self.deployment
@@ -60,11 +63,16 @@ class AsOfAnswer:
     summary: str
     summary_evidence: list[Evidence]
     missing: list[str]
+    # Set when ``at`` falls before the CloudTrail evidence the sources cover: no answer is given.
+    before_coverage: bool = False
+    coverage: list[SourceCoverage] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "endpoint": self.endpoint_name,
             "at": iso(self.at),
+            "before_covered_range": self.before_coverage,
+            "covered_from": {c.source.name: iso(c.covered_from) for c in self.coverage},
             "nothing_deployed": self.nothing_deployed,
             "summary": self.summary,
             "summary_evidence": [e.as_dict() for e in self.summary_evidence],
@@ -207,9 +215,61 @@ def _no_window_answer(
     )
 
 
+def _coverage(endpoint_name: str, endpoint: Endpoint | None) -> list[SourceCoverage]:
+    """The sources whose CloudTrail evidence an answer about this endpoint rests on."""
+    if endpoint is not None and endpoint.source_id:
+        sources = RegistrySource.objects.filter(pk=endpoint.source_id)
+    else:
+        ids = EndpointDeployment.objects.filter(endpoint_name_is(endpoint_name)).values_list("source_id", flat=True)
+        sources = (
+            RegistrySource.objects.filter(pk__in=ids) if ids.exists() else RegistrySource.objects.filter(enabled=True)
+        )
+    return coverage_for(sources.order_by("name"))
+
+
+def _before_coverage(endpoint_name: str, endpoint: Endpoint | None, at: dt.datetime) -> AsOfAnswer | None:
+    """The plain answer when ``at`` is before what the evidence covers (None: it is covered, or
+    nothing has been ingested at all, in which case the answer says what is missing as before)."""
+    coverage = _coverage(endpoint_name, endpoint)
+    late = [c for c in coverage if c.covered_from is not None and at < c.covered_from]
+    if not late:
+        return None
+    first = max(c.covered_from for c in late if c.covered_from is not None)
+    summary = (
+        f"{iso(at)} is before the CloudTrail evidence covers: it is complete only from {iso(first)}, so no "
+        "answer is given from partial evidence."
+    )
+    missing = [c.describe() for c in late]
+    return AsOfAnswer(endpoint_name, at, endpoint, [], False, summary, [], missing, True, coverage)
+
+
+def with_validation(answer: AsOfAnswer) -> AsOfAnswer:
+    """Each CloudTrail reference of the answer gets its call's validation state (one query)."""
+    lists = [answer.summary_evidence]
+    for variant in answer.variants:
+        lists.append(variant.evidence)
+        lists.extend(fact.evidence for fact in variant.package.facts)
+        if variant.rollback is not None and variant.rollback.status_fact is not None:
+            lists.append(variant.rollback.status_fact.evidence)
+    ids = {e.ref.split(":", 1)[1] for evidence in lists for e in evidence if e.ref.startswith("cloudtrail:")}
+    if not ids:
+        return answer
+    events = CloudTrailEvent.objects.filter(event_id__in=ids).select_related("trail_file")
+    found = {event.event_id: event_validation(event) for event in events}
+    for evidence in lists:
+        for index, item in enumerate(evidence):
+            validation = found.get(item.ref.split(":", 1)[1]) if item.ref.startswith("cloudtrail:") else None
+            if validation is not None:
+                evidence[index] = dataclasses.replace(item, validation=validation.text, validation_tone=validation.tone)
+    return answer
+
+
 def as_of(endpoint_name: str, at: dt.datetime) -> AsOfAnswer:
     """What served ``endpoint_name`` at ``at``, with each fact's evidence, or what is missing."""
     endpoint = pick_endpoint(endpoint_name)
+    refused = _before_coverage(endpoint_name, endpoint, at)
+    if refused is not None:
+        return refused
     windows = list(
         EndpointDeployment.objects.filter(endpoint_name_is(endpoint_name), started_at__lte=at)
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
@@ -218,7 +278,7 @@ def as_of(endpoint_name: str, at: dt.datetime) -> AsOfAnswer:
     )
     if not windows:
         nothing, summary, evidence, missing = _no_window_answer(endpoint_name, endpoint, at)
-        return AsOfAnswer(endpoint_name, at, endpoint, [], nothing, summary, evidence, missing)
+        return with_validation(AsOfAnswer(endpoint_name, at, endpoint, [], nothing, summary, evidence, missing))
     by_arn = _lookup_packages(windows)
     variants: list[VariantAt] = []
     missing: list[str] = []
@@ -242,4 +302,4 @@ def as_of(endpoint_name: str, at: dt.datetime) -> AsOfAnswer:
     )
     summary = f"{endpoint_name} served {names}."
     evidence = [e for v in variants for e in v.evidence]
-    return AsOfAnswer(endpoint_name, at, endpoint, variants, False, summary, evidence, missing)
+    return with_validation(AsOfAnswer(endpoint_name, at, endpoint, variants, False, summary, evidence, missing))

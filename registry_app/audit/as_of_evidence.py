@@ -20,9 +20,14 @@ class Evidence:
     ref: str  # "cloudtrail:<eventID>", "observation:<id>", "signoff:<id>", "deployment:<id>", ...
     at: dt.datetime | None = None
     note: str = ""
+    validation: str = ""  # a CloudTrail call's: validated / no digest yet / validation failed: why
+    validation_tone: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "at": iso(self.at), "note": self.note}
+        out = {"ref": self.ref, "at": iso(self.at), "note": self.note}
+        if self.validation:
+            out["validation"] = self.validation
+        return out
 
 
 @dataclass

@@ -17,7 +17,6 @@ Rules (docs: shared/aws-formats.md §2):
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import hashlib
 import json
 from collections.abc import Iterable
@@ -328,20 +327,3 @@ def record_from_lookup_event(event: dict[str, Any]) -> dict[str, Any]:
         "_unparsedCloudTrailEvent": text if isinstance(text, str) else None,
     }
     return record
-
-
-def prepare_log_rows_gc_paused(body: bytes, fallback: dt.datetime) -> tuple[int, list[PreparedRow]]:
-    """``prepare_log_rows`` in a parsing process (events as plain tuples), with the cyclic garbage
-    collector paused meanwhile: a file's records are acyclic JSON trees that reference counting
-    frees, yet their tens of thousands of containers would set off collection after collection.
-
-    It lives in this pure module on purpose: a ``forkserver`` parsing process unpickles it by
-    importing its module, without Django set up, so that module must not import models.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return prepare_log_rows(body, fallback)
-    finally:
-        if enabled:
-            gc.enable()

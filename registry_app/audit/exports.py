@@ -45,8 +45,8 @@ __all__ = [
 
 FORMATS = ("csv", "json", "print")
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-TIMELINE_COLUMNS = ("at", "kind", "actor", "title", "detail", "package", "endpoint", "evidence_id", "raw")
-PRINT_COLUMNS = ("at", "kind", "actor", "title", "detail", "package", "evidence_id")
+TIMELINE_COLUMNS = ("at", "kind", "actor", "title", "detail", "package", "endpoint", "evidence_id", "validation", "raw")
+PRINT_COLUMNS = ("at", "kind", "actor", "title", "detail", "package", "evidence_id", "validation")
 _JSON_CHUNK = 200
 
 

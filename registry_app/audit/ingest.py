@@ -59,7 +59,7 @@ from registry_app.aws.errors import AwsError
 from registry_app.aws.session import CallStats, SourceConfig
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
 
-__all__ = ["AuditIngest", "IngestResult", "analyze_after_rows", "ingest_all", "ingest_source"]
+__all__ = ["AuditIngest", "IngestResult", "analyze_after_rows", "analyze_events_table", "ingest_all", "ingest_source"]
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def ingest_source(
         except LockLost as exc:
             result.s3.error(str(exc))
             return result
-        _analyze_after(result.inserted)
+        analyze_events_table(result.inserted)
         result.relinked = _relink(source)
         result.evidence_attached = _attach_evidence()
         if rebuild:
@@ -190,7 +190,7 @@ def analyze_after_rows() -> int:
     return int(getattr(settings, "AUDIT_ANALYZE_AFTER_ROWS", 20_000))
 
 
-def _analyze_after(inserted: int) -> None:
+def analyze_events_table(inserted: int) -> None:
     """Refresh the query planner's statistics on the event table after a large ingest.
 
     Without them SQLite assumes every index narrows an equality to a few rows and cannot tell that

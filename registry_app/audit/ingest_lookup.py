@@ -90,6 +90,8 @@ class LookupPass(IngestRun):
             else:
                 start = horizon
             start = max(utc_seconds(start), horizon)
+            if not state.get("covered_from") or cursor_time(start) < state["covered_from"]:
+                state["covered_from"] = cursor_time(start)  # the oldest time LookupEvents was read from
             if start >= now:
                 return True
             window = {"start": cursor_time(start), "end": cursor_time(now), "token": None, "key": key, "value": value}
@@ -147,7 +149,7 @@ class LookupPass(IngestRun):
             if token:
                 state = {**state, "window": {**window, "token": token}}
             else:
-                state = {"done_until": window["end"], "window": None}
+                state = {"done_until": window["end"], "window": None, "covered_from": state.get("covered_from")}
             passes[name] = state
             position.pop("failures", None)
             position.pop("retry_after", None)

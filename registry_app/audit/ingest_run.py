@@ -20,11 +20,13 @@ from django.utils import timezone
 
 from registry_app.audit.events import PreparedRow, parse_event_time
 from registry_app.audit.ingest_linker import Linker
-from registry_app.audit.ingest_writer import StoreStats, store_prepared
+from registry_app.audit.ingest_writer import StoreStats, store_from_files, store_prepared
+from registry_app.audit.trail_evidence import ReadFile, log_file_failures, record_read_files
 from registry_app.aws.cloudtrail import CloudTrailReader
 from registry_app.models import AuditCursor, CloudTrailEvent, RegistrySource
 
 __all__ = [
+    "BACKFILL_LOCK_KIND",
     "LOCK_KIND",
     "IngestRun",
     "LockLost",
@@ -43,6 +45,7 @@ __all__ = [
 log = logging.getLogger("registry_app.audit.ingest")
 
 LOCK_KIND = "lock"  # an AuditCursor row per source that holds only the ingest lease
+BACKFILL_LOCK_KIND = "backfill_lock"  # the history backfill's own lease
 MAX_ERRORS_KEPT = 200
 
 
@@ -78,14 +81,17 @@ class PassResult:
 # ---------------------------------------------------------------------------------------------- the lock
 
 
-def _lock_row(source: RegistrySource) -> AuditCursor:
-    row, _ = AuditCursor.objects.get_or_create(source=source, kind=LOCK_KIND, defaults={"position": {}})
+def _lock_row(source: RegistrySource, kind: str = LOCK_KIND) -> AuditCursor:
+    row, _ = AuditCursor.objects.get_or_create(source=source, kind=kind, defaults={"position": {}})
     return row
 
 
-def acquire_audit_lock(source: RegistrySource, *, now: float | None = None) -> str | None:
-    """Conditional UPDATE: exactly one caller wins while the lease is free or expired."""
-    row = _lock_row(source)
+def acquire_audit_lock(source: RegistrySource, *, now: float | None = None, kind: str = LOCK_KIND) -> str | None:
+    """Conditional UPDATE: exactly one caller wins while the lease is free or expired.
+
+    ``kind``: the forward ingest's lease (``lock``) or the backfill's (``backfill_lock``), which are
+    separate so the history backfill never holds up the 5-minute ingest."""
+    row = _lock_row(source, kind)
     token = uuid.uuid4().hex
     now = time.time() if now is None else now
     won = (
@@ -96,17 +102,17 @@ def acquire_audit_lock(source: RegistrySource, *, now: float | None = None) -> s
     return token if won else None
 
 
-def renew_audit_lock(source: RegistrySource, token: str) -> bool:
+def renew_audit_lock(source: RegistrySource, token: str, *, kind: str = LOCK_KIND) -> bool:
     """Extend the lease; False when it was lost (expired and taken by another worker)."""
     return bool(
-        AuditCursor.objects.filter(source=source, kind=LOCK_KIND, position__token=token).update(
+        AuditCursor.objects.filter(source=source, kind=kind, position__token=token).update(
             position={"token": token, "until": time.time() + lock_seconds()}, updated_at=timezone.now()
         )
     )
 
 
-def release_audit_lock(source: RegistrySource, token: str) -> None:
-    AuditCursor.objects.filter(source=source, kind=LOCK_KIND, position__token=token).update(
+def release_audit_lock(source: RegistrySource, token: str, *, kind: str = LOCK_KIND) -> None:
+    AuditCursor.objects.filter(source=source, kind=kind, position__token=token).update(
         position={}, updated_at=timezone.now()
     )
 
@@ -136,7 +142,10 @@ def cursor_row(source: RegistrySource, kind: str) -> AuditCursor:
 
 def cursor_positions(source: RegistrySource) -> dict[str, dict[str, Any]]:
     """The stored positions by kind (for status pages and tests)."""
-    return {c.kind: dict(c.position) for c in AuditCursor.objects.filter(source=source).exclude(kind=LOCK_KIND)}
+    return {
+        c.kind: dict(c.position)
+        for c in AuditCursor.objects.filter(source=source).exclude(kind__in=[LOCK_KIND, BACKFILL_LOCK_KIND])
+    }
 
 
 def _relaxed_commit() -> None:
@@ -165,10 +174,12 @@ class IngestRun:
         max_seconds: float | None = None,
         clock: Callable[[], dt.datetime] = timezone.now,
         prefetch: int = 4,
+        lock_kind: str = LOCK_KIND,
     ) -> None:
         self.source = source
         self.reader = reader
         self.lock_token = lock_token
+        self.lock_kind = lock_kind
         self.since = since
         self.deadline = time.monotonic() + max_seconds if max_seconds else None
         self.clock = clock
@@ -187,14 +198,27 @@ class IngestRun:
         via: str,
         position: dict[str, Any],
         result: PassResult,
+        *,
+        files: list[tuple[ReadFile, list[PreparedRow]]] | None = None,
     ) -> None:
-        """Store events and move the cursor in one transaction (the lease is checked in it too)."""
+        """Store events and move the cursor in one transaction (the lease is checked in it too).
+
+        ``files`` (trail files read with digest validation on): their ``TrailLogFile`` rows and
+        verdicts are written in the same transaction, each event pointing to its file.
+        """
         stats = StoreStats()
         with transaction.atomic():
             _relaxed_commit()
-            if not renew_audit_lock(self.source, self.lock_token):
+            if not renew_audit_lock(self.source, self.lock_token, kind=self.lock_kind):
                 raise LockLost(f"audit lock of {self.source.name} was lost")
-            store_prepared(self.source, events, via=via, linker=self.linker, stats=stats)
+            if files:
+                bucket = self.source.cloudtrail_bucket
+                ids, failed = record_read_files(self.source, bucket, [f for f, _ in files], now=self.clock())
+                pairs = [(ids.get(read.key), events) for read, events in files]
+                store_from_files(self.source, pairs, via=via, linker=self.linker, stats=stats)
+                log_file_failures(failed)
+            else:
+                store_prepared(self.source, events, via=via, linker=self.linker, stats=stats)
             AuditCursor.objects.filter(source=self.source, kind=kind).update(
                 position=position, updated_at=timezone.now()
             )

@@ -26,7 +26,7 @@ from registry_app.audit.events import PreparedEvent, PreparedRow, prepare_record
 from registry_app.audit.ingest_linker import Linker
 from registry_app.models import CloudTrailEvent, RegistrySource
 
-__all__ = ["INSERT_COLUMNS", "StoreStats", "batch_size", "store_prepared", "store_records"]
+__all__ = ["INSERT_COLUMNS", "StoreStats", "batch_size", "store_from_files", "store_prepared", "store_records"]
 
 
 def batch_size() -> int:
@@ -75,6 +75,7 @@ INSERT_COLUMNS = (
     "package",
     "group",
     "endpoint_name",
+    "trail_file",
     "raw",
     "ingested_at",
 )
@@ -84,12 +85,14 @@ if (
     != INSERT_COLUMNS[INSERT_COLUMNS.index("event_time") : INSERT_COLUMNS.index("user")]
 ):  # pragma: no cover - a guard for whoever reorders PreparedEvent or INSERT_COLUMNS
     raise ImportError("PreparedEvent's field order no longer matches INSERT_COLUMNS")
-_FK_COLUMNS = {"source", "user", "package", "group"}
+_FK_COLUMNS = {"source", "user", "package", "group", "trail_file"}
 _RAW = INSERT_COLUMNS.index("raw")
 _INSERT_SQL: dict[str, str] = {}
 
 
-def _values(source_id: int | None, via: str, event: PreparedRow, linker: Linker, now: dt.datetime) -> list[Any]:
+def _values(
+    source_id: int | None, via: str, event: PreparedRow, linker: Linker, now: dt.datetime, file_id: int | None = None
+) -> list[Any]:
     package_id, group_id = linker.resolve(event)
     return [
         event[_ID],
@@ -102,6 +105,7 @@ def _values(source_id: int | None, via: str, event: PreparedRow, linker: Linker,
         package_id,
         group_id,
         event[_ENDPOINT],
+        file_id,
         event[_RAW_JSON],
         now,
     ]
@@ -303,48 +307,75 @@ def store_prepared(
     itself ignores conflicts, so duplicates inside a file, across files and across LookupEvents/S3
     are stored once (and a concurrent ingest of the same events cannot fail the batch).
     """
+    return store_from_files(source, [(None, events)], via=via, linker=linker, stats=stats)
+
+
+def store_from_files(
+    source: RegistrySource | None,
+    files: Iterable[tuple[int | None, Iterable[PreparedRow]]],
+    *,
+    via: str,
+    linker: Linker,
+    stats: StoreStats | None = None,
+) -> StoreStats:
+    """``store_prepared`` for events read from trail files: ``(TrailLogFile id, events)`` per file.
+
+    Each new event points to its file (``trail_file``). An event already stored without a file (by
+    LookupEvents, which runs ahead of the trail's delivery) is given this file, so it carries the
+    file's validation state too; batches are still filled across files.
+    """
     stats = stats or StoreStats()
     size = batch_size()
-    chunk: list[PreparedRow] = []
-    for event in events:
-        stats.relevant += 1
-        chunk.append(event)
-        if len(chunk) >= size:
-            _insert_chunk(source, via, chunk, linker, stats)
-            chunk = []
+    chunk: list[tuple[PreparedRow, int | None]] = []
+    for file_id, events in files:
+        for event in events:
+            stats.relevant += 1
+            chunk.append((event, file_id))
+            if len(chunk) >= size:
+                _insert_chunk(source, via, chunk, linker, stats)
+                chunk = []
     if chunk:
         _insert_chunk(source, via, chunk, linker, stats)
     return stats
 
 
 def _insert_chunk(
-    source: RegistrySource | None, via: str, chunk: list[PreparedRow], linker: Linker, stats: StoreStats
+    source: RegistrySource | None,
+    via: str,
+    chunk: list[tuple[PreparedRow, int | None]],
+    linker: Linker,
+    stats: StoreStats,
 ) -> None:
-    unique: dict[str, PreparedRow] = {}
-    for event in chunk:
-        unique.setdefault(event[_ID], event)
+    unique: dict[str, tuple[PreparedRow, int | None]] = {}
+    for pair in chunk:
+        unique.setdefault(pair[0][_ID], pair)
     # Which events are new matters for the few that touch deployments (endpoint, config, model):
     # PostgreSQL's INSERT ... RETURNING says so; elsewhere those few are looked up first. The rest
     # are inserted with conflicts ignored and counted from the row count.
     fresh = list(unique.values())
     returning = connections[router.db_for_write(CloudTrailEvent)].vendor == "postgresql"
+    known: set[str] = set()
     if not returning:
-        deploying = [e[_ID] for e in fresh if e[_ENDPOINT] or e[_MODEL] or e[_CONFIG]]
+        deploying = [e[_ID] for e, _ in fresh if e[_ENDPOINT] or e[_MODEL] or e[_CONFIG]]
         if deploying:
             known = set(CloudTrailEvent.objects.filter(event_id__in=deploying).values_list("event_id", flat=True))
-            fresh = [e for e in fresh if e[_ID] not in known]
-    linker.prefetch_users(name for event in fresh for name in event[_CANDIDATES])
+            fresh = [pair for pair in fresh if pair[0][_ID] not in known]
+    linker.prefetch_users(name for event, _ in fresh for name in event[_CANDIDATES])
     now = timezone.now()
     source_id = source.pk if source else None
-    outcome = _insert_rows([_values(source_id, via, event, linker, now) for event in fresh])
+    outcome = _insert_rows([_values(source_id, via, event, linker, now, file_id) for event, file_id in fresh])
+    inserted_ids: set[str] | None = None
     if isinstance(outcome, set):
-        fresh = [event for event in fresh if event[_ID] in outcome]
+        inserted_ids = outcome
+        fresh = [pair for pair in fresh if pair[0][_ID] in outcome]
         inserted = len(outcome)
     else:
         inserted = outcome
     stats.inserted += inserted
     stats.duplicates += len(chunk) - inserted
-    for event in fresh:
+    if inserted < len(unique):
+        _attach_files(unique.values(), inserted_ids)
+    for event, _ in fresh:
         if event[_ERROR]:
             continue
         if event[_ENDPOINT]:
@@ -353,3 +384,14 @@ def _insert_chunk(
             stats.configs.add(event[_CONFIG])
         if event[_MODEL]:
             stats.models.add(event[_MODEL])
+
+
+def _attach_files(pairs: Iterable[tuple[PreparedRow, int | None]], inserted_ids: set[str] | None) -> None:
+    """Events of this batch stored before without a file (LookupEvents) get their file now: one
+    UPDATE per file, only for batches that met stored events (a backfill of new events skips it)."""
+    by_file: dict[int, list[str]] = {}
+    for event, file_id in pairs:
+        if file_id is not None and (inserted_ids is None or event[_ID] not in inserted_ids):
+            by_file.setdefault(file_id, []).append(event[_ID])
+    for file_id, event_ids in by_file.items():
+        CloudTrailEvent.objects.filter(event_id__in=event_ids, trail_file__isnull=True).update(trail_file_id=file_id)

@@ -20,8 +20,8 @@ from django.http import FileResponse
 from django.utils import timezone
 
 from registry_app.audit.bypasses import outside_decision_row
-from registry_app.audit.chain import verify_audit_chain
 from registry_app.audit.exports import TIMELINE_COLUMNS, csv_chunks, export_file_name, json_array_chunks, timeline_rows
+from registry_app.audit.pack_evidence import VALIDATION_NOTE, chain_state, validation_rows
 from registry_app.audit.search import SearchFilters, audit_search_stream
 from registry_app.audit.timeline import TimelineFilters, package_scope, timeline_stream
 from registry_app.audit.timeline_items import audit_raw, deployment_raw, push_raw
@@ -124,18 +124,6 @@ def _deployment_dict(deployment: EndpointDeployment) -> dict[str, Any]:
 
 def _audit_dict(entry: AuditLogEntry) -> dict[str, Any]:
     return {"evidence_id": f"audit:#{entry.seq}", **audit_raw(entry)}
-
-
-def _chain_state() -> dict[str, Any]:
-    report = verify_audit_chain()
-    return {
-        "verified_at": timezone.now().isoformat(),
-        "ok": report.ok,
-        "entries_verified": report.checked,
-        "head_seq": report.head_seq,
-        "head_hash": report.head_hash,
-        "problem": str(report.problem) if report.problem else None,
-    }
 
 
 def _package_dict(package: ModelPackage) -> dict[str, Any]:
@@ -289,11 +277,12 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
     filters = TimelineFilters()
     pack.write("timeline.csv", csv_chunks(TIMELINE_COLUMNS, timeline_rows(timeline_stream(scope, filters))))
     pack.write("timeline.json", json_array_chunks(item.export_row() for item in timeline_stream(scope, filters)))
-    events = CloudTrailEvent.objects.filter(package=package).order_by("event_time", "pk").iterator(chunk_size=500)
-    pack.write("cloudtrail.json", json_array_chunks((event.raw for event in events), wrap="Records"))
+    events = CloudTrailEvent.objects.filter(package=package).order_by("event_time", "pk")
+    pack.write("cloudtrail.json", json_array_chunks((e.raw for e in events.iterator(chunk_size=500)), wrap="Records"))
+    pack.write("cloudtrail_validation.json", json_array_chunks(validation_rows(events)))
     entries = AuditLogEntry.objects.filter(package=package).order_by("seq").iterator(chunk_size=1000)
     pack.write("audit_log.json", json_array_chunks(_audit_dict(entry) for entry in entries))
-    pack.write_json("audit_chain.json", _chain_state())
+    pack.write_json("audit_chain.json", chain_state())
 
     now = timezone.now()
     header = "\n".join(
@@ -312,8 +301,9 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
             "deployments.json        endpoint deployment windows of this version",
             "timeline.csv/.json      the merged audit timeline (evidence ids per row)",
             "cloudtrail.json         raw CloudTrail records about this package ({'Records': [...]})",
+            VALIDATION_NOTE,
             "audit_log.json          the dashboard's audit-log entries for this package, with hashes;",
-            "audit_chain.json        the whole chain's verification result and head hash at export time",
+            "audit_chain.json        the chain's verification and head at export time, and the anchor written then",
         ]
     )
     filename = export_file_name(f"audit-pack-{package.group.name}-v{package.version}-{now:%Y%m%dT%H%M%SZ}", "zip")
@@ -325,19 +315,16 @@ def period_pack(since: dt.datetime, until: dt.datetime, *, user: Any) -> tuple[I
     push, outside decision and deployment window in ``[since, until]``."""
     pack = _Pack()
     window = {"since": since.isoformat(), "until": until.isoformat()}
-    events = (
-        CloudTrailEvent.objects.filter(event_time__gte=since, event_time__lte=until)
-        .order_by("event_time", "pk")
-        .iterator(chunk_size=1000)
-    )
-    pack.write("cloudtrail.json", json_array_chunks((event.raw for event in events), wrap="Records"))
+    events = CloudTrailEvent.objects.filter(event_time__gte=since, event_time__lte=until).order_by("event_time", "pk")
+    pack.write("cloudtrail.json", json_array_chunks((e.raw for e in events.iterator(chunk_size=1000)), wrap="Records"))
+    pack.write("cloudtrail_validation.json", json_array_chunks(validation_rows(events)))
     entries = (
         AuditLogEntry.objects.filter(created_at__gte=since, created_at__lte=until)
         .order_by("seq")
         .iterator(chunk_size=1000)
     )
     pack.write("audit_log.json", json_array_chunks(_audit_dict(entry) for entry in entries))
-    pack.write_json("audit_chain.json", _chain_state())
+    pack.write_json("audit_chain.json", chain_state())
     search = SearchFilters(since=since, until=until)
     pack.write("audit_search.csv", csv_chunks(TIMELINE_COLUMNS, timeline_rows(audit_search_stream(search))))
 
@@ -390,8 +377,9 @@ def period_pack(since: dt.datetime, until: dt.datetime, *, user: Any) -> tuple[I
             f"Generated: {now.isoformat()} by {user.get_username()}",
             "",
             "cloudtrail.json         raw CloudTrail records in the period ({'Records': [...]})",
+            VALIDATION_NOTE,
             "audit_log.json          the dashboard's audit-log entries in the period, with hashes",
-            "audit_chain.json        the whole chain's verification result and head hash at export time",
+            "audit_chain.json        the chain's verification and head at export time, and the anchor written then",
             "audit_search.csv        CloudTrail calls and audit entries merged, newest first (evidence ids)",
             "signoffs.json, decisions.json, pushes.json, outside_decisions.json   created in the period",
             "deployments.json        deployment windows overlapping the period",

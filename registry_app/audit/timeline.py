@@ -107,7 +107,8 @@ def _sources() -> dict[str, Source]:
     pushes = PushOutbox.State
     sources = [
         Source("audit", "audit", AuditLogEntry, "created_at", audit_item, "actor_name", id_field="seq"),
-        Source("cloudtrail", "cloudtrail", CloudTrailEvent, "event_time", cloudtrail_item, "actor_name"),
+        Source("cloudtrail", "cloudtrail", CloudTrailEvent, "event_time", cloudtrail_item, "actor_name",
+               select=("trail_file",)),  # each call's validation state, in the same query
         Source("decision", "decision", Decision, "created_at", decision_item, _user_lookup("decided_by"),
                select=("decided_by",)),
         Source("deployment.end", "deployment", EndpointDeployment, "ended_at",

@@ -14,6 +14,7 @@ from typing import Any
 from registry_app.audit.chain import canonical_content
 from registry_app.audit.outside_rules import request_status
 from registry_app.audit.paging import Cursor, int_ident, uuid_ident
+from registry_app.audit.validation import event_validation
 from registry_app.audit.values import iso, to_json, username
 from registry_app.models import (
     AuditLogEntry,
@@ -73,6 +74,9 @@ class TimelineItem:
     package_version: int | None = None
     endpoint_name: str = ""
     tone: str = "neutral"  # badge colour class suffix
+    # CloudTrail calls: their log file's validation (validated / no digest yet / validation failed: why).
+    validation: str = ""
+    validation_tone: str = ""
 
     @property
     def cursor(self) -> Cursor:
@@ -100,6 +104,7 @@ class TimelineItem:
             "package": self.package_label,
             "endpoint": self.endpoint_name,
             "evidence_id": self.evidence_id,
+            "validation": self.validation,
             "raw": self.raw,
         }
 
@@ -160,6 +165,7 @@ def cloudtrail_item(row: CloudTrailEvent) -> TimelineItem:
         detail = f"modelApprovalStatus={status}; {detail}"
     if row.error_code:
         detail = f"FAILED {row.error_code}; {detail}"
+    validation = event_validation(row)
     return _with_package(
         TimelineItem(
             at=row.event_time,
@@ -173,6 +179,8 @@ def cloudtrail_item(row: CloudTrailEvent) -> TimelineItem:
             raw=row.raw,
             endpoint_name=row.endpoint_name,
             tone="rejected" if row.error_code else _status_tone(status),
+            validation=validation.text,
+            validation_tone=validation.tone,
         ),
         row,
     )

@@ -15,6 +15,7 @@ __all__ = [
     "LogFileError",
     "awslogs_prefix",
     "day_start_after",
+    "decompress",
     "delivery_time",
     "is_log_key",
     "parse_log_file",
@@ -43,7 +44,7 @@ def parse_log_file_texts(body: bytes) -> list[tuple[dict[str, Any], str]]:
     text of each record is a slice of the file, not a re-serialisation. Anything but the plain
     ``{"Records": [...]}`` layout falls back to ``parse_log_file`` (texts re-serialised).
     """
-    text = _decompress(body).decode("utf-8", "strict") if body else ""
+    text = decompress(body).decode("utf-8", "strict") if body else ""
     opening = _RECORDS_OPEN.match(text)
     if opening is None:
         return [(record, json.dumps(record)) for record in parse_log_file(body)]
@@ -73,7 +74,8 @@ def parse_log_file_texts(body: bytes) -> list[tuple[dict[str, Any], str]]:
     return out
 
 
-def _decompress(body: bytes) -> bytes:
+def decompress(body: bytes) -> bytes:
+    """A trail file's content: gunzip'd when gzip'd (``LogFileError`` if unreadable), else as is."""
     if body[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(body)

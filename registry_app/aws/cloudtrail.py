@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry_app.audit.events import record_from_lookup_event
+from registry_app.aws.cloudtrail_digests import DigestObject, PublicKey, get_digest_object, list_public_keys
 from registry_app.aws.errors import THROTTLING_CODES, AwsError, RetryableAwsError, translate
 from registry_app.aws.sagemaker import RegistryClient
 from registry_app.aws.session import CallStats, SourceConfig
@@ -265,6 +266,13 @@ class CloudTrailReader(RegistryClient):
             token = response.get("NextContinuationToken")
             if not response.get("IsTruncated") or not token:
                 return
+
+    # -- digest files (log file integrity; see cloudtrail_digests) --------------------------
+    def list_public_keys(self, start: dt.datetime, end: dt.datetime) -> list[PublicKey]:
+        return list_public_keys(self, start, end)
+
+    def get_digest(self, bucket: str, key: str) -> DigestObject:
+        return get_digest_object(self, bucket, key)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         response = self._call("s3", "GetObject", Bucket=bucket, Key=key)

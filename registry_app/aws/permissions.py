@@ -50,12 +50,20 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("sqs", "DeleteMessage"): ("sqs:DeleteMessage",),
     ("sqs", "GetQueueAttributes"): ("sqs:GetQueueAttributes",),
     ("cloudtrail", "LookupEvents"): ("cloudtrail:LookupEvents",),
+    ("cloudtrail", "ListPublicKeys"): ("cloudtrail:ListPublicKeys",),
+    # The audit anchor (aws/anchor_store.py), with the dashboard's own identity: audit-anchor-policy.json.
+    ("s3", "PutObject"): ("s3:PutObject",),
+    ("s3", "GetObjectLockConfiguration"): ("s3:GetBucketObjectLockConfiguration",),
     ("sts", "GetCallerIdentity"): (),
     ("sts", "AssumeRole"): ("sts:AssumeRole", "sts:SetSourceIdentity"),
 }
 
 _SAGEMAKER_TYPES = ("model-package-group", "model-package", "model-card", "endpoint", "endpoint-config", "model")
 _DESCRIBED = [f"arn:aws:sagemaker:*:*:{kind}/*" for kind in _SAGEMAKER_TYPES]
+# The audit anchor's bucket: granted to the dashboard's own identity, never to a source's role.
+_ANCHOR_BUCKET = "arn:aws:s3:::ANCHOR_BUCKET"
+_ANCHOR_OBJECTS = "arn:aws:s3:::ANCHOR_BUCKET/ANCHOR_PREFIX*"
+_ANCHOR_ONLY = ("s3:PutObject", "s3:GetBucketObjectLockConfiguration")
 # Action -> resources, exactly as in docs/iam (placeholders in capitals). List and Search have no
 # resource-level permissions in SageMaker's authorization reference, hence "*". Describe and ListTags
 # name any account: RAM-shared groups live in their owner's account, and a share is still required.
@@ -81,9 +89,12 @@ RESOURCES: dict[str, list[str]] = {
     "sagemaker:ListAssociations": ["*"],
     "sagemaker:QueryLineage": ["*"],
     "sagemaker:UpdateModelPackage": ["arn:aws:sagemaker:*:*:model-package/*"],
-    "s3:GetObject": ["arn:aws:s3:::REPORT_BUCKET/*", "arn:aws:s3:::TRAIL_BUCKET/*"],
-    "s3:ListBucket": ["arn:aws:s3:::TRAIL_BUCKET"],
+    "s3:GetObject": ["arn:aws:s3:::REPORT_BUCKET/*", "arn:aws:s3:::TRAIL_BUCKET/*", _ANCHOR_OBJECTS],
+    "s3:ListBucket": ["arn:aws:s3:::TRAIL_BUCKET", _ANCHOR_BUCKET],
     "cloudtrail:LookupEvents": ["*"],
+    "cloudtrail:ListPublicKeys": ["*"],
+    "s3:PutObject": [_ANCHOR_OBJECTS],
+    "s3:GetBucketObjectLockConfiguration": [_ANCHOR_BUCKET],
     "sqs:ReceiveMessage": ["arn:aws:sqs:REGION:ACCOUNT_ID:QUEUE_NAME"],
     "sqs:DeleteMessage": ["arn:aws:sqs:REGION:ACCOUNT_ID:QUEUE_NAME"],
     "sqs:GetQueueAttributes": ["arn:aws:sqs:REGION:ACCOUNT_ID:QUEUE_NAME"],
@@ -118,7 +129,7 @@ class _Found:
 
 def statement(action: str, *, values: dict[str, str] | None = None) -> dict[str, Any]:
     """The IAM statement granting ``action``, placeholders filled from ``values`` where known."""
-    resources = RESOURCES.get(action, ["*"])
+    resources = [r for r in RESOURCES.get(action, ["*"]) if "ANCHOR_" not in r] or ["*"]
     for key, value in (values or {}).items():
         if value:
             resources = [r.replace(key, value) for r in resources]
@@ -250,8 +261,11 @@ def _other_checks(
     run("cloudtrail:LookupEvents", lambda: client._call("cloudtrail", "LookupEvents", **lookup))
     if trail_bucket:
         run("s3:ListBucket", lambda: client._call("s3", "ListObjectsV2", Bucket=trail_bucket, MaxKeys=1))
+        keys = {"StartTime": now - dt.timedelta(hours=1), "EndTime": now}
+        run("cloudtrail:ListPublicKeys", lambda: client._call("cloudtrail", "ListPublicKeys", **keys))
     else:
         found.results.append(_skipped("s3:ListBucket", "no CloudTrail bucket configured for this source"))
+        found.results.append(_skipped("cloudtrail:ListPublicKeys", "no CloudTrail bucket: no digest to check"))
     if queue_url:
         attrs = {"QueueUrl": queue_url, "AttributeNames": ["QueueArn"]}
         run("sqs:GetQueueAttributes", lambda: client._call("sqs", "GetQueueAttributes", **attrs))
@@ -262,7 +276,7 @@ def _other_checks(
             found.results.append(_skipped(action, "no events queue configured for this source"))
 
 
-_READ_CHECKS = [a for a in RESOURCES if a != "sagemaker:UpdateModelPackage"]
+_READ_CHECKS = [a for a in RESOURCES if a != "sagemaker:UpdateModelPackage" and a not in _ANCHOR_ONLY]
 
 
 def _attempt(action: str, call: Callable[[], Any], values: dict[str, str], policy: str) -> tuple[CheckResult, Any]:

@@ -1902,20 +1902,16 @@ def _summarise_cloudtrail(ctx: _Context, records: list[tuple[str, dict[str, Any]
 
 
 def write_cloudtrail_logs(ctx: _Context, s3: Any, bucket: str, region: str, now: dt.datetime) -> None:
-    """Upload the history as gzip'd log files, plus one digest file per day (which readers must skip)."""
+    """Upload the history as gzip'd log files, plus a signed digest file per Region and day (the
+    dashboard validates the files against them: registry_app/devtools/signed_digests.py)."""
+    from registry_app.devtools.signed_digests import write_signed_digests
+
     _ensure_bucket(s3, bucket, region)
     files = _summarise_cloudtrail(ctx, cloudtrail_records(ctx, now), bucket)
-    days: set[tuple[str, str]] = set()
+    hashes: dict[str, str] = {}
     for key, records in sorted(files.items()):
-        body = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
+        plain = json.dumps({"Records": records}).encode()
+        body = gzip.compress(plain, mtime=0)
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", ContentEncoding="gzip")
-        parts = key.split("/")
-        days.add((parts[3], "/".join(parts[4:7])))
-    for trail_region, day in sorted(days):
-        stamp = day.replace("/", "") + "T235959Z"
-        digest_key = (
-            f"AWSLogs/{ctx.account}/CloudTrail-Digest/{trail_region}/{day}/"
-            f"{ctx.account}_CloudTrail-Digest_{trail_region}_acme-org-trail_{trail_region}_{stamp}.json.gz"
-        )
-        digest = {"awsAccountId": ctx.account, "digestEndTime": day, "logFiles": []}
-        s3.put_object(Bucket=bucket, Key=digest_key, Body=gzip.compress(json.dumps(digest).encode(), mtime=0))
+        hashes[key] = hashlib.sha256(plain).hexdigest()
+    write_signed_digests(s3, bucket, ctx.account, hashes, now=now)

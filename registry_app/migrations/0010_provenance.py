@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry_app', '0007_sync_watermark'),
+        ('registry_app', '0008_audit_evidence'),
     ]
 
     operations = [

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
+from .evidence import AuditAnchor, AuditVerification, TrailDigest, TrailLogFile
 from .provenance import (
     JobData,
     LineageEdge,
@@ -37,7 +38,11 @@ from .sources import RegistrySource
 
 __all__ = [
     "ApiToken",
+    "AuditAnchor",
     "AuditCursor",
+    "AuditVerification",
+    "TrailDigest",
+    "TrailLogFile",
     "AuditLogEntry",
     "CloudTrailEvent",
     "EndpointDeployment",

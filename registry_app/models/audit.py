@@ -125,6 +125,18 @@ class CloudTrailEvent(models.Model):
     # As CloudTrail spelled it; matched case-insensitively through ct_endpoint_time (Lower(...)).
     endpoint_name = models.CharField(max_length=63, blank=True)
     raw = JSONTextField()  # the record's own JSON text
+    # The trail log file the event was read from (its validation state lives there, one row per
+    # file); NULL for LookupEvents events no trail file has delivered yet. No index: nothing looks
+    # events up by file on a hot path, and the column is written a million times in a backfill.
+    trail_file = models.ForeignKey(
+        "registry_app.TrailLogFile",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+        db_index=False,
+        db_constraint=False,
+    )
     ingested_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -153,6 +165,7 @@ class AuditCursor(models.Model):
     class Kind(models.TextChoices):
         LOOKUP = "lookup", "LookupEvents"
         S3 = "s3", "Trail S3 files"
+        BACKFILL = "backfill", "Trail S3 history (backfill)"
 
     source = models.ForeignKey("registry_app.RegistrySource", on_delete=models.CASCADE, related_name="audit_cursors")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -127,12 +127,36 @@ def check_sync_freshness(now: dt.datetime | None = None) -> CheckResult:
     return CheckResult(ok=not stale, detail=summary, data={"max_age_seconds": max_age, "sources": report})
 
 
+def check_audit_evidence() -> CheckResult:
+    """The last audit verification, reported and never failing: a broken audit chain is for staff to
+    act on (they are e-mailed), not a reason to take the site out of the load balancer."""
+    from registry_app.models import AuditVerification
+
+    try:
+        last = (
+            AuditVerification.objects.order_by("-started_at", "-pk").values_list("ok", "started_at", "problem").first()
+        )
+    except Exception as exc:  # noqa: BLE001 - informational only
+        log.warning("readiness: audit evidence not read: %s: %s", type(exc).__name__, exc)
+        return CheckResult(ok=True, detail="not read (details in the log); informational")
+    if last is None:
+        return CheckResult(ok=True, detail="the audit chain has not been verified yet; informational")
+    state = "ok" if last[0] else f"FAILED ({last[2]})"
+    return CheckResult(
+        ok=True,
+        detail=f"last verification {state} at {last[1].isoformat()}; informational",
+        data={"verified": bool(last[0])},
+    )
+
+
 def readiness() -> Readiness:
     """Every check; the sync check is skipped (not ready) when the database is down."""
     database = check_database()
     broker = check_broker()
     if database.ok:
         sync = check_sync_freshness()
+        audit = check_audit_evidence()
     else:
         sync = CheckResult(ok=False, detail="not checked: the database is unavailable")
-    return Readiness(checks={"database": database, "broker": broker, "sync": sync})
+        audit = CheckResult(ok=True, detail="not checked: the database is unavailable")
+    return Readiness(checks={"database": database, "broker": broker, "sync": sync, "audit": audit})

@@ -17,7 +17,9 @@ runs, pushes, emails or pending packages:
 4. pushes by state with the oldest of each state; 5. notification emails by kind and state;
 6. the audit-ingest cursors;
 7-9. the stored review state, through ``review.queue.review_figures``: missing approvals per role
-   and SLA state, packages under review, and the latest nightly check's differences.
+   and SLA state, packages under review, and the latest nightly check's differences;
+10-14. the audit evidence: the newest anchor and verification, every source's coverage and backfill
+   (sources, then their cursors) and trail log files by validation state (``audit.coverage``).
 
 "Last hour" figures are sliding windows (gauges, and a histogram to use with
 ``histogram_quantile`` directly, never with ``rate()``): summing every run ever kept would read
@@ -42,9 +44,15 @@ from prometheus_client.registry import Collector
 
 from registry_app.audit.events import parse_event_time
 from registry_app.audit.trail_files import delivery_time
-from registry_app.models import AuditCursor, Notification, PushOutbox, SyncRun
+from registry_app.models import (
+    AuditCursor,
+    Notification,
+    PushOutbox,
+    SyncRun,
+)
 from registry_app.models.signoffs import NotificationKind
 from registry_app.ops.freshness import source_freshness
+from registry_app.ops.metrics_evidence import evidence_families
 from registry_app.permissions import SIGNOFF_ROLES
 from registry_app.review.queue import SLA_STATES, review_figures
 
@@ -56,7 +64,7 @@ LAST_RUN_HORIZON = dt.timedelta(hours=26)  # the nightly full reconciliation, wi
 DURATION_BUCKETS: tuple[float, ...] = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 THROTTLE_PREFIX = "throttled_"  # SyncRun.counts keys "throttled_<Operation>"
 THROTTLE_TOTAL = "throttled_attempts"  # SyncRun.counts: all operations together
-QUERIES_PER_SCRAPE = 9  # at most; see the module docstring
+QUERIES_PER_SCRAPE = 14  # at most; see the module docstring
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -187,6 +195,7 @@ class GovernanceCollector(Collector):
             ("outbox", self._outbox),
             ("notifications", self._notifications),
             ("audit", self._audit),
+            ("evidence", self._evidence),
             ("reviews", self._reviews),
         ]
         for part, produce in parts:
@@ -339,6 +348,10 @@ class GovernanceCollector(Collector):
         for (source, via), seconds in sorted(_audit_lags(now).items()):
             lag.add_metric([source, via], seconds)
         yield lag
+
+    # -- audit evidence ----------------------------------------------------------------------
+    def _evidence(self, now: dt.datetime) -> Iterator[Metric]:
+        yield from evidence_families(now)
 
     # -- reviews -----------------------------------------------------------------------------
     def _reviews(self, now: dt.datetime) -> Iterator[Metric]:

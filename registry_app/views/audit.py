@@ -21,6 +21,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from registry_app.audit import exports, packs
+from registry_app.audit.anchors import anchor_head
 from registry_app.audit.as_of import as_of as as_of_answer
 from registry_app.audit.bypasses import outside_decision_row, outside_decisions_page, outside_decisions_stream
 from registry_app.audit.endpoints import endpoint_overview
@@ -39,7 +40,7 @@ from registry_app.audit.timeline import (
 )
 from registry_app.audit.timeline_items import KINDS
 from registry_app.mirror.lookups import find_group, find_package
-from registry_app.models import EndpointDeployment
+from registry_app.models import AuditAnchor, EndpointDeployment
 from registry_app.models.registry import ApprovalStatus, Endpoint
 from registry_app.views.errors import input_error, wants_json
 from registry_app.views.groups import wants_partial
@@ -174,8 +175,11 @@ class PeriodForm(forms.Form):
 
 
 def _require_export(request: HttpRequest) -> None:
+    """Exports are for compliance and staff; each one anchors the audit chain's head outside the
+    database first (an auditor's copy then always has a matching anchor to check against)."""
     if not exports.can_export(request.user):
         raise PermissionDenied("Exports and auditor packs are for compliance officers and staff.")
+    anchor_head(AuditAnchor.Reason.EXPORT)
 
 
 def _bad_request(form: forms.Form, title: str) -> BadParameter:

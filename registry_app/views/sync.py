@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from registry_app.audit.coverage import evidence_status
 from registry_app.mirror import runs as sync_runs
 from registry_app.mirror.sync_status import source_by_name, sync_overview, sync_run_for_status
 from registry_app.models import SyncRun
@@ -30,7 +31,7 @@ def sync_status(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "registry_app/sync_status.html",
-        {"overview": overview, "can_sync": can_request_sync(request.user)},
+        {"overview": overview, "can_sync": can_request_sync(request.user), "evidence": evidence_status()},
     )
 
 

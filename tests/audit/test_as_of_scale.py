@@ -171,7 +171,7 @@ def test_status_history_walks_the_package_indexes_with_or_without_statistics(
     wanted = versions[:2]
     plans = [_plan(status_events_queryset(wanted))]
     settings.AUDIT_ANALYZE_AFTER_ROWS = 1000
-    cloudtrail_ingest._analyze_after(4000)
+    cloudtrail_ingest.analyze_events_table(4000)
     plans.append(_plan(status_events_queryset(wanted)))
 
     for plan in plans:

@@ -78,6 +78,7 @@ def test_package_pack_contents_and_manifest(reviewed: ModelPackage, compliance_c
         "timeline.csv",
         "timeline.json",
         "cloudtrail.json",
+        "cloudtrail_validation.json",
         "audit_log.json",
         "audit_chain.json",
     }

@@ -20,7 +20,14 @@ KINDS = {
         "poll_all_event_queues",
     ],
     "push": ["push", "resend_stuck_pushes", "refresh_package"],
-    "audit": ["ingest_audit", "ingest_audit_all"],
+    "audit": [
+        "ingest_audit",
+        "ingest_audit_all",
+        "anchor_audit",
+        "verify_audit",
+        "backfill_audit",
+        "backfill_audit_all",
+    ],
     "email": [
         "notify_review_requested",
         "notify_decided",

@@ -83,7 +83,7 @@ def test_readyz_ready_reports_every_check(client: Client, db: None) -> None:
 
     assert status == 200, body
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "broker", "sync"}
+    assert set(body["checks"]) == {"database", "broker", "sync", "audit"}
     assert all(check["ok"] for check in body["checks"].values())
     sync = body["checks"]["sync"]
     assert set(sync["sources"]) == {"prod"}

@@ -147,11 +147,11 @@ def test_staff_and_the_token_get_the_details(client: Client, settings: Any) -> N
     settings.METRICS_TOKEN = TOKEN
     RegistrySourceFactory(name="prod")
     detailed = _readyz(client, Authorization=f"Bearer {TOKEN}")
-    assert set(detailed["checks"]) == {"database", "broker", "sync"}
+    assert set(detailed["checks"]) == {"database", "broker", "sync", "audit"}
     assert "prod" in detailed["checks"]["sync"]["sources"]
     staff = Client()
     staff.force_login(UserFactory(username="operator", is_staff=True))
-    assert set(staff.get("/readyz").json()["checks"]) == {"database", "broker", "sync"}
+    assert set(staff.get("/readyz").json()["checks"]) == {"database", "broker", "sync", "audit"}
 
 
 def test_without_a_token_only_staff_get_the_details(client: Client, settings: Any) -> None:

@@ -23,6 +23,7 @@ import threading
 from moto.server import ThreadedMotoServer
 
 from registry_app.devtools.aws_fake import _patching
+from registry_app.devtools.aws_fake.cloudtrail_keys import ADD_PUBLIC_KEY_PATH, add_cloudtrail_public_key
 from registry_app.devtools.aws_fake.hooks import (
     BACKDATE_GROUP_PATH,
     BACKDATE_PACKAGE_PATH,
@@ -34,10 +35,12 @@ from registry_app.devtools.aws_fake.identity import iam_user_context
 from registry_app.devtools.aws_fake.jobs import FINISH_JOB_PATH, finish_processing_job, finish_training_job
 
 __all__ = [
+    "ADD_PUBLIC_KEY_PATH",
     "BACKDATE_GROUP_PATH",
     "BACKDATE_PACKAGE_PATH",
     "FINISH_JOB_PATH",
     "UnknownResource",
+    "add_cloudtrail_public_key",
     "backdate_group",
     "backdate_package",
     "finish_processing_job",
@@ -59,8 +62,9 @@ def install() -> None:
     with _LOCK:
         if _installed:
             return
-        from registry_app.devtools.aws_fake import hooks, jobs, lineage, packages, search, sts
+        from registry_app.devtools.aws_fake import cloudtrail_keys, hooks, jobs, lineage, packages, search, sts
 
+        cloudtrail_keys.install()
         packages.install()
         jobs.install()
         lineage.install()

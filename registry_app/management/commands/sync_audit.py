@@ -1,3 +1,6 @@
+"""``manage.py sync_audit``: the CloudTrail ingest now (LookupEvents, the trail's S3 files and digests), or
+with ``--backfill`` the trail's history in the foreground (what the background slices do)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -5,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from registry_app.audit.backfill import backfill_source
 from registry_app.audit.ingest import ingest_source
 from registry_app.models import RegistrySource
 
@@ -33,6 +37,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-seconds", type=float, default=None, help="Stop cleanly after this long (resumes next run)."
         )
+        parser.add_argument(
+            "--backfill",
+            action="store_true",
+            help="Read the trail's S3 history (older than the first S3 pass) now, newest day first, slice after "
+            "slice until its first file (the background backfill's work; --max-seconds bounds each slice).",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         sources = RegistrySource.objects.filter(enabled=True)
@@ -42,6 +52,9 @@ class Command(BaseCommand):
                 raise CommandError(f"no registry source named {opts['source']!r}")
         if not sources.exists():
             raise CommandError("no enabled registry source: add one with `manage.py add_registry_source`")
+        if opts["backfill"]:
+            self._backfill(list(sources), opts["max_seconds"])
+            return
         only = opts["only"]
         skipped = False
         for source in sources:
@@ -63,3 +76,15 @@ class Command(BaseCommand):
             skipped = skipped or result.skipped
         if skipped:
             raise CommandError("at least one source was skipped: another audit ingest holds its lock")
+
+    def _backfill(self, sources: list[RegistrySource], max_seconds: float | None) -> None:
+        for source in sources:
+            while True:
+                result = backfill_source(source, max_seconds=max_seconds or 600.0)
+                self.stdout.write(result.line())
+                for error in result.s3.errors[:20]:
+                    self.stdout.write(self.style.WARNING(f"  error: {error}"))
+                if result.skipped:
+                    raise CommandError(f"{source.name}: another backfill slice holds the lease; try again later")
+                if not result.more:
+                    break

@@ -24,6 +24,13 @@ def _fresh_limiters() -> Iterator[None]:
     clear_limiters()
 
 
+@pytest.fixture(autouse=True)
+def _ninety_day_first_pass(settings: Any) -> None:
+    """These tests read trail files a few days old in the first S3 pass: the opt-out setting (the
+    default reads only yesterday on, the backfill the rest; tests/audit/evidence covers that)."""
+    settings.AUDIT_S3_INITIAL_DAYS = 90
+
+
 @pytest.fixture
 def trail_source(db: None) -> RegistrySource:
     return RegistrySourceFactory(name="prod", region=r.REGION, account_id=r.ACCOUNT, cloudtrail_bucket=BUCKET)

@@ -60,6 +60,12 @@ def test_demo_history_ingests_links_people_and_deployments(seeded: SeedSummary) 
     results = [ingest_source(s, lookup=False, since=(NOW - dt.timedelta(days=200)).date()) for s in sources]
 
     assert all(not r.errors for r in results), [r.errors for r in results]
+    # The demo trail's signed digests vouch for every log file (docs/audit-anchor.md, section 2).
+    from registry_app.models import TrailDigest, TrailLogFile
+
+    assert set(TrailLogFile.objects.values_list("state", flat=True)) == {"validated"}
+    assert set(TrailDigest.objects.values_list("state", flat=True)) == {"valid"}
+    assert not TrailDigest.objects.filter(chain="broken").exists()
     stored = CloudTrailEvent.objects.count()
     assert stored == sum(r.s3.inserted for r in results)
     assert stored < seeded.cloudtrail_events  # read-only noise dropped

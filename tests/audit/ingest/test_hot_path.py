@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from registry_app.audit import events, ingest_writer
+from registry_app.audit import events, ingest_parse, ingest_writer
 from registry_app.audit.ingest_linker import Linker
 from registry_app.models import CloudTrailEvent, RegistrySource
 from tests.audit.ingest import records as r
@@ -83,7 +83,7 @@ def test_parsing_process_entry_point_restores_the_garbage_collector() -> None:
     import gc
 
     assert gc.isenabled()
-    seen, rows = events.prepare_log_rows_gc_paused(r.gz(_records()), NOW)
+    seen, rows = ingest_parse.prepare_rows(r.gz(_records()), NOW)
     assert gc.isenabled()
     assert (seen, len(rows)) == (7, 7)
 
@@ -142,8 +142,8 @@ def test_the_parsing_process_function_imports_without_django() -> None:
 
     code = (
         "import os; os.environ.pop('DJANGO_SETTINGS_MODULE', None);"
-        "import registry_app.audit.events as e; print(e.prepare_log_rows_gc_paused.__module__)"
+        "import registry_app.audit.ingest_parse as p; print(p.prepare_file.__module__)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "registry_app.audit.events"
+    assert done.stdout.strip() == "registry_app.audit.ingest_parse"

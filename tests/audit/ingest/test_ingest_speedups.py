@@ -72,10 +72,10 @@ def test_a_large_ingest_refreshes_the_planner_statistics(source: RegistrySource,
     stats = store_records(source, recs, via=CloudTrailEvent.Via.S3, linker=Linker(source), fallback_time=when)
     assert not _has_statistics()
 
-    cloudtrail_ingest._analyze_after(stats.inserted - 20)  # a run below the threshold: left alone
+    cloudtrail_ingest.analyze_events_table(stats.inserted - 20)  # a run below the threshold: left alone
     assert not _has_statistics()
 
-    cloudtrail_ingest._analyze_after(stats.inserted)
+    cloudtrail_ingest.analyze_events_table(stats.inserted)
     assert _has_statistics()
 
 

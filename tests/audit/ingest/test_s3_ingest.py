@@ -193,7 +193,7 @@ def test_events_of_a_file_and_its_cursor_commit_together(
     day = days_ago(2)
     trail.deliver([r.approve("g", 1, when=day)], day, "A" * 16)
     trail.deliver([r.approve("g", 2, when=day), r.approve("g", 3, when=day)], day, "B" * 16)
-    real = ingest_run.store_prepared
+    real = ingest_run.store_from_files  # trail files (digest validation on) are stored with their file rows
     calls = {"n": 0}
 
     def crash_on_second(*args: Any, **kwargs: Any) -> Any:
@@ -202,14 +202,14 @@ def test_events_of_a_file_and_its_cursor_commit_together(
             raise RuntimeError("worker killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_run, "store_prepared", crash_on_second)
+    monkeypatch.setattr(ingest_run, "store_from_files", crash_on_second)
     with pytest.raises(RuntimeError):
         run(trail_source)
     assert CloudTrailEvent.objects.count() == 1
     (state,) = cursor_positions(trail_source)[AuditCursor.Kind.S3]["roots"].values()
     assert state["last_key"].endswith("A" * 16 + ".json.gz")
 
-    monkeypatch.setattr(ingest_run, "store_prepared", real)
+    monkeypatch.setattr(ingest_run, "store_from_files", real)
     assert run(trail_source).s3.inserted == 2
     assert CloudTrailEvent.objects.count() == 3
 
@@ -267,9 +267,9 @@ def test_a_backlog_is_parsed_in_worker_processes(
     used: list[bool] = []
     real_parse = _Parser.parse
 
-    def spy(self: _Parser, body: bytes, fallback: dt.datetime) -> Any:
+    def spy(self: _Parser, body: bytes, fallback: dt.datetime, hashed: bool = False) -> Any:
         used.append(self.pool is not None)
-        return real_parse(self, body, fallback)
+        return real_parse(self, body, fallback, hashed)
 
     monkeypatch.setattr(_Parser, "parse", spy)
     day = days_ago(2)
