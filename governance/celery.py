@@ -50,6 +50,10 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.ingest_audit_all",
             "schedule": 300.0,  # CloudTrail: LookupEvents + trail S3 files; see services/cloudtrail_ingest.py
         },
+        "sweep-notifications": {
+            "task": "registry_app.tasks.sweep_notifications",
+            "schedule": float(settings.NOTIFY_SWEEP_SECONDS),  # the outbox: due batches, retries, lost workers
+        },
         "sla-reminders": {
             "task": "registry_app.tasks.send_sla_reminders",
             "schedule": crontab(minute=7),  # hourly; the Notification key limits it to one per day

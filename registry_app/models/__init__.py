@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
+from .notifications import WebhookEndpoint
 from .registry import (
     Endpoint,
     EndpointVariant,
@@ -50,4 +51,5 @@ __all__ = [
     "PackageObservation",
     "RegistrySource",
     "SyncRun",
+    "WebhookEndpoint",
 ]

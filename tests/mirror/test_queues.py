@@ -26,6 +26,7 @@ KINDS = {
         "notify_decided",
         "notify_conflict",
         "send_sla_reminders",
+        "sweep_notifications",
         "notify_outside_decisions",
     ],
 }
