@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from registry_app.models import ModelPackage, ModelPackageGroup, NotificationKind
 from registry_app.notifications.items import Item, digest_subject, display_name, one_line, sections
@@ -55,7 +55,11 @@ def package_urls(packages: Iterable[ModelPackage]) -> dict[int, str]:
     urls = {}
     for package in packages:
         group = package.group
-        path = reverse("registry:package_detail", args=[group.name, package.version])
+        try:
+            path = reverse("registry:package_detail", args=[group.name, package.version])
+        except NoReverseMatch:  # not a SageMaker name (they cannot hold "/"): the group search finds it
+            urls[package.pk] = _absolute(reverse("registry:group_list") + "?" + urlencode({"q": group.name}))
+            continue
         if len(sources_by_name.get(group.name, ())) > 1:
             path += "?" + urlencode({"source": group.source.name})
         urls[package.pk] = _absolute(path)
