@@ -28,9 +28,16 @@ sending, an incremental and a full sync run, and the checks:
   update at the proxy lacks a push row;
 * no sync lost an update: the mirror equals the registry for every package (status, description,
   metadata), after the incremental sync and after the full one;
-* ``manage.py verify_audit`` passes.
+* ``manage.py verify_audit`` passes;
+* no notification was lost or doubled: e-mails go to an SMTP server on loopback (in this process) that
+  records which outbox rows each message tells; the kicks after commit fail while Redis is down, a
+  "beat" thread here asks for the outbox sweep every 30 s (failing too while Redis is down); after the
+  final syncs the sweep runs until nothing is pending, and every decision and conflict has its rows,
+  every row ended sent or cancelled, and each sent row reached the SMTP server exactly once
+  (``notify_bench.soak_notify_check``).
 
     .venv/bin/python benchmarks/soak_bench.py [--quick] [--faults 1000] [--rate 0.25] [--seed 1]
+        [--db-prefix h6_soak] [--redis-port 6391]
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ from benchlib import (
     stop_redis,
 )
 from faultproxy import FaultProxy
+from notify_bench import Smtp, soak_notify_check, soak_notify_settle
 
 REDIS_PORT = 6391
 REGION = "us-east-1"
@@ -322,6 +330,18 @@ class Soak:
     def start_worker(self) -> None:
         self.worker = start_worker(self.env, self.queues, 2, self.tmp / "worker.log")
 
+    def beat(self) -> None:
+        """The beat's notification sweep (the only beat entry the soak needs), through the broker."""
+        from celery import Celery
+
+        app = Celery(broker=self.env["REDIS_URL"])
+        while not self.stop.wait(30):
+            try:
+                app.send_task("registry_app.tasks.sweep_notifications", queue="email", retry=False)
+                self.count("notification sweeps sent")
+            except Exception:  # noqa: BLE001 - Redis is down: beat would fail the same way
+                self.count("notification sweeps lost (broker down)")
+
     # -- people -------------------------------------------------------------------------------
     def _session(self, username: str) -> requests.Session:
         session = requests.Session()
@@ -490,6 +510,8 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=int, default=120)
     parser.add_argument("--max-seconds", type=int, default=1500)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--db-prefix", default="h6_soak", help="scratch database name prefix")
+    parser.add_argument("--redis-port", type=int, default=REDIS_PORT, help="port of the private Redis")
     parser.add_argument("--phase", nargs="+")
     args = parser.parse_args()
     args.chaos_every = (10.0, 20.0)  # seconds between two of: worker SIGKILL, Redis restart, PostgreSQL drop
@@ -501,6 +523,10 @@ def main() -> None:
             result = phase_settle(int(rest[0]))
         elif name == "sync":
             result = phase_sync(rest[0])
+        elif name == "notify_settle":
+            result = soak_notify_settle(int(rest[0]))
+        elif name == "notify_check":
+            result = soak_notify_check(rest[0])
         else:
             result = phase_check(rest[0], rest[1])
         print(json.dumps(result, default=str))
@@ -509,12 +535,16 @@ def main() -> None:
         args.faults, args.rate, args.groups, args.per_group = 60, 0.35, 4, 6
         args.min_seconds, args.max_seconds, args.sync_every, args.chaos_every = 30, 60, 4.0, (4.0, 8.0)
 
+    global REDIS_PORT
+    REDIS_PORT = args.redis_port
     exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="h6-soak-"))
     moto_port, web_port = free_port(), free_port()
     site = f"http://127.0.0.1:{web_port}"
     moto_url = f"http://127.0.0.1:{moto_port}"
-    db = pg_scratch(f"h6_soak_{os.getpid()}")
+    db = pg_scratch(f"{args.db_prefix}_{os.getpid()}")
+    smtp = Smtp()
+    smtp_port = smtp.start()
     env = stack_env(
         tmp,
         site,
@@ -528,6 +558,15 @@ def main() -> None:
         AWS_CONNECT_TIMEOUT="2",
         SYNC_LOCK_SECONDS="30",
         SOAK_MOTO_URL=moto_url,
+        # Notifications over SMTP to the loopback server; short batches, backoffs and leases keep the run short.
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp_port),
+        NOTIFY_BATCH_SECONDS="15",
+        NOTIFY_CLAIM_LEASE_SECONDS="20",
+        NOTIFY_RETRY_BASE_SECONDS="5",
+        NOTIFY_RETRY_MAX_SECONDS="30",
+        NOTIFY_MAX_ATTEMPTS="50",
     )
     print(f"# fault soak: >= {args.faults} faults at rate {args.rate}, seed {args.seed}, db {db}")
     start_redis(REDIS_PORT, str(tmp))
@@ -555,7 +594,7 @@ def main() -> None:
         threads = [
             threading.Thread(target=soak.signer, args=(name, i), daemon=True) for i, name in enumerate(seed["signers"])
         ]
-        threads += [threading.Thread(target=t, daemon=True) for t in (soak.syncer, soak.outsider)]
+        threads += [threading.Thread(target=t, daemon=True) for t in (soak.syncer, soak.outsider, soak.beat)]
         threads.append(threading.Thread(target=soak.chaos, args=(db,), daemon=True))
         proxy.enabled = True
         started = time.monotonic()
@@ -581,6 +620,11 @@ def main() -> None:
         settle = run_phase(__file__, env, "settle", "600")
         after_incremental = run_phase(__file__, env, "sync", "incremental")
         after_full = run_phase(__file__, env, "sync", "full")
+        notify_settle = run_phase(__file__, env, "notify_settle", "600")
+        told_path = tmp / "smtp.json"
+        smtp.dump(told_path)
+        notify = run_phase(__file__, env, "notify_check", str(told_path))
+        notify.update(settle=notify_settle, messages=smtp.messages)
         snapshot = proxy.snapshot()
         proxy_path, outside_path = tmp / "proxy.json", tmp / "outside.json"
         proxy_path.write_text(json.dumps(snapshot))
@@ -600,6 +644,7 @@ def main() -> None:
             "after_incremental_sync": after_incremental,
             "after_full_sync": after_full,
             "check": check,
+            "notifications": notify,
         }
         print(json.dumps({k: v for k, v in result.items() if k not in ("check",)}, indent=2))
         print(json.dumps({"check": check}, indent=2))
@@ -635,8 +680,20 @@ def main() -> None:
         print(f"| web errors by cause (gunicorn log) | {check['web_errors_by_cause']} |")
         print(f"| sync runs (trigger mode: status) | {check['sync_runs']} |")
         print(f"| verify_audit | rc {check['verify_audit_rc']}: {check['verify_audit']} |")
+        print(
+            f"| notifications: rows / e-mails received / rows told | {notify['rows']} / {notify['messages']} / "
+            f"{notify['messages_told_rows']} |"
+        )
+        print(f"| notifications by kind and state | {notify['by_kind_state']} |")
+        print(
+            f"| notifications lost: sent but never received / left open / failed / decisions or conflicts "
+            f"without rows | {notify['sent_never_received']} / {notify['left_open']} / {notify['failed']} / "
+            f"{notify['decisions_without_rows']} / {notify['conflicts_without_rows']} |"
+        )
+        print(f"| notifications doubled (rows received twice) | {notify['duplicates']} |")
         print(json.dumps({k: v for k, v in result.items() if k != "faults_by_operation"}, default=str))
     finally:
+        smtp.stop()
         if soak is not None:
             soak.stop.set()
             kill_group(soak.worker, 15)

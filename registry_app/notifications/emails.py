@@ -10,9 +10,11 @@ to the outbox (``outbox.outbox_add``) in the current transaction. Nothing is sen
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from registry_app.models import Decision, ModelPackage, ModelPackageGroup, NotificationKind, PushOutbox
@@ -37,6 +39,8 @@ __all__ = [
     "notify_review_requested",
     "send_sla_reminders",
 ]
+
+log = logging.getLogger(__name__)
 
 PENDING_MANUAL_APPROVAL = "PendingManualApproval"
 DESCRIPTION_LIMIT = 2000
@@ -118,11 +122,15 @@ def send_sla_reminders(now: dt.datetime | None = None) -> int:
             "age_days": round(age_hours / 24, 1),
             "policy_name": policy.name,
         }
-        added = outbox_add(
-            Event(kind, package, f"sla:{days_over}", facts),
-            recipients=audience(reminder_recipients(package, policy), kind),
-            now=now,
-        )
+        try:
+            added = outbox_add(
+                Event(kind, package, f"sla:{days_over}", facts),
+                recipients=audience(reminder_recipients(package, policy), kind),
+                now=now,
+            )
+        except DatabaseError:  # one package's rows must not stop the others' reminders
+            log.exception("could not write the SLA reminders about package %s", package.pk)
+            continue
         written += added.rows
     return written
 

@@ -10,9 +10,26 @@ beat sweep (``sweep_notifications``) sends them. Review requests are collected b
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from uuid import UUID
 
 from django.db import transaction
+
+from registry_app.notifications.outbox import Added
+
+log = logging.getLogger(__name__)
+
+
+def _written(write: Callable[[], Added], what: str) -> Added:
+    """Run ``write`` in a savepoint: a failure (a bug, a database error) is logged and rolled back alone,
+    and the caller's transaction (the decision, the sync) goes on."""
+    try:
+        with transaction.atomic():
+            return write()
+    except Exception:  # noqa: BLE001 - a notification problem must not stop a decision or a sync
+        log.exception("could not write the %s notifications", what)
+        return Added()
 
 
 def enqueue_review_requested(package_id: int) -> None:
@@ -20,7 +37,8 @@ def enqueue_review_requested(package_id: int) -> None:
     from registry_app.notifications.emails import notify_review_requested
     from registry_app.tasks import notify_review_requested_task
 
-    if notify_review_requested(package_id).due_now:
+    added = _written(lambda: notify_review_requested(package_id), f"review_requested (package {package_id})")
+    if added.due_now:
         transaction.on_commit(lambda: notify_review_requested_task.delay(package_id), robust=True)
 
 
@@ -29,7 +47,7 @@ def enqueue_decided(decision_id: int) -> None:
     from registry_app.notifications.emails import notify_decided
     from registry_app.tasks import notify_decided_task
 
-    if notify_decided(decision_id).rows:
+    if _written(lambda: notify_decided(decision_id), f"decided (decision {decision_id})").rows:
         transaction.on_commit(lambda: notify_decided_task.delay(decision_id), robust=True)
 
 
@@ -39,5 +57,5 @@ def enqueue_conflict(push_id: UUID | str) -> None:
     from registry_app.tasks import notify_conflict_task
 
     push = str(push_id)
-    if notify_conflict(push).rows:
+    if _written(lambda: notify_conflict(push), f"conflict (push {push})").rows:
         transaction.on_commit(lambda: notify_conflict_task.delay(push), robust=True)

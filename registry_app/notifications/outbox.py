@@ -4,8 +4,8 @@
   savepoint of the caller's transaction: the rows commit with the sign-off, decision, conflict or synced
   package that caused them, or not at all, and a broker that is down at that moment loses nothing (the
   beat sweep sends what is pending). ``bulk_create(ignore_conflicts=True)`` on the unique keys makes a
-  repeat (a re-sync, a redelivered task) write nothing. A failure here is logged and never breaks the
-  caller: a notification problem must not stop a decision or a sync.
+  repeat (a re-sync, a redelivered task) write nothing. ``enqueue`` runs each event in a savepoint and
+  logs a failure: a notification problem must not stop a decision or a sync.
 * When each row may go (``deliver_after``): now; review requests after ``NOTIFY_BATCH_SECONDS``, so the
   packages that become pending within a few minutes reach a person (or a Slack / Teams channel) as one
   message; kinds a person takes in the daily digest at the next ``NOTIFY_DIGEST_HOUR_UTC``. During the
@@ -87,9 +87,9 @@ def outbox_add(
 ) -> Added:
     """Write ``event``'s rows: one per (user, mode) of ``recipients`` and per endpoint of ``webhooks``.
 
-    Transaction: a savepoint inside the caller's (one INSERT, plus one UPDATE during a first sync); nothing
-    is sent here. Returns how many rows were offered and whether one may go now (the caller kicks the
-    sender after commit). Never raises: a failure is logged and the caller's transaction goes on.
+    Transaction: atomic inside the caller's (one INSERT, plus one UPDATE during a first sync); nothing is
+    sent here. Returns how many rows were offered and whether one may go now (the caller kicks the
+    sender after commit).
     """
     now = now or timezone.now()
     facts = dict(event.facts)
@@ -121,14 +121,10 @@ def outbox_add(
         )
     if not rows:
         return Added()
-    try:
-        with transaction.atomic():
-            Notification.objects.bulk_create(rows, ignore_conflicts=True)
-            if first_sync and event.kind in BATCHED_KINDS and settings.NOTIFY_BATCH_SECONDS > 0:
-                _hold_first_sync(event, rows, now)
-    except Exception:  # noqa: BLE001 - never break the decision or the sync that is being recorded
-        log.exception("could not write the %s notifications about package %s", event.kind, event.package.pk)
-        return Added()
+    with transaction.atomic():
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        if first_sync and event.kind in BATCHED_KINDS and settings.NOTIFY_BATCH_SECONDS > 0:
+            _hold_first_sync(event, rows, now)
     return Added(rows=len(rows), due_now=any(row.deliver_after <= now for row in rows))
 
 

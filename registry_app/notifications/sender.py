@@ -62,6 +62,7 @@ class SendReport:
     failed: int = 0
     cancelled: int = 0
     errors: list[str] = field(default_factory=list)
+    urls: dict[int, str] = field(default_factory=dict, repr=False)  # package links, computed once per run
 
     def error(self, text: str) -> None:
         if len(self.errors) < 20:
@@ -87,14 +88,16 @@ def _due(now: dt.datetime) -> Q:
 
 
 def _due_targets(now: dt.datetime) -> list[tuple[int | None, int | None]]:
-    """(recipient_id, webhook_id) of the targets with a row due, oldest first."""
+    """(recipient_id, webhook_id) of up to TARGETS_PER_ROUND targets with a row due (the longest-waiting)."""
     rows = (
         Notification.objects.filter(_due(now))
         .values("recipient_id", "webhook_id")
         .annotate(first=Min("deliver_after"))
         .order_by("first")[:TARGETS_PER_ROUND]
     )
-    return [(row["recipient_id"], row["webhook_id"]) for row in rows]
+    targets = [(row["recipient_id"], row["webhook_id"]) for row in rows]
+    random.shuffle(targets)  # concurrent senders start on different targets instead of racing for the same
+    return targets
 
 
 def _claim(target: tuple[int | None, int | None], now: dt.datetime) -> list[Notification]:
@@ -175,8 +178,10 @@ def _wanted_by(user: Any, rows: Sequence[Notification], report: SendReport) -> l
     return [row for row in rows if pref.wants(row.kind)]
 
 
-def _items(rows: Sequence[Notification]) -> list[Item]:
-    urls = package_urls({row.package_id: row.package for row in rows}.values())
+def _items(rows: Sequence[Notification], urls: dict[int, str]) -> list[Item]:
+    missing = {row.package_id: row.package for row in rows if row.package_id not in urls}
+    if missing:
+        urls.update(package_urls(missing.values()))
     return [
         item_for(
             row_id=row.pk,
@@ -224,7 +229,7 @@ def _send_email(rows: list[Notification], mailer: _Mailer, report: SendReport) -
     rows = _wanted_by(user, _still_relevant(rows, report), report)
     if not rows:
         return
-    items = _items(rows)
+    items = _items(rows, report.urls)
     packages = {row.package_id: row.package for row in rows}
     message = email_message(user, items, packages, package_ids={row.pk: row.package_id for row in rows})
     try:
@@ -242,7 +247,7 @@ def _send_chat(rows: list[Notification], hook: WebhookEndpoint, report: SendRepo
     rows = _still_relevant(rows, report)
     if not rows:
         return
-    items = _items(rows)
+    items = _items(rows, report.urls)
     build = slack_message if hook.format == WebhookEndpoint.Format.SLACK else teams_message
     try:
         webhooks.post_json(webhooks.endpoint_url(hook), build(items, queue_url=queue_url()))
@@ -273,7 +278,7 @@ def _send_generic(rows: list[Notification], hook: WebhookEndpoint, report: SendR
     except webhooks.WebhookError as exc:
         _failed_attempt(rows, str(exc), permanent=True, report=report)
         return
-    for n, (row, item) in enumerate(zip(rows, _items(rows), strict=True)):
+    for n, (row, item) in enumerate(zip(rows, _items(rows, report.urls), strict=True)):
         payload = generic_payload(
             item,
             delivery_id=row.pk,

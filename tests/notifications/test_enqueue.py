@@ -151,4 +151,4 @@ def test_a_failure_writing_rows_never_breaks_the_callers_transaction(
     ):
         enqueue_review_requested(package.pk)
         package.refresh_from_db()  # the transaction is still usable
-    assert "could not write the review_requested notifications" in caplog.text
+    assert "could not write the review_requested (package" in caplog.text
