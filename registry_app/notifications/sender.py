@@ -1,8 +1,8 @@
 """Sending the notification outbox: claim what may go per person or endpoint, send one message, record it.
 
 * ``notifications_send_due`` (a worker: after each commit that wrote rows due now, and the beat sweep every
-  ``NOTIFY_SWEEP_SECONDS``) finds the targets (a person, or a webhook endpoint) with a row due, and claims
-  each target's rows with one conditional UPDATE -> ``sending`` under a fresh claim token: the rows due,
+  ``NOTIFY_SWEEP_SECONDS``) finds up to ``TARGETS_PER_ROUND`` targets (a person, or a webhook endpoint) with a
+  row due, and claims their rows with one conditional UPDATE -> ``sending`` under a fresh claim token: the rows due,
   plus the pending ones collected meanwhile that do not wait for the daily digest (a batch goes out whole,
   as soon as its oldest row is due), plus ``sending`` rows whose lease (``NOTIFY_CLAIM_LEASE_SECONDS``)
   expired because their worker died. Only the claimant sends; two workers never claim the same row.
@@ -34,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db.models import Exists, F, Min, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
 from registry_app.models import ModelPackage, Notification, NotificationKind, NotificationPreference, WebhookEndpoint
@@ -49,7 +49,7 @@ __all__ = ["SendReport", "notifications_send_due", "retry_delay"]
 log = logging.getLogger(__name__)
 
 State = Notification.State
-TARGETS_PER_ROUND = 50
+TARGETS_PER_ROUND = 20  # claimed together: one UPDATE and one SELECT for up to this many messages
 PENDING = ApprovalStatus.PENDING
 PENDING_ONLY = frozenset({NotificationKind.REVIEW_REQUESTED, NotificationKind.SLA_REMINDER})
 
@@ -63,10 +63,15 @@ class SendReport:
     cancelled: int = 0
     errors: list[str] = field(default_factory=list)
     urls: dict[int, str] = field(default_factory=dict, repr=False)  # package links, computed once per run
+    prefs: dict[int, NotificationPreference | None] = field(default_factory=dict, repr=False)  # per round
 
     def error(self, text: str) -> None:
         if len(self.errors) < 20:
             self.errors.append(text[:300])
+
+
+def _monotonic() -> float:
+    return time.monotonic()
 
 
 def retry_delay(attempts: int) -> dt.timedelta:
@@ -100,26 +105,44 @@ def _due_targets(now: dt.datetime) -> list[tuple[int | None, int | None]]:
     return targets
 
 
-def _claim(target: tuple[int | None, int | None], now: dt.datetime) -> list[Notification]:
-    """Claim the target's rows that may go now (conditional UPDATE); [] when another worker was first."""
-    recipient_id, webhook_id = target
-    mine = Q(recipient_id=recipient_id) if recipient_id is not None else Q(webhook_id=webhook_id)
+Target = tuple[int | None, int | None]  # (recipient_id, webhook_id)
+
+
+def _claim(targets: Sequence[Target], now: dt.datetime) -> dict[Target, list[Notification]]:
+    """Claim the rows of ``targets`` that may go now: one conditional UPDATE, one SELECT. Targets another
+    worker was first to are absent from the result."""
+    users = [recipient for recipient, _ in targets if recipient is not None]
+    hooks = [webhook for _, webhook in targets if webhook is not None]
+    mine = Q(recipient_id__in=users) | Q(webhook_id__in=hooks)
     collected = Q(state=State.PENDING, digest=False, attempts=0)  # a batch goes whole, not a retry's backoff
-    token = uuid.uuid4().hex
     # Only while one of the target's rows is due: a worker that lost the race must not send the rest early.
-    still_due = Exists(Notification.objects.filter(mine).filter(_due(now)))
+    same_target = Q(recipient_id=OuterRef("recipient_id")) | Q(webhook_id=OuterRef("webhook_id"))
+    still_due = Exists(Notification.objects.filter(same_target).filter(_due(now)))
+    token = uuid.uuid4().hex
     claimed = (
         Notification.objects.filter(mine)
         .filter(_due(now) | collected)
         .filter(still_due)
         .update(state=State.SENDING, claim=token, claimed_at=now, attempts=F("attempts") + 1)
     )
-    if not claimed:
-        return []
-    return list(
-        Notification.objects.filter(claim=token, state=State.SENDING)
-        .select_related("package__group__source", "recipient", "webhook")
-        .order_by("created_at", "pk")
+    batches: dict[Target, list[Notification]] = {}
+    if claimed:
+        rows = (
+            Notification.objects.filter(claim=token, state=State.SENDING)
+            .select_related("package__group__source", "recipient", "webhook")
+            .order_by("created_at", "pk")
+        )
+        for row in rows:
+            batches.setdefault((row.recipient_id, row.webhook_id), []).append(row)
+    return batches
+
+
+def _release(rows: Sequence[Notification]) -> int:
+    """Give claimed rows back, unsent and uncounted, for the next run."""
+    if not rows:
+        return 0
+    return Notification.objects.filter(pk__in=[r.pk for r in rows], claim=rows[0].claim, state=State.SENDING).update(
+        state=State.PENDING, claim="", attempts=F("attempts") - 1
     )
 
 
@@ -165,12 +188,22 @@ def _still_relevant(rows: Sequence[Notification], report: SendReport) -> list[No
     return keep
 
 
+def _load_prefs(targets: Sequence[tuple[int | None, int | None]], report: SendReport) -> None:
+    """The round's people's preferences, in one query (read when their turn comes: as they are now)."""
+    user_ids = [recipient for recipient, _ in targets if recipient is not None]
+    report.prefs = dict.fromkeys(user_ids)
+    report.prefs.update({p.user_id: p for p in NotificationPreference.objects.filter(user_id__in=user_ids)})
+
+
 def _wanted_by(user: Any, rows: Sequence[Notification], report: SendReport) -> list[Notification]:
-    """Cancel what the person no longer wants or cannot receive (preferences as they are now)."""
+    """Cancel what the person no longer wants or cannot receive."""
     if not user.is_active or not (user.email or "").strip():
         report.cancelled += _finish(rows, State.CANCELLED, error="Not sent: no active account with an e-mail address.")
         return []
-    pref = NotificationPreference.objects.filter(user=user).first()
+    if user.pk in report.prefs:
+        pref = report.prefs[user.pk]
+    else:
+        pref = NotificationPreference.objects.filter(user=user).first()
     if pref is None:
         return list(rows)
     unwanted = [row for row in rows if not pref.wants(row.kind)]
@@ -322,6 +355,20 @@ def _deliver(rows: list[Notification], mailer: _Mailer, report: SendReport) -> N
 # --------------------------------------------------------------------------------------------- the run
 
 
+def _send_round(batches: list[list[Notification]], mailer: _Mailer, report: SendReport, deadline: float | None) -> None:
+    """One message per batch. A round that runs past half the claim lease (a slow SMTP server) or past the
+    deadline gives the rest back: no row may still be ours to send when another worker may re-claim it."""
+    started = _monotonic()
+    budget = settings.NOTIFY_CLAIM_LEASE_SECONDS / 2
+    for n, rows in enumerate(batches):
+        late = _monotonic() - started > budget or (deadline is not None and _monotonic() >= deadline)
+        if late:
+            for rest in batches[n:]:
+                _release(rest)
+            return
+        _deliver(rows, mailer, report)
+
+
 def notifications_send_due(*, now: dt.datetime | None = None, max_seconds: float | None = None) -> SendReport:
     """Send everything due (see the module docstring), until nothing is left or ``max_seconds`` passed.
 
@@ -329,21 +376,17 @@ def notifications_send_due(*, now: dt.datetime | None = None, max_seconds: float
     ``now`` (tests) fixes the clock for what is due.
     """
     report = SendReport()
-    deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+    deadline = _monotonic() + max_seconds if max_seconds is not None else None
     mailer = _Mailer()
     try:
-        while deadline is None or time.monotonic() < deadline:
+        while deadline is None or _monotonic() < deadline:
             moment = now or timezone.now()
-            progressed = False
-            for target in _due_targets(moment):
-                rows = _claim(target, moment)
-                if rows:
-                    progressed = True
-                    _deliver(rows, mailer, report)
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-            if not progressed:
+            targets = _due_targets(moment)
+            _load_prefs(targets, report)
+            batches = list(_claim(targets, moment).values())
+            if not batches:
                 break  # nothing due, or everything due was claimed by other workers
+            _send_round(batches, mailer, report, deadline)
     finally:
         mailer.reset()
     return report

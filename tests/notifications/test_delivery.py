@@ -116,9 +116,10 @@ def test_a_claim_is_exclusive(reviewers: dict[str, Any], package) -> None:
         package=package, kind=NotificationKind.DECIDED, recipient=reviewers["ml-lead"], key="decision:1"
     )
     now = timezone.now()
-    first = sender._claim((note.recipient_id, None), now)
-    assert [row.pk for row in first] == [note.pk] and first[0].state == State.SENDING
-    assert sender._claim((note.recipient_id, None), now) == []  # the second worker gets nothing
+    target = (note.recipient_id, None)
+    first = sender._claim([target], now)
+    assert [row.pk for row in first[target]] == [note.pk] and first[target][0].state == State.SENDING
+    assert sender._claim([target], now) == {}  # the second worker gets nothing
 
 
 def test_a_dead_workers_rows_are_sent_again_after_the_lease(
@@ -149,9 +150,10 @@ def test_a_late_worker_cannot_overwrite_a_reclaimed_row(reviewers: dict[str, Any
         package=package, kind=NotificationKind.DECIDED, recipient=reviewers["ml-lead"], key="decision:1"
     )
     now = timezone.now()
-    (slow,) = sender._claim((note.recipient_id, None), now)
+    target = (note.recipient_id, None)
+    (slow,) = sender._claim([target], now)[target]
     later = now + dt.timedelta(hours=1)
-    (fresh,) = sender._claim((note.recipient_id, None), later)  # the lease expired: re-claimed
+    (fresh,) = sender._claim([target], later)[target]  # the lease expired: re-claimed
     assert sender._finish([slow], State.FAILED, error="late") == 0  # the first worker's outcome is ignored
     assert sender._finish([fresh], State.SENT) == 1
 
@@ -180,6 +182,33 @@ def test_preferences_at_send_time_win(mailoutbox: list[Any], settings: Any, revi
     assert Notification.objects.filter(state=State.CANCELLED).count() == 2
 
 
+def test_a_worker_that_lost_the_race_sends_nothing_early(settings: Any, reviewers: dict[str, Any], package) -> None:
+    """A target whose due rows another worker took is not claimed for its collected (not yet due) rows."""
+    settings.NOTIFY_BATCH_SECONDS = 300
+    lena = reviewers["ml-lead"]
+    Notification.objects.create(package=package, kind=NotificationKind.REVIEW_REQUESTED, recipient=lena)
+    Notification.objects.filter(recipient=lena).update(deliver_after=_later(minutes=5))
+    assert sender._claim([(lena.pk, None)], timezone.now()) == {}
+
+
+def test_a_slow_round_gives_the_rest_back_before_the_lease_ends(
+    settings: Any, mailoutbox: list[Any], reviewers: dict[str, Any], package
+) -> None:
+    """The rows of a round are claimed together; once half the lease has passed the unsent ones are given
+    back (never left for another worker to re-claim while this one may still send them)."""
+    settings.NOTIFY_CLAIM_LEASE_SECONDS = 2
+    for user in reviewers.values():
+        Notification.objects.create(package=package, kind=NotificationKind.DECIDED, recipient=user, key="decision:9")
+    # deadline, loop, round start, message 1 (lease and deadline checks), message 2, message 3 late, loop.
+    clock = iter([0.0, 0.0, 0.0, 0.1, 0.1, 0.5, 0.5, 5.0, 9.0])
+    with mock.patch.object(sender, "_monotonic", side_effect=lambda: next(clock)):
+        report = notifications_send_due(max_seconds=8)
+    assert report.sent == 2 and len(mailoutbox) == 2
+    (left,) = Notification.objects.exclude(state=State.SENT)
+    assert (left.state, left.attempts, left.claim) == (State.PENDING, 0, "")
+    assert notifications_send_due().sent == 1
+
+
 def test_one_smtp_connection_for_a_run(
     settings: Any, mailoutbox: list[Any], reviewers: dict[str, Any], package
 ) -> None:
@@ -191,11 +220,11 @@ def test_one_smtp_connection_for_a_run(
 def test_sending_makes_a_constant_number_of_queries_per_message(
     django_assert_max_num_queries: Any, mailoutbox: list[Any], reviewers: dict[str, Any], package
 ) -> None:
-    """Per message: claim, read, preferences, namesake groups, record; plus the round's target queries."""
+    """Per round: targets, preferences, claim, read, namesake groups; per message: its outcome."""
     from registry_app.notifications.emails import notify_review_requested
 
     notify_review_requested(package.pk)
-    with django_assert_max_num_queries(3 * 5 + 3):
+    with django_assert_max_num_queries(5 + 3 + 2):
         assert notifications_send_due().sent == 3
 
 
