@@ -9,7 +9,7 @@ SMTP server (aiosmtpd, in this process) that records every message and the outbo
    message per row, the worst case for the sender), all due now;
 2. send: the sender processes start together; with ``--kill`` one of them is SIGKILLed after a third of
    the messages arrived and started again (a worker dying mid-send);
-3. sweep: after the claim lease (``NOTIFY_CLAIM_LEASE_SECONDS``, 5 s here) one more run sends what the
+3. sweep: after the claim lease (``NOTIFY_CLAIM_LEASE_SECONDS``, 30 s here) one more run sends what the
    killed process had claimed;
 4. check: every row sent, each received how many times (duplicates), the rate.
 
@@ -34,7 +34,7 @@ from typing import Any
 
 from benchlib import ROOT, exit_on_sigterm, free_port, pg_drop, pg_scratch, run_phase, setup_django
 
-LEASE_SECONDS = 5
+LEASE_SECONDS = 30
 
 
 # --------------------------------------------------------------------------------------------- phases (Django)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 import random
 import smtplib
 import time
@@ -61,7 +62,9 @@ class SendReport:
     retrying: int = 0
     failed: int = 0
     cancelled: int = 0
+    released: int = 0  # given back unsent: the claim was too old to send under (see _in_time)
     errors: list[str] = field(default_factory=list)
+    send_before: float = math.inf  # monotonic time after which this round's claim may not be sent under
     urls: dict[int, str] = field(default_factory=dict, repr=False)  # package links, computed once per run
     prefs: dict[int, NotificationPreference | None] = field(default_factory=dict, repr=False)  # per round
 
@@ -172,6 +175,16 @@ def _failed_attempt(rows: Sequence[Notification], error: str, *, permanent: bool
     report.error(error)
 
 
+def _in_time(rows: Sequence[Notification], report: SendReport) -> bool:
+    """Checked right before each SMTP or HTTP call: once half the lease has passed since the claim, the
+    rows are given back instead of sent, so no row is ever re-claimable by another worker while this one
+    may still send it (a send itself lasts far less than half a lease: EMAIL_TIMEOUT, webhook timeout)."""
+    if _monotonic() <= report.send_before:
+        return True
+    report.released += _release(rows)
+    return False
+
+
 # --------------------------------------------------------------------------------------------- relevance
 
 
@@ -265,6 +278,8 @@ def _send_email(rows: list[Notification], mailer: _Mailer, report: SendReport) -
     items = _items(rows, report.urls)
     packages = {row.package_id: row.package for row in rows}
     message = email_message(user, items, packages, package_ids={row.pk: row.package_id for row in rows})
+    if not _in_time(rows, report):
+        return
     try:
         mailer.send(message)
     except OSError as exc:  # smtplib.SMTPException is an OSError
@@ -282,8 +297,11 @@ def _send_chat(rows: list[Notification], hook: WebhookEndpoint, report: SendRepo
         return
     items = _items(rows, report.urls)
     build = slack_message if hook.format == WebhookEndpoint.Format.SLACK else teams_message
+    message = build(items, queue_url=queue_url())
+    if not _in_time(rows, report):
+        return
     try:
-        webhooks.post_json(webhooks.endpoint_url(hook), build(items, queue_url=queue_url()))
+        webhooks.post_json(webhooks.endpoint_url(hook), message)
     except webhooks.WebhookError as exc:
         _failed_attempt(rows, str(exc), permanent=exc.permanent, report=report)
         log.warning("webhook %s (%d rows) failed: %s", hook.name, len(rows), exc)
@@ -321,6 +339,8 @@ def _send_generic(rows: list[Notification], hook: WebhookEndpoint, report: SendR
         )
         body = webhooks.payload_bytes(payload)
         headers = webhooks.signed_headers(secret, body, delivery_id=row.pk, event=item.event)
+        if not _in_time(rows[n:], report):
+            return
         try:
             webhooks.post_bytes(url, body, headers=headers)
         except webhooks.WebhookError as exc:
@@ -356,15 +376,11 @@ def _deliver(rows: list[Notification], mailer: _Mailer, report: SendReport) -> N
 
 
 def _send_round(batches: list[list[Notification]], mailer: _Mailer, report: SendReport, deadline: float | None) -> None:
-    """One message per batch. A round that runs past half the claim lease (a slow SMTP server) or past the
-    deadline gives the rest back: no row may still be ours to send when another worker may re-claim it."""
-    started = _monotonic()
-    budget = settings.NOTIFY_CLAIM_LEASE_SECONDS / 2
+    """One message per batch; past the run's deadline the rest is given back for the next run."""
     for n, rows in enumerate(batches):
-        late = _monotonic() - started > budget or (deadline is not None and _monotonic() >= deadline)
-        if late:
+        if deadline is not None and _monotonic() >= deadline:
             for rest in batches[n:]:
-                _release(rest)
+                report.released += _release(rest)
             return
         _deliver(rows, mailer, report)
 
@@ -380,6 +396,8 @@ def notifications_send_due(*, now: dt.datetime | None = None, max_seconds: float
     mailer = _Mailer()
     try:
         while deadline is None or _monotonic() < deadline:
+            # Measured before the claim (whose claimed_at is ``moment``), so the margin only errs on the safe side.
+            report.send_before = _monotonic() + settings.NOTIFY_CLAIM_LEASE_SECONDS / 2
             moment = now or timezone.now()
             targets = _due_targets(moment)
             _load_prefs(targets, report)

@@ -191,19 +191,20 @@ def test_a_worker_that_lost_the_race_sends_nothing_early(settings: Any, reviewer
     assert sender._claim([(lena.pk, None)], timezone.now()) == {}
 
 
-def test_a_slow_round_gives_the_rest_back_before_the_lease_ends(
+def test_rows_are_given_back_rather_than_sent_under_a_claim_past_half_its_lease(
     settings: Any, mailoutbox: list[Any], reviewers: dict[str, Any], package
 ) -> None:
-    """The rows of a round are claimed together; once half the lease has passed the unsent ones are given
-    back (never left for another worker to re-claim while this one may still send them)."""
+    """The rows of a round are claimed together; right before each send the claim's age is checked, and
+    once half the lease has passed the rows are given back (never left for another worker to re-claim
+    while this one may still send them)."""
     settings.NOTIFY_CLAIM_LEASE_SECONDS = 2
     for user in reviewers.values():
         Notification.objects.create(package=package, kind=NotificationKind.DECIDED, recipient=user, key="decision:9")
-    # deadline, loop, round start, message 1 (lease and deadline checks), message 2, message 3 late, loop.
-    clock = iter([0.0, 0.0, 0.0, 0.1, 0.1, 0.5, 0.5, 5.0, 9.0])
+    # deadline; loop; round (send before 0 + 1); message 1; message 2; message 3 is late; the loop ends.
+    clock = iter([0.0, 0.0, 0.0, 0.1, 0.1, 0.5, 0.5, 5.0, 5.0, 9.0])
     with mock.patch.object(sender, "_monotonic", side_effect=lambda: next(clock)):
         report = notifications_send_due(max_seconds=8)
-    assert report.sent == 2 and len(mailoutbox) == 2
+    assert (report.sent, report.released, len(mailoutbox)) == (2, 1, 2)
     (left,) = Notification.objects.exclude(state=State.SENT)
     assert (left.state, left.attempts, left.claim) == (State.PENDING, 0, "")
     assert notifications_send_due().sent == 1
