@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.db import DatabaseError
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "notify_conflict",
     "notify_decided",
+    "notify_package_event",
     "notify_review_requested",
     "send_sla_reminders",
 ]
@@ -189,6 +191,29 @@ def notify_conflict(push_id: UUID | str, *, now: dt.datetime | None = None) -> A
     return outbox_add(
         Event(kind, package, f"push:{push.pk}", facts),
         recipients=audience(signers_and_watchers(package), kind),
+        webhooks=webhooks_for(kind, package, policy_for(package.group).required_roles),
+        now=now,
+    )
+
+
+def notify_package_event(
+    kind: str,
+    package: ModelPackage,
+    *,
+    key: str,
+    facts: dict[str, Any],
+    users: Iterable[Any] = (),
+    now: dt.datetime | None = None,
+) -> Added:
+    """For the events of features to come (``finding_raised``, ``revalidation_due``): tell ``users`` (as each
+    wants ``kind``), the package's signers and its group's watchers, and the matching endpoints. Call it
+    inside the transaction that records the event (then kick the sender after commit, as ``enqueue`` does).
+    ``key`` tells repeats apart (``finding:<id>``, ``revalidation:<date>``); ``facts`` (JSON) is what the
+    messages say: ``title`` for a finding, ``due`` for a revalidation. Until the kind is in ``EMAIL_KINDS``
+    (with its templates) its e-mails use the digest layout and the profile page offers no choice for it."""
+    return outbox_add(
+        Event(kind, package, key, facts),
+        recipients=audience([*users, *signers_and_watchers(package)], kind),
         webhooks=webhooks_for(kind, package, policy_for(package.group).required_roles),
         now=now,
     )

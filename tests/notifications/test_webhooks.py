@@ -323,3 +323,29 @@ def test_the_admin_stores_variable_names_and_shows_whether_they_are_set(
     monkeypatch.setenv("WEBHOOK_FAIRNESS_SLACK", "https://hooks.slack.com/services/T/B/X")
     listing = client.get("/admin/registry_app/webhookendpoint/").content.decode()
     assert 'alt="True"' in listing and "hooks.slack.com" not in listing
+
+
+def test_a_finding_raised_can_be_emitted_and_reaches_email_and_a_webhook(
+    receiver: HttpReceiver, mailoutbox: list[Any], reviewers: dict[str, Any], package
+) -> None:
+    from registry_app.notifications.emails import notify_package_event
+
+    _generic(receiver, events=[NotificationKind.FINDING_RAISED, NotificationKind.REVALIDATION_DUE])
+    added = notify_package_event(
+        NotificationKind.FINDING_RAISED,
+        package,
+        key="finding:12",
+        facts={"title": "Disparate impact fell to 0.71 <in production>", "severity": "high"},
+        users=[reviewers["fairness"]],
+    )
+    assert added.rows == 2 and added.due_now
+    notifications_send_due()
+    (message,) = mailoutbox
+    assert message.to == ["farid@example.com"]
+    assert "Disparate impact fell to 0.71 <in production>" in message.body
+    assert "&lt;in production&gt;" in message.alternatives[0][0]
+    (post,) = receiver.at("/signed/hook")
+    payload = post.json()
+    assert post.signature_ok and payload["event"] == "finding.raised"
+    assert payload["data"] == {"title": "Disparate impact fell to 0.71 <in production>", "severity": "high"}
+    assert payload["summary"] == "Finding raised: credit-risk v3"
