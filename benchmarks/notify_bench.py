@@ -80,8 +80,10 @@ def phase_send() -> dict[str, Any]:
     from registry_app.notifications.sender import notifications_send_due
 
     started = time.monotonic()
+    cpu = time.process_time()
     report = notifications_send_due()
     return {
+        "cpu_s": round(time.process_time() - cpu, 2),
         "messages": report.messages,
         "sent": report.sent,
         "retrying": report.retrying,
@@ -204,6 +206,7 @@ class Smtp:
 
 
 def sender(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A sender process; its result (the last line of ``log``) says how much CPU it used."""
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, __file__, "--phase", "send"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
@@ -264,6 +267,10 @@ def main() -> None:
         for proc in procs:
             proc.wait(timeout=3600)
         send_s = time.monotonic() - started
+        cpu_s = 0.0
+        for log in tmp.glob("sender-*.log"):
+            lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
+            cpu_s += json.loads(lines[-1])["cpu_s"] if lines else 0.0
         before_sweep = smtp.messages
         time.sleep(LEASE_SECONDS + 1)
         sweep = run_phase(__file__, env, "send")
@@ -287,6 +294,8 @@ def main() -> None:
             "states": check["states"],
             "max_attempts": check["max_attempts"],
             "rate_per_s": round(before_sweep / send_s, 1),
+            "sender_cpu_ms_per_message": round(1000 * cpu_s / max(1, before_sweep), 2),
+            "load_average": os.getloadavg(),
         }
         print(json.dumps(result))
         print("\n| figure | value |\n|---|---|")
@@ -295,6 +304,10 @@ def main() -> None:
         rate = f"**{result['rate_per_s']:,} messages/s**"
         print(f"| sent by the senders | {before_sweep:,} messages in {send_s:.1f} s: {rate} |")
         print(f"| sent by the sweep after the lease | {sweep['messages']} |")
+        print(
+            f"| sender CPU per message (the killed sender's not counted) | {result['sender_cpu_ms_per_message']} ms |"
+        )
+        print(f"| load average (2 cores) | {', '.join(f'{x:.1f}' for x in os.getloadavg())} |")
         print(f"| rows told / never told | {len(told):,} / {result['rows_never_told']} |")
         print(f"| **duplicates** | **{duplicates}** |")
         print(f"| outbox states | {check['states']} (most attempts: {check['max_attempts']}) |")
