@@ -5,8 +5,10 @@
   row due, and claims their rows with one conditional UPDATE -> ``sending`` under a fresh claim token: the rows due,
   plus the pending ones collected meanwhile that do not wait for the daily digest (a batch goes out whole,
   as soon as its oldest row is due), plus ``sending`` rows whose lease (``NOTIFY_CLAIM_LEASE_SECONDS``)
-  expired because their worker died. Only the claimant sends; two workers never claim the same row.
-* One message per claim for e-mail, Slack and Teams (a digest when it tells several rows), one signed
+  expired because their worker died. Only the claimant sends; two workers never claim the same row; and
+  right before each SMTP or HTTP call the claim's age is checked: past half the lease, the rows are given
+  back unsent, so no row can be re-claimed while its worker may still send it.
+* One message per target for e-mail, Slack and Teams (a digest when it tells several rows), one signed
   POST per row for generic webhooks. No transaction is open during an SMTP or HTTP call.
 * Each row ends ``sent``; or goes back to ``pending`` after a backoff (``NOTIFY_RETRY_BASE_SECONDS`` doubled
   per attempt up to ``NOTIFY_RETRY_MAX_SECONDS``, jittered) until ``NOTIFY_MAX_ATTEMPTS``, then ``failed``
@@ -14,8 +16,9 @@
   server refuses the recipient with a 5xx, an endpoint answers 4xx or lacks its variable); ``cancelled``
   when no longer relevant (the package was decided before its review request went, the person opted out
   or has no address any more, the endpoint was disabled).
-* At most one duplicate per row, and only when a worker dies after the SMTP server or the endpoint
-  accepted a message and before it recorded ``sent``: the lease expires and another worker sends it again.
+* At most one duplicate per row, and only when a worker dies (or stalls for more than half a lease inside
+  one SMTP or HTTP call) after the server accepted a message and before it recorded ``sent``: the lease
+  expires and another worker sends it again.
   Messages name their rows (``X-Governance-Notification``; ``X-Governance-Delivery`` for webhooks).
 """
 
