@@ -497,6 +497,7 @@ class Soak:
 
 
 def main() -> None:
+    global REDIS_PORT  # --redis-port: two soaks (or a colleague's) on one machine
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, >= 60 faults (under 3 minutes)")
     parser.add_argument("--faults", type=int, default=1000, help="inject at least this many faults")
@@ -535,7 +536,6 @@ def main() -> None:
         args.faults, args.rate, args.groups, args.per_group = 60, 0.35, 4, 6
         args.min_seconds, args.max_seconds, args.sync_every, args.chaos_every = 30, 60, 4.0, (4.0, 8.0)
 
-    global REDIS_PORT
     REDIS_PORT = args.redis_port
     exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="h6-soak-"))
