@@ -156,8 +156,6 @@ def phase_seed(groups: int, per_group: int, signers_per_role: int) -> dict[str, 
         sm.create_model_package_group(ModelPackageGroupName=name)
         for n in range(per_group):
             create_package(sm, name, n)
-    source = RegistrySource.objects.create(name=SOURCE, region=REGION)
-    run = sync_source(source, mode="full")
     signers = []
     for role in ROLES:
         group = Group.objects.get_or_create(name=role)[0]
@@ -166,6 +164,9 @@ def phase_seed(groups: int, per_group: int, signers_per_role: int) -> dict[str, 
             user.groups.add(group)
             signers.append(user.username)
     User.objects.create_user("soak-staff", "staff@soak.example", PASSWORD, is_staff=True)
+    # The signers exist before the first sync, which asks them to review every package: one digest each.
+    source = RegistrySource.objects.create(name=SOURCE, region=REGION)
+    run = sync_source(source, mode="full")
     return {"groups": names, "signers": signers, "packages": ModelPackage.objects.count(), "sync": run.status}
 
 
