@@ -28,9 +28,16 @@ sending, an incremental and a full sync run, and the checks:
   update at the proxy lacks a push row;
 * no sync lost an update: the mirror equals the registry for every package (status, description,
   metadata), after the incremental sync and after the full one;
-* ``manage.py verify_audit`` passes.
+* ``manage.py verify_audit`` passes;
+* no notification was lost or doubled: e-mails go to an SMTP server on loopback (in this process) that
+  records which outbox rows each message tells; the kicks after commit fail while Redis is down, a
+  "beat" thread here asks for the outbox sweep every 30 s (failing too while Redis is down); after the
+  final syncs the sweep runs until nothing is pending, and every decision and conflict has its rows,
+  every row ended sent or cancelled, and each sent row reached the SMTP server exactly once
+  (``notify_bench.soak_notify_check``).
 
     .venv/bin/python benchmarks/soak_bench.py [--quick] [--faults 1000] [--rate 0.25] [--seed 1]
+        [--db-prefix h6_soak] [--redis-port 6391]
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ from benchlib import (
     stop_redis,
 )
 from faultproxy import FaultProxy
+from notify_bench import Smtp, soak_notify_check, soak_notify_settle
 
 REDIS_PORT = 6391
 REGION = "us-east-1"
@@ -148,8 +156,6 @@ def phase_seed(groups: int, per_group: int, signers_per_role: int) -> dict[str, 
         sm.create_model_package_group(ModelPackageGroupName=name)
         for n in range(per_group):
             create_package(sm, name, n)
-    source = RegistrySource.objects.create(name=SOURCE, region=REGION)
-    run = sync_source(source, mode="full")
     signers = []
     for role in ROLES:
         group = Group.objects.get_or_create(name=role)[0]
@@ -158,6 +164,9 @@ def phase_seed(groups: int, per_group: int, signers_per_role: int) -> dict[str, 
             user.groups.add(group)
             signers.append(user.username)
     User.objects.create_user("soak-staff", "staff@soak.example", PASSWORD, is_staff=True)
+    # The signers exist before the first sync, which asks them to review every package: one digest each.
+    source = RegistrySource.objects.create(name=SOURCE, region=REGION)
+    run = sync_source(source, mode="full")
     return {"groups": names, "signers": signers, "packages": ModelPackage.objects.count(), "sync": run.status}
 
 
@@ -322,6 +331,18 @@ class Soak:
     def start_worker(self) -> None:
         self.worker = start_worker(self.env, self.queues, 2, self.tmp / "worker.log")
 
+    def beat(self) -> None:
+        """The beat's notification sweep (the only beat entry the soak needs), through the broker."""
+        from celery import Celery
+
+        app = Celery(broker=self.env["REDIS_URL"])
+        while not self.stop.wait(30):
+            try:
+                app.send_task("registry_app.tasks.sweep_notifications", queue="email", retry=False)
+                self.count("notification sweeps sent")
+            except Exception:  # noqa: BLE001 - Redis is down: beat would fail the same way
+                self.count("notification sweeps lost (broker down)")
+
     # -- people -------------------------------------------------------------------------------
     def _session(self, username: str) -> requests.Session:
         session = requests.Session()
@@ -477,6 +498,7 @@ class Soak:
 
 
 def main() -> None:
+    global REDIS_PORT  # --redis-port: two soaks (or a colleague's) on one machine
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, >= 60 faults (under 3 minutes)")
     parser.add_argument("--faults", type=int, default=1000, help="inject at least this many faults")
@@ -490,6 +512,8 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=int, default=120)
     parser.add_argument("--max-seconds", type=int, default=1500)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--db-prefix", default="h6_soak", help="scratch database name prefix")
+    parser.add_argument("--redis-port", type=int, default=REDIS_PORT, help="port of the private Redis")
     parser.add_argument("--phase", nargs="+")
     args = parser.parse_args()
     args.chaos_every = (10.0, 20.0)  # seconds between two of: worker SIGKILL, Redis restart, PostgreSQL drop
@@ -501,6 +525,10 @@ def main() -> None:
             result = phase_settle(int(rest[0]))
         elif name == "sync":
             result = phase_sync(rest[0])
+        elif name == "notify_settle":
+            result = soak_notify_settle(int(rest[0]))
+        elif name == "notify_check":
+            result = soak_notify_check(rest[0])
         else:
             result = phase_check(rest[0], rest[1])
         print(json.dumps(result, default=str))
@@ -509,12 +537,15 @@ def main() -> None:
         args.faults, args.rate, args.groups, args.per_group = 60, 0.35, 4, 6
         args.min_seconds, args.max_seconds, args.sync_every, args.chaos_every = 30, 60, 4.0, (4.0, 8.0)
 
+    REDIS_PORT = args.redis_port
     exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="h6-soak-"))
     moto_port, web_port = free_port(), free_port()
     site = f"http://127.0.0.1:{web_port}"
     moto_url = f"http://127.0.0.1:{moto_port}"
-    db = pg_scratch(f"h6_soak_{os.getpid()}")
+    db = pg_scratch(f"{args.db_prefix}_{os.getpid()}")
+    smtp = Smtp()
+    smtp_port = smtp.start()
     env = stack_env(
         tmp,
         site,
@@ -528,6 +559,15 @@ def main() -> None:
         AWS_CONNECT_TIMEOUT="2",
         SYNC_LOCK_SECONDS="30",
         SOAK_MOTO_URL=moto_url,
+        # Notifications over SMTP to the loopback server; short batches, backoffs and leases keep the run short.
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp_port),
+        NOTIFY_BATCH_SECONDS="15",
+        NOTIFY_CLAIM_LEASE_SECONDS="20",
+        NOTIFY_RETRY_BASE_SECONDS="5",
+        NOTIFY_RETRY_MAX_SECONDS="30",
+        NOTIFY_MAX_ATTEMPTS="50",
     )
     print(f"# fault soak: >= {args.faults} faults at rate {args.rate}, seed {args.seed}, db {db}")
     start_redis(REDIS_PORT, str(tmp))
@@ -555,7 +595,7 @@ def main() -> None:
         threads = [
             threading.Thread(target=soak.signer, args=(name, i), daemon=True) for i, name in enumerate(seed["signers"])
         ]
-        threads += [threading.Thread(target=t, daemon=True) for t in (soak.syncer, soak.outsider)]
+        threads += [threading.Thread(target=t, daemon=True) for t in (soak.syncer, soak.outsider, soak.beat)]
         threads.append(threading.Thread(target=soak.chaos, args=(db,), daemon=True))
         proxy.enabled = True
         started = time.monotonic()
@@ -581,6 +621,11 @@ def main() -> None:
         settle = run_phase(__file__, env, "settle", "600")
         after_incremental = run_phase(__file__, env, "sync", "incremental")
         after_full = run_phase(__file__, env, "sync", "full")
+        notify_settle = run_phase(__file__, env, "notify_settle", "600")
+        told_path = tmp / "smtp.json"
+        smtp.dump(told_path)
+        notify = run_phase(__file__, env, "notify_check", str(told_path))
+        notify.update(settle=notify_settle, messages=smtp.messages)
         snapshot = proxy.snapshot()
         proxy_path, outside_path = tmp / "proxy.json", tmp / "outside.json"
         proxy_path.write_text(json.dumps(snapshot))
@@ -600,6 +645,7 @@ def main() -> None:
             "after_incremental_sync": after_incremental,
             "after_full_sync": after_full,
             "check": check,
+            "notifications": notify,
         }
         print(json.dumps({k: v for k, v in result.items() if k not in ("check",)}, indent=2))
         print(json.dumps({"check": check}, indent=2))
@@ -635,8 +681,20 @@ def main() -> None:
         print(f"| web errors by cause (gunicorn log) | {check['web_errors_by_cause']} |")
         print(f"| sync runs (trigger mode: status) | {check['sync_runs']} |")
         print(f"| verify_audit | rc {check['verify_audit_rc']}: {check['verify_audit']} |")
+        print(
+            f"| notifications: rows / e-mails received / rows told | {notify['rows']} / {notify['messages']} / "
+            f"{notify['messages_told_rows']} |"
+        )
+        print(f"| notifications by kind and state | {notify['by_kind_state']} |")
+        print(
+            f"| notifications lost: sent but never received / left open / failed / decisions or conflicts "
+            f"without rows | {notify['sent_never_received']} / {notify['left_open']} / {notify['failed']} / "
+            f"{notify['decisions_without_rows']} / {notify['conflicts_without_rows']} |"
+        )
+        print(f"| notifications doubled (rows received twice) | {notify['duplicates']} |")
         print(json.dumps({k: v for k, v in result.items() if k != "faults_by_operation"}, default=str))
     finally:
+        smtp.stop()
         if soak is not None:
             soak.stop.set()
             kill_group(soak.worker, 15)

@@ -76,6 +76,10 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.backfill_audit_all",
             "schedule": 600.0,  # restarts trail-history backfills; each slice enqueues the next
         },
+        "sweep-notifications": {
+            "task": "registry_app.tasks.sweep_notifications",
+            "schedule": float(settings.NOTIFY_SWEEP_SECONDS),  # the outbox: due batches, retries, lost workers
+        },
         "sla-reminders": {
             "task": "registry_app.tasks.send_sla_reminders",
             "schedule": crontab(minute=7),  # hourly; the Notification key limits it to one per day

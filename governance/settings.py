@@ -335,10 +335,26 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "governance@localhost") or "governance@localhost"
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)  # seconds; Django's default (none) lets a dead SMTP server hang a worker
+# Without EMAIL_HOST: one .eml file per message (a mail client opens it) in EMAIL_FILE_PATH.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
-    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.filebased.EmailBackend"
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "registry_app.notifications.mail_files.EmailBackend"
 )
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+# --- Notification outbox (registry_app/notifications; README "Notifications") ---
+# Review requests to one person (or one Slack/Teams channel) are collected this long and sent as one message
+# (0 in tests: sent at once). The first sync of a source keeps collecting while packages keep arriving.
+NOTIFY_BATCH_SECONDS = env_int("NOTIFY_BATCH_SECONDS", 0 if TESTING else 300)
+NOTIFY_FIRST_SYNC_MAX_HOLD_SECONDS = env_int("NOTIFY_FIRST_SYNC_MAX_HOLD_SECONDS", 3600)
+NOTIFY_DIGEST_HOUR_UTC = env_int("NOTIFY_DIGEST_HOUR_UTC", 7)  # when daily digests go out
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)  # then "failed" (shown on /sync/, in /metrics)
+NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)  # doubled per attempt...
+NOTIFY_RETRY_MAX_SECONDS = env_int("NOTIFY_RETRY_MAX_SECONDS", 3600)  # ...up to this
+NOTIFY_CLAIM_LEASE_SECONDS = env_int("NOTIFY_CLAIM_LEASE_SECONDS", 300)  # a worker killed mid-send: resent after
+NOTIFY_SWEEP_SECONDS = env_int("NOTIFY_SWEEP_SECONDS", 60)  # beat: send what is due, retry what failed
+NOTIFY_WEBHOOK_TIMEOUT_SECONDS = env_int("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # --- Celery (read by governance/celery.py with namespace CELERY) -------------------------
 REDIS_URL = env_str("REDIS_URL") or ""
@@ -385,7 +401,7 @@ _ROUTED_TASKS = {
         "sync_all_endpoints",
         "poll_all_event_queues",
     ),
-    "push": ("push", "resend_stuck_pushes", "refresh_package"),  # the refresh follows a push; sync runs are long
+    "push": ("push", "resend_stuck_pushes", "refresh_package", "verify_review_state"),  # the refresh follows a push; sync runs are long
     "audit": (
         "ingest_audit",
         "ingest_audit_all",
@@ -399,6 +415,7 @@ _ROUTED_TASKS = {
         "notify_decided",
         "notify_conflict",
         "send_sla_reminders",
+        "sweep_notifications",
         "notify_outside_decisions",
     ),
 }

@@ -239,3 +239,54 @@ class ApiTokenAdmin(ReadOnlyAdmin):
             1 for token in queryset.filter(revoked_at__isnull=True) if token_revoke(token, actor=request.user)
         )
         self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
+
+
+# --- notifications: chat and webhook endpoints (secrets stay in the environment, see models/notifications.py) ---
+
+from registry_app.models.notifications import WEBHOOK_KINDS  # noqa: E402
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(
+        choices=[(kind, label) for kind, label in models.NotificationKind.choices if kind in WEBHOOK_KINDS],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="None checked: every event.",
+    )
+
+    class Meta:
+        model = models.WebhookEndpoint
+        fields = (
+            "name",
+            "format",
+            "enabled",
+            "url",
+            "url_env",
+            "secret_env",
+            "events",
+            "group_name",
+            "tag_key",
+            "tag_value",
+            "role",
+        )
+
+
+@admin.register(models.WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
+    list_display = ("name", "format", "enabled", "group_name", "tag_key", "role", "variables_set")
+    list_filter = ("format", "enabled")
+    search_fields = ("name", "group_name", "tag_key", "role")
+
+    @admin.display(boolean=True, description="Variables set")
+    def variables_set(self, obj: models.WebhookEndpoint) -> bool:
+        """Whether the named environment variables are set in this (web) process; their values are never shown."""
+        from registry_app.notifications.webhooks import WebhookError, endpoint_secret, endpoint_url
+
+        try:
+            endpoint_url(obj)
+            if obj.format == models.WebhookEndpoint.Format.GENERIC:
+                endpoint_secret(obj)
+        except WebhookError:
+            return False
+        return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
@@ -71,60 +72,74 @@ def poll_all_event_queues() -> int:
 
 
 # --- notifications ---------------------------------------------------------------------------
-# Email notifications (registry_app.notifications.emails). SMTP/network errors retry with
-# backoff; the Notification log makes every rerun skip what was already sent.
+# The notification outbox (registry_app.notifications): rows are written with the event; these tasks
+# send what is due. No Celery retry: each row records its own failure and backoff, and the beat sweep
+# sends again what is pending (so a lost task, a dead worker or a broker outage loses nothing).
 
-import smtplib  # noqa: E402  (kept inside this section so the sections stay independent)
-from typing import Any  # noqa: E402
-
-_NOTIFY_RETRY: dict[str, Any] = {
-    "autoretry_for": (smtplib.SMTPException, OSError),
-    "retry_backoff": 30,
-    "retry_backoff_max": 1800,
-    "retry_jitter": True,
-    "max_retries": 6,
-    "ignore_result": True,
-}
+NOTIFY_TASK_SECONDS = 240.0  # a kick or a sweep sends for at most this long; the next sweep goes on
 
 
-@shared_task(name="registry_app.tasks.notify_review_requested", **_NOTIFY_RETRY)
+def _send_due() -> int:
+    from registry_app.notifications.sender import notifications_send_due
+
+    report = notifications_send_due(max_seconds=NOTIFY_TASK_SECONDS)
+    if report.errors:
+        log.warning("notifications: %d failed, %d retrying: %s", report.failed, report.retrying, report.errors[:3])
+    return report.sent
+
+
+def _ensure(kind: str, package_id: int | None, key: str, write: Any) -> None:
+    """The rows are written with the event; a task queued by an older release (or by hand) writes them here."""
+    from registry_app.models import Notification
+
+    rows = Notification.objects.filter(kind__in=kind.split(","), key=key)
+    if package_id is not None:
+        rows = rows.filter(package_id=package_id)
+    if not rows.exists():
+        write()
+
+
+@shared_task(name="registry_app.tasks.notify_review_requested", ignore_result=True)
 def notify_review_requested_task(package_id: int) -> int:
-    """Email the required-role holders that a package awaits review."""
+    """A package became pending: send the review requests that are due (rows written by the sync)."""
     from registry_app.notifications.emails import notify_review_requested
 
-    report = notify_review_requested(package_id)
-    report.raise_first_error()
-    return report.sent
+    _ensure("review_requested", package_id, "", lambda: notify_review_requested(package_id))
+    return _send_due()
 
 
-@shared_task(name="registry_app.tasks.notify_decided", **_NOTIFY_RETRY)
+@shared_task(name="registry_app.tasks.notify_decided", ignore_result=True)
 def notify_decided_task(decision_id: int) -> int:
-    """Email signers and watchers about a Decision."""
+    """A Decision was recorded: send what is due (its rows were written with it)."""
     from registry_app.notifications.emails import notify_decided
 
-    report = notify_decided(decision_id)
-    report.raise_first_error()
-    return report.sent
+    _ensure("decided,revoked", None, f"decision:{decision_id}", lambda: notify_decided(decision_id))
+    return _send_due()
 
 
-@shared_task(name="registry_app.tasks.notify_conflict", **_NOTIFY_RETRY)
+@shared_task(name="registry_app.tasks.notify_conflict", ignore_result=True)
 def notify_conflict_task(push_id: str) -> int:
-    """Email signers and watchers that a push conflicted and was not applied."""
+    """A push conflicted: send what is due (its rows were written with the conflict)."""
     from registry_app.notifications.emails import notify_conflict
 
-    report = notify_conflict(push_id)
-    report.raise_first_error()
-    return report.sent
+    _ensure("conflict", None, f"push:{push_id}", lambda: notify_conflict(push_id))
+    return _send_due()
 
 
-@shared_task(name="registry_app.tasks.send_sla_reminders", **_NOTIFY_RETRY)
+@shared_task(name="registry_app.tasks.send_sla_reminders", ignore_result=True)
 def send_sla_reminders_task() -> int:
-    """Beat (hourly): remind reviewers of packages past their review SLA (one per day at most)."""
+    """Beat (hourly): remind reviewers of packages past their review SLA (one per day at most), then send."""
     from registry_app.notifications.emails import send_sla_reminders
 
-    report = send_sla_reminders()
-    report.raise_first_error()
-    return report.sent
+    send_sla_reminders()
+    return _send_due()
+
+
+@shared_task(name="registry_app.tasks.sweep_notifications", ignore_result=True)
+def sweep_notifications_task() -> int:
+    """Beat (every NOTIFY_SWEEP_SECONDS): send what is due: collected batches and digests, retries after
+    their backoff, rows whose kick was lost (broker down at commit) or whose worker died mid-send."""
+    return _send_due()
 
 
 # --- end notifications -----------------------------------------------------------------------

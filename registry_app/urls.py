@@ -26,6 +26,7 @@ urlpatterns = [
     path("sync/", sync.sync_status, name="sync_status"),
     path("sync/<slug:source_name>/run/", sync.sync_run, name="sync_run"),
     path("sync/runs/<int:run_id>/", sync.sync_run_status, name="sync_run_status"),
+    path("sync/notifications/retry/", sync.notifications_retry, name="notifications_retry"),
     # Audit: timelines, search, as-of answers, decisions made outside the dashboard, exports and packs.
     path("packages/<str:group_name>/<int:version>/audit/", audit_views.package_audit, name="package_audit"),
     path(

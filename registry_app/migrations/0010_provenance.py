@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry_app', '0008_audit_evidence'),
+        ('registry_app', '0009_notification_outbox'),
     ]
 
     operations = [

@@ -3,6 +3,7 @@ from __future__ import annotations
 from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
 from .evidence import AuditAnchor, AuditVerification, TrailDigest, TrailLogFile
+from .notifications import WebhookEndpoint
 from .provenance import (
     JobData,
     LineageEdge,
@@ -75,4 +76,5 @@ __all__ = [
     "PackageTraining",
     "ProcessingJob",
     "TrainingJob",
+    "WebhookEndpoint",
 ]

@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ApprovalPolicy(models.Model):
@@ -149,15 +150,39 @@ class GroupWatcher(models.Model):
 
 
 class NotificationKind(models.TextChoices):
+    """What happened. E-mail preferences are per kind (``EMAIL_KINDS``); webhooks subscribe to kinds."""
+
     REVIEW_REQUESTED = "review_requested", "A package needs my review"
     SLA_REMINDER = "sla_reminder", "Review SLA passed"
     DECIDED = "decided", "A package I signed or watch was decided"
+    REVOKED = "revoked", "An approval I signed or watch was revoked"
     CONFLICT = "conflict", "A push conflicted with a change made elsewhere"
+    # Emitted by the findings / revalidation feature (to come): the outbox and the webhooks know them already.
+    FINDING_RAISED = "finding_raised", "A finding was raised on a package I review or watch"
+    REVALIDATION_DUE = "revalidation_due", "A package I review or watch is due for revalidation"
+
+
+# The kinds that are e-mailed today (each has templates in registry_app/email/): the profile page's choices.
+EMAIL_KINDS: tuple[str, ...] = (
+    NotificationKind.REVIEW_REQUESTED,
+    NotificationKind.SLA_REMINDER,
+    NotificationKind.DECIDED,
+    NotificationKind.REVOKED,
+    NotificationKind.CONFLICT,
+)
 
 
 class NotificationPreference(models.Model):
+    """Per kind: immediately (the default), in the daily digest (``daily``), or not at all (``opted_out``)."""
+
+    class Mode(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediately"
+        DAILY = "daily", "In a daily digest"
+        OFF = "off", "Never"
+
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_prefs")
     opted_out = models.JSONField(default=list, blank=True, help_text="NotificationKind values not wanted")
+    daily = models.JSONField(default=list, blank=True, help_text="NotificationKind values sent in the daily digest")
 
     def __str__(self) -> str:
         return f"preferences of {self.user_id}"
@@ -165,30 +190,66 @@ class NotificationPreference(models.Model):
     def wants(self, kind: str) -> bool:
         return kind not in (self.opted_out or [])
 
+    def mode(self, kind: str) -> str:
+        if not self.wants(kind):
+            return self.Mode.OFF
+        return self.Mode.DAILY if kind in (self.daily or []) else self.Mode.IMMEDIATE
+
 
 class Notification(models.Model):
-    """Idempotency log: one email per (package, kind, recipient, key)."""
+    """The notification outbox: one row per message to deliver, written in the transaction of the event
+    that causes it (registry_app.notifications.outbox), sent by a worker and retried by the beat sweep.
+
+    A row goes either to a person by e-mail (``recipient``) or to a chat / webhook endpoint (``webhook``):
+    one row per (package, kind, recipient or webhook, key), so an event is never told twice. Rows due
+    together for one person (or one Slack / Teams endpoint) go out as one message, a digest.
+    """
 
     class State(models.TextChoices):
-        PENDING = "pending", "Pending"
+        PENDING = "pending", "Pending"  # waiting for deliver_after, or retrying after an error (last_error)
+        SENDING = "sending", "Sending"  # claimed by a worker; re-claimable once the lease has expired
         SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+        FAILED = "failed", "Failed"  # gave up: too many attempts, or refused for good (staff may retry)
+        CANCELLED = "cancelled", "Not sent"  # no longer relevant when its turn came (see last_error)
+
+    CLAIMABLE_STATES = (State.PENDING, State.SENDING)  # SENDING only with an expired lease
 
     package = models.ForeignKey("registry_app.ModelPackage", on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=32, choices=NotificationKind.choices)
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    webhook = models.ForeignKey(
+        "registry_app.WebhookEndpoint", null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
     key = models.CharField(max_length=64, blank=True, help_text="Distinguishes repeated kinds, e.g. a decision id")
+    payload = models.JSONField(default=dict, blank=True, help_text="The event's facts when it happened")
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    digest = models.BooleanField(default=False, help_text="Waits for the recipient's daily digest")
+    deliver_after = models.DateTimeField(default=timezone.now, help_text="Not sent before (batching, digest, backoff)")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    claim = models.CharField(max_length=32, blank=True, db_index=True, help_text="The sending worker's batch")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, help_text="When the event happened")
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["package", "kind", "recipient", "key"], name="uniq_notification")
+            models.UniqueConstraint(fields=["package", "kind", "recipient", "key"], name="uniq_notification"),
+            models.UniqueConstraint(fields=["package", "kind", "webhook", "key"], name="uniq_webhook_notification"),
+            models.CheckConstraint(
+                condition=models.Q(recipient__isnull=False, webhook__isnull=True)
+                | models.Q(recipient__isnull=True, webhook__isnull=False),
+                name="notification_one_target",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "deliver_after"], name="notification_due_idx"),
+            models.Index(fields=["recipient", "state"], name="notification_recipient_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} to {self.recipient_id} about {self.package_id}: {self.state}"
+        target = f"user {self.recipient_id}" if self.recipient_id else f"webhook {self.webhook_id}"
+        return f"{self.kind} to {target} about {self.package_id}: {self.state}"

@@ -1,22 +1,33 @@
-"""Email notifications: review requested, SLA reminders, decisions and push conflicts.
+"""The notifications: review requested, SLA reminders, decided / revoked and push conflicts.
 
-``notify_*`` / ``send_sla_reminders`` (run by the Celery tasks that ``enqueue`` schedules after commit)
-pick the recipients (``recipients``) and deliver through ``delivery``, which sends each recipient one
-email per ``(package, kind, recipient, key)`` however often a task runs.
+Each ``notify_*`` picks who hears of the event (``recipients``: people with how each wants it, and the
+matching chat / webhook endpoints), captures what the messages will say (the facts) and writes the rows
+to the outbox (``outbox.outbox_add``) in the current transaction. Nothing is sent here: the sender
+(``sender``) sends what is due, after commit or from the beat sweep. Repeats write nothing (one row per
+``(package, kind, recipient or webhook, key)``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from django.core.mail import get_connection
+from django.db import DatabaseError
 from django.utils import timezone
 
 from registry_app.models import Decision, ModelPackage, ModelPackageGroup, NotificationKind, PushOutbox
-from registry_app.notifications.delivery import DeliveryReport, base_context, deliver, display_name, one_line
-from registry_app.notifications.recipients import reminder_recipients, role_holders, signers_and_watchers, wanting
+from registry_app.notifications.items import display_name, one_line
+from registry_app.notifications.outbox import Added, Event, outbox_add, source_never_synced
+from registry_app.notifications.recipients import (
+    audience,
+    reminder_recipients,
+    role_holders,
+    signers_and_watchers,
+    webhooks_for,
+)
 from registry_app.permissions import registrant_user_ids
 from registry_app.review.policies import policy_for_group
 
@@ -26,11 +37,15 @@ if TYPE_CHECKING:
 __all__ = [
     "notify_conflict",
     "notify_decided",
+    "notify_package_event",
     "notify_review_requested",
     "send_sla_reminders",
 ]
 
+log = logging.getLogger(__name__)
+
 PENDING_MANUAL_APPROVAL = "PendingManualApproval"
+DESCRIPTION_LIMIT = 2000
 
 DECISION_VERBS: dict[str, str] = {
     Decision.Kind.POLICY: "approved",
@@ -49,52 +64,53 @@ def _package(package_id: int) -> ModelPackage | None:
     return ModelPackage.objects.select_related("group__source").filter(pk=package_id).first()
 
 
+def _is_pending(package: ModelPackage | None) -> bool:
+    return package is not None and package.deleted_at is None and package.approval_status == PENDING_MANUAL_APPROVAL
+
+
 # --------------------------------------------------------------------------------------------
-# The four notifications
+# The notifications
 # --------------------------------------------------------------------------------------------
 
 
-def notify_review_requested(package_id: int) -> DeliveryReport:
-    """Email every holder of a required role that the package awaits manual approval.
-
-    Does nothing if the package is gone, deleted, or no longer PendingManualApproval. Re-syncs
-    and retries are idempotent (key ``""``: one email per package and recipient).
-    """
+def notify_review_requested(package_id: int, *, now: dt.datetime | None = None) -> Added:
+    """Every holder of a required role (but the registrant) and the matching endpoints: the package awaits
+    manual approval. Nothing if the package is gone, deleted or no longer PendingManualApproval (key ``""``:
+    one row per package and recipient). During the first sync of its source, the review requests are
+    collected into one digest per reviewer (``outbox``)."""
     package = _package(package_id)
-    if package is None or package.deleted_at is not None or package.approval_status != PENDING_MANUAL_APPROVAL:
-        return DeliveryReport()
+    if package is None or not _is_pending(package):
+        return Added()
     policy = policy_for(package.group)
     registrants = set(registrant_user_ids(package))  # separation of duties: they cannot sign it
     holders = [u for u in role_holders(policy.required_roles) if u.pk not in registrants]
-    recipients = wanting(holders, NotificationKind.REVIEW_REQUESTED)
-    context = {**base_context(package), "roles": list(policy.required_roles), "policy_name": policy.name}
-    subject = f"Review requested: {package.group.name} v{package.version}"
-    return deliver(
-        package=package,
-        kind=NotificationKind.REVIEW_REQUESTED,
-        key="",
-        recipients=recipients,
-        subject=subject,
-        context=context,
+    kind = NotificationKind.REVIEW_REQUESTED
+    facts = {"roles": list(policy.required_roles), "policy_name": policy.name}
+    return outbox_add(
+        Event(kind, package, "", facts),
+        recipients=audience(holders, kind),
+        webhooks=webhooks_for(kind, package, policy.required_roles),
+        first_sync=source_never_synced(package.source_id),
+        now=now,
     )
 
 
-def send_sla_reminders(now: dt.datetime | None = None) -> DeliveryReport:
-    """Beat (hourly): remind reviewers of pending packages older than their policy's SLA.
+def send_sla_reminders(now: dt.datetime | None = None) -> int:
+    """Beat (hourly): remind reviewers of pending packages older than their policy's SLA. Returns rows written.
 
-    Key ``sla:<n>`` where n = whole days past the deadline, so at most one reminder per
-    recipient and package per day however often beat runs.
+    Key ``sla:<n>`` where n = whole days past the deadline, so at most one reminder per recipient and
+    package per day however often beat runs. Each package's rows are their own transaction.
     """
     from registry_app.review.policy import sla_state
 
     now = now or timezone.now()
-    total = DeliveryReport()
+    written = 0
     pending = (
         ModelPackage.objects.select_related("group__source")
         .filter(approval_status=PENDING_MANUAL_APPROVAL, deleted_at__isnull=True, group__deleted_at__isnull=True)
         .order_by("pk")
     )
-    connection = get_connection(fail_silently=False)
+    kind = NotificationKind.SLA_REMINDER
     for package in pending.iterator(chunk_size=200):
         created = package.created_at or package.first_seen_at
         policy = policy_for(package.group)
@@ -102,53 +118,46 @@ def send_sla_reminders(now: dt.datetime | None = None) -> DeliveryReport:
         if state != "overdue":
             continue
         days_over = int((age_hours - policy.sla_hours) // 24)
-        recipients = wanting(reminder_recipients(package, policy), NotificationKind.SLA_REMINDER)
-        context = {
-            **base_context(package),
+        facts = {
             "sla_hours": policy.sla_hours,
             "age_hours": int(age_hours),
             "age_days": round(age_hours / 24, 1),
             "policy_name": policy.name,
         }
-        report = deliver(
-            package=package,
-            kind=NotificationKind.SLA_REMINDER,
-            key=f"sla:{days_over}",
-            recipients=recipients,
-            subject=f"Review overdue: {package.group.name} v{package.version} (SLA {policy.sla_hours}h)",
-            context=context,
-            connection=connection,
-        )
-        total.sent += report.sent
-        total.skipped += report.skipped
-        for exc in report.errors or []:
-            total.add_error(exc)
-    return total
+        try:
+            added = outbox_add(
+                Event(kind, package, f"sla:{days_over}", facts),
+                recipients=audience(reminder_recipients(package, policy), kind),
+                now=now,
+            )
+        except DatabaseError:  # one package's rows must not stop the others' reminders
+            log.exception("could not write the SLA reminders about package %s", package.pk)
+            continue
+        written += added.rows
+    return written
 
 
-def notify_decided(decision_id: int) -> DeliveryReport:
-    """Tell the package's signers and the group's watchers what was decided and by whom."""
+def notify_decided(decision_id: int, *, now: dt.datetime | None = None) -> Added:
+    """The package's signers and the group's watchers, and the matching endpoints: what was decided and by
+    whom (a revocation is its own kind, ``revoked``)."""
     decision = Decision.objects.select_related("package__group__source", "decided_by").filter(pk=decision_id).first()
     if decision is None:
-        return DeliveryReport()
+        return Added()
     package = decision.package
-    verb = DECISION_VERBS.get(decision.kind, one_line(decision.get_kind_display()).lower())
-    actor = display_name(decision.decided_by)
-    context = {
-        **base_context(package),
-        "decision": decision,
-        "verb": verb,
-        "actor": actor,
+    kind = NotificationKind.REVOKED if decision.kind == Decision.Kind.REVOCATION else NotificationKind.DECIDED
+    facts = {
+        "decision_id": decision.pk,
+        "decision_kind": decision.kind,
+        "verb": DECISION_VERBS.get(decision.kind, one_line(decision.get_kind_display()).lower()),
+        "actor": display_name(decision.decided_by),
         "target_status": decision.status,
-        "description": decision.description,
+        "description": (decision.description or "")[:DESCRIPTION_LIMIT],
     }
-    return deliver(
-        package=package,
-        kind=NotificationKind.DECIDED,
-        key=f"decision:{decision.pk}",
-        recipients=wanting(signers_and_watchers(package), NotificationKind.DECIDED),
-        subject=f"{package.group.name} v{package.version} {verb} by {actor}",
-        context=context,
+    return outbox_add(
+        Event(kind, package, f"decision:{decision.pk}", facts),
+        recipients=audience(signers_and_watchers(package), kind),
+        webhooks=webhooks_for(kind, package, policy_for(package.group).required_roles),
+        now=now,
     )
 
 
@@ -162,27 +171,49 @@ def _conflict_found(push: PushOutbox) -> str:
     return push.package.approval_status or "unknown"
 
 
-def notify_conflict(push_id: UUID | str) -> DeliveryReport:
-    """Tell signers and watchers that the registry changed outside the dashboard and the push was not applied."""
+def notify_conflict(push_id: UUID | str, *, now: dt.datetime | None = None) -> Added:
+    """Signers, watchers and the matching endpoints: the registry changed outside the dashboard and the push
+    was not applied. Nothing unless the push is (still) a conflict."""
     push = PushOutbox.objects.select_related("package__group__source", "decision").filter(pk=str(push_id)).first()
     if push is None or push.state != PushOutbox.State.CONFLICT:
-        return DeliveryReport()
+        return Added()
     package = push.package
     detail = push.conflict_detail if isinstance(push.conflict_detail, dict) else {}
-    context = {
-        **base_context(package),
-        "push": push,
+    kind = NotificationKind.CONFLICT
+    facts = {
+        "push_id": str(push.pk),
         "expected_status": push.expected_status,
         "found_status": _conflict_found(push),
         "target_status": push.target_status,
-        "detail_items": sorted((str(k), one_line(str(v), 500)) for k, v in detail.items()),
+        "detail_items": sorted([str(k), one_line(str(v), 500)] for k, v in detail.items()),
         "acting_username": push.acting_username,
     }
-    return deliver(
-        package=package,
-        kind=NotificationKind.CONFLICT,
-        key=f"push:{push.pk}",
-        recipients=wanting(signers_and_watchers(package), NotificationKind.CONFLICT),
-        subject=f"Push NOT applied: {package.group.name} v{package.version} was changed outside the dashboard",
-        context=context,
+    return outbox_add(
+        Event(kind, package, f"push:{push.pk}", facts),
+        recipients=audience(signers_and_watchers(package), kind),
+        webhooks=webhooks_for(kind, package, policy_for(package.group).required_roles),
+        now=now,
+    )
+
+
+def notify_package_event(
+    kind: str,
+    package: ModelPackage,
+    *,
+    key: str,
+    facts: dict[str, Any],
+    users: Iterable[Any] = (),
+    now: dt.datetime | None = None,
+) -> Added:
+    """For the events of features to come (``finding_raised``, ``revalidation_due``): tell ``users`` (as each
+    wants ``kind``), the package's signers and its group's watchers, and the matching endpoints. Call it
+    inside the transaction that records the event (then kick the sender after commit, as ``enqueue`` does).
+    ``key`` tells repeats apart (``finding:<id>``, ``revalidation:<date>``); ``facts`` (JSON) is what the
+    messages say: ``title`` for a finding, ``due`` for a revalidation. Until the kind is in ``EMAIL_KINDS``
+    (with its templates) its e-mails use the digest layout and the profile page offers no choice for it."""
+    return outbox_add(
+        Event(kind, package, key, facts),
+        recipients=audience([*users, *signers_and_watchers(package)], kind),
+        webhooks=webhooks_for(kind, package, policy_for(package.group).required_roles),
+        now=now,
     )

@@ -1,36 +1,61 @@
-"""Scheduling notification emails: each ``enqueue_*`` sends its Celery task after commit.
+"""Called by other services inside their transactions: write the event's notification rows there, and
+kick the sender after commit.
 
-Called by other services inside their transactions: a rolled-back transaction sends nothing, and no
-SMTP call ever runs inside ``atomic`` (the tasks run ``emails.notify_*``).
+The rows (``emails.notify_*`` -> ``outbox.outbox_add``) commit with the sign-off, decision, conflict or
+synced package, or not at all. The kick is ``robust``: a broker that is down when the transaction commits
+must not turn a committed request into a 500, and nothing is lost then: the rows stay pending and the
+beat sweep (``sweep_notifications``) sends them. Review requests are collected before they go
+(``NOTIFY_BATCH_SECONDS``), so they are kicked only when something is due at once.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from uuid import UUID
 
 from django.db import transaction
 
-# ``robust``: the caller's transaction has committed (a sign-off, a decision); a broker that is down
-# then must not turn the request into a 500. Django logs the failure; that email is not sent.
+from registry_app.notifications.outbox import Added
+
+log = logging.getLogger(__name__)
+
+
+def _written(write: Callable[[], Added], what: str) -> Added:
+    """Run ``write`` in a savepoint: a failure (a bug, a database error) is logged and rolled back alone,
+    and the caller's transaction (the decision, the sync) goes on."""
+    try:
+        with transaction.atomic():
+            return write()
+    except Exception:  # noqa: BLE001 - a notification problem must not stop a decision or a sync
+        log.exception("could not write the %s notifications", what)
+        return Added()
 
 
 def enqueue_review_requested(package_id: int) -> None:
-    """After commit: email the required-role holders that ``package_id`` awaits review."""
+    """The required-role holders (and matching endpoints) are told that ``package_id`` awaits review."""
+    from registry_app.notifications.emails import notify_review_requested
     from registry_app.tasks import notify_review_requested_task
 
-    transaction.on_commit(lambda: notify_review_requested_task.delay(package_id), robust=True)
+    added = _written(lambda: notify_review_requested(package_id), f"review_requested (package {package_id})")
+    if added.due_now:
+        transaction.on_commit(lambda: notify_review_requested_task.delay(package_id), robust=True)
 
 
 def enqueue_decided(decision_id: int) -> None:
-    """After commit: email the package's signers and the group's watchers about a Decision."""
+    """The package's signers and the group's watchers (and matching endpoints) are told about a Decision."""
+    from registry_app.notifications.emails import notify_decided
     from registry_app.tasks import notify_decided_task
 
-    transaction.on_commit(lambda: notify_decided_task.delay(decision_id), robust=True)
+    if _written(lambda: notify_decided(decision_id), f"decided (decision {decision_id})").rows:
+        transaction.on_commit(lambda: notify_decided_task.delay(decision_id), robust=True)
 
 
 def enqueue_conflict(push_id: UUID | str) -> None:
-    """After commit: email the package's signers and the group's watchers that a push conflicted."""
+    """The package's signers and the group's watchers (and matching endpoints) are told a push conflicted."""
+    from registry_app.notifications.emails import notify_conflict
     from registry_app.tasks import notify_conflict_task
 
     push = str(push_id)
-    transaction.on_commit(lambda: notify_conflict_task.delay(push), robust=True)
+    if _written(lambda: notify_conflict(push), f"conflict (push {push})").rows:
+        transaction.on_commit(lambda: notify_conflict_task.delay(push), robust=True)

@@ -1,4 +1,4 @@
-"""The profile page's writes: which notification kinds a user wants, and the groups they watch.
+"""The profile page's writes: how a user wants each notification kind, and the groups they watch.
 
 What the page shows is ``selectors.profile_overview``.
 """
@@ -14,11 +14,15 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 
-def notification_preferences_set(user: AbstractBaseUser, *, opted_out: Iterable[str]) -> NotificationPreference:
-    """Store the kinds ``user`` does not want (unknown values are dropped). One UPDATE or INSERT."""
+def notification_preferences_set(
+    user: AbstractBaseUser, *, opted_out: Iterable[str] = (), daily: Iterable[str] = ()
+) -> NotificationPreference:
+    """Store the kinds ``user`` does not want and those sent in the daily digest; every other kind is sent
+    immediately. Unknown values are dropped; a kind both off and daily is off. One UPDATE or INSERT."""
     valid = set(NotificationKind.values)
-    wanted_out = sorted({kind for kind in opted_out if kind in valid})
-    pref, _ = NotificationPreference.objects.update_or_create(user=user, defaults={"opted_out": wanted_out})
+    off = sorted({kind for kind in opted_out if kind in valid})
+    digest = sorted({kind for kind in daily if kind in valid} - set(off))
+    pref, _ = NotificationPreference.objects.update_or_create(user=user, defaults={"opted_out": off, "daily": digest})
     return pref
 
 

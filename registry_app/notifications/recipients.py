@@ -1,4 +1,5 @@
-"""Who gets which notification: role holders, signers and watchers, minus those who opted out.
+"""Who gets which notification: role holders, signers and watchers (with how each wants it), and the
+chat / webhook endpoints configured for the event.
 
 Reads only; the registrant of a package is left out where separation of duties stops them signing it.
 """
@@ -11,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
-from registry_app.models import GroupWatcher, ModelPackage, NotificationPreference, SignOff
+from registry_app.models import GroupWatcher, ModelPackage, NotificationPreference, SignOff, WebhookEndpoint
 from registry_app.permissions import registrant_user_ids
 
 if TYPE_CHECKING:
     from registry_app.review.policy import PolicySpec
 
 
-def wanting(users: Iterable[Any], kind: str) -> list[Any]:
-    """Active users with an email who have not opted out of ``kind``; de-duplicated, stable order."""
+def audience(users: Iterable[Any], kind: str) -> list[tuple[Any, str]]:
+    """(user, mode) for the active users with an e-mail who want ``kind``: mode ``immediate`` or ``daily``
+    (``NotificationPreference.Mode``); de-duplicated, stable order. One query for the preferences."""
     seen: set[int] = set()
     candidates = []
     for user in users:
@@ -27,12 +29,40 @@ def wanting(users: Iterable[Any], kind: str) -> list[Any]:
             continue
         seen.add(user.pk)
         candidates.append(user)
-    opted_out = {
-        pref.user_id
-        for pref in NotificationPreference.objects.filter(user__in=[u.pk for u in candidates])
-        if not pref.wants(kind)
-    }
-    return [u for u in candidates if u.pk not in opted_out]
+    prefs = {pref.user_id: pref for pref in NotificationPreference.objects.filter(user__in=[u.pk for u in candidates])}
+    chosen = []
+    for user in candidates:
+        pref = prefs.get(user.pk)
+        mode = pref.mode(kind) if pref is not None else NotificationPreference.Mode.IMMEDIATE
+        if mode != NotificationPreference.Mode.OFF:
+            chosen.append((user, str(mode)))
+    return chosen
+
+
+def wanting(users: Iterable[Any], kind: str) -> list[Any]:
+    """The users of ``audience`` (whatever their mode)."""
+    return [user for user, _ in audience(users, kind)]
+
+
+def webhooks_for(kind: str, package: ModelPackage, roles: Iterable[str]) -> list[WebhookEndpoint]:
+    """Enabled endpoints subscribed to ``kind`` whose filters match: the package's group (by name), a tag
+    of the group (key, and value if given), a role the package's policy requires. One query."""
+    tags = package.group.tags if isinstance(package.group.tags, dict) else {}
+    required = set(roles)
+    chosen = []
+    for hook in WebhookEndpoint.objects.filter(enabled=True).order_by("pk"):
+        if not hook.wants(kind):
+            continue
+        if hook.group_name and hook.group_name != package.group.name:
+            continue
+        if hook.tag_key and (
+            hook.tag_key not in tags or (hook.tag_value and str(tags[hook.tag_key]) != hook.tag_value)
+        ):
+            continue
+        if hook.role and hook.role not in required:
+            continue
+        chosen.append(hook)
+    return chosen
 
 
 def role_holders(roles: Iterable[str]) -> list[Any]:

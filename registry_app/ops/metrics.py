@@ -14,7 +14,8 @@ runs, pushes, emails or pending packages:
 3. the runs queued in the last hour (read through the same index; about 250 rows per source per
    hour at the default schedules), summed in Python: their statuses, a duration histogram, AWS
    calls and throttles by operation (``SyncRun.aws_calls`` / ``SyncRun.counts``);
-4. pushes by state with the oldest of each state; 5. notification emails by kind and state;
+4. pushes by state with the oldest of each state; 5. the notification outbox by kind, state and
+   webhook, with the oldest due row;
 6. the audit-ingest cursors;
 7-9. the stored review state, through ``review.queue.review_figures``: missing approvals per role
    and SLA state, packages under review, and the latest nightly check's differences;
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Min, Window
+from django.db.models import Count, F, Min, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -312,18 +313,30 @@ class GovernanceCollector(Collector):
 
     # -- notifications -----------------------------------------------------------------------
     def _notifications(self, now: dt.datetime) -> Iterator[Metric]:
-        rows = Counter(
-            {
-                (kind, state): n
-                for kind, state, n in Notification.objects.order_by()
-                .values("kind", "state")
-                .annotate(n=Count("pk"))
-                .values_list("kind", "state", "n")
-            }
+        # One query: the outbox by kind, state and target (a webhook's name, or none for e-mail), with the
+        # oldest due-but-unsent row of each group (how far the sender is behind).
+        grouped = (
+            Notification.objects.order_by()
+            .values("kind", "state", "webhook__name")
+            .annotate(
+                n=Count("pk"),
+                oldest_due=Min("deliver_after", filter=Q(state=Notification.State.PENDING, deliver_after__lte=now)),
+            )
+            .values_list("kind", "state", "webhook__name", "n", "oldest_due")
         )
+        rows: Counter[tuple[str, str]] = Counter()
+        hooks: Counter[tuple[str, str]] = Counter()
+        oldest: list[dt.datetime] = []
+        for kind, state, webhook, n, oldest_due in grouped:
+            if webhook is None:
+                rows[(kind, state)] += n
+            else:
+                hooks[(webhook, state)] += n
+            if oldest_due is not None:
+                oldest.append(oldest_due)
         emails = GaugeMetricFamily(
             _name("notification_emails"),
-            "Notification emails by kind and delivery state (failed: retrying or given up)",
+            "Notification e-mails (outbox rows) by kind and state (pending includes retrying; failed: gave up)",
             labels=["kind", "state"],
         )
         for kind in NotificationKind.values:
@@ -336,6 +349,21 @@ class GovernanceCollector(Collector):
         for kind in NotificationKind.values:
             sent.add_metric([kind], float(rows[(kind, Notification.State.SENT)]))
         yield sent
+        deliveries = GaugeMetricFamily(
+            _name("webhook_deliveries"),
+            "Slack / Teams / webhook deliveries (outbox rows) by endpoint and state",
+            labels=["webhook", "state"],
+        )
+        for webhook in sorted({name for name, _ in hooks}):
+            for state in Notification.State.values:
+                deliveries.add_metric([webhook, state], float(hooks[(webhook, state)]))
+        yield deliveries
+        behind = GaugeMetricFamily(
+            _name("notification_oldest_due_age_seconds"),
+            "Seconds since the oldest notification that is due (and not being retried later) should have gone",
+        )
+        behind.add_metric([], max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0)
+        yield behind
 
     # -- audit ingest ------------------------------------------------------------------------
     def _audit(self, now: dt.datetime) -> Iterator[Metric]:

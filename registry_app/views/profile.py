@@ -1,8 +1,12 @@
-"""The user's profile: notification opt-outs per kind and the groups they watch (watch/unwatch)."""
+"""The user's profile: how each notification kind is sent (immediately, daily digest, never) and the groups
+they watch (watch/unwatch)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -12,21 +16,29 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from registry_app.mirror.lookups import find_group
-from registry_app.models import NotificationKind
+from registry_app.models import NotificationKind, NotificationPreference
+from registry_app.models.signoffs import EMAIL_KINDS
 from registry_app.notifications import profile as notifications
 from registry_app.notifications.selectors import profile_overview, watchable_groups
 
 
 class NotificationPreferencesForm(forms.Form):
-    """Checked = receive. Unchecked kinds are stored as opted out."""
+    """One choice per e-mailed kind (``mode_<kind>``): immediately, in the daily digest, or never.
+    A kind left out of the POST keeps its current choice."""
 
-    wanted = forms.MultipleChoiceField(
-        choices=NotificationKind.choices, widget=forms.CheckboxSelectMultiple, required=False, label="Email me when"
-    )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        labels = dict(NotificationKind.choices)
+        for kind in EMAIL_KINDS:
+            self.fields[f"mode_{kind}"] = forms.ChoiceField(
+                choices=NotificationPreference.Mode.choices,
+                required=False,
+                widget=forms.RadioSelect,
+                label=labels[kind],
+            )
 
-    def opted_out(self) -> list[str]:
-        wanted = set(self.cleaned_data.get("wanted") or [])
-        return [kind for kind in NotificationKind.values if kind not in wanted]
+    def modes(self, current: dict[str, str]) -> dict[str, str]:
+        return {kind: self.cleaned_data.get(f"mode_{kind}") or current[kind] for kind in EMAIL_KINDS}
 
 
 class WatchForm(forms.Form):
@@ -38,15 +50,17 @@ class WatchForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
-        form = NotificationPreferencesForm(request.POST)
-        if form.is_valid():
-            notifications.notification_preferences_set(request.user, opted_out=form.opted_out())  # type: ignore[arg-type]
-            messages.success(request, "Your notification preferences were saved.")
-            return redirect("registry:profile")
     overview = profile_overview(request.user)  # type: ignore[arg-type]
-    if request.method != "POST":
-        form = NotificationPreferencesForm(initial={"wanted": [k.value for k in overview.kinds if k.wanted]})
+    form = NotificationPreferencesForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        modes = form.modes({choice.value: choice.mode for choice in overview.kinds})
+        notifications.notification_preferences_set(
+            request.user,  # type: ignore[arg-type]
+            opted_out=[kind for kind, mode in modes.items() if mode == NotificationPreference.Mode.OFF],
+            daily=[kind for kind, mode in modes.items() if mode == NotificationPreference.Mode.DAILY],
+        )
+        messages.success(request, "Your notification preferences were saved.")
+        return redirect("registry:profile")
     return render(
         request,
         "registry_app/profile.html",
@@ -54,6 +68,7 @@ def profile(request: HttpRequest) -> HttpResponse:
             "form": form,
             "overview": overview,
             "watchable": watchable_groups(request.user),
+            "digest_hour": f"{settings.NOTIFY_DIGEST_HOUR_UTC % 24:02d}",
         },
     )
 

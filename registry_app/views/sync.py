@@ -1,4 +1,5 @@
-"""Sync status per source, "Sync now" (staff only) and the progress poll."""
+"""Sync status per source, "Sync now" (staff only) and the progress poll; the notification outbox's state
+(failed notifications, "Send again" for staff)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from registry_app.audit.coverage import evidence_status
 from registry_app.mirror import runs as sync_runs
 from registry_app.mirror.sync_status import source_by_name, sync_overview, sync_run_for_status
 from registry_app.models import SyncRun
+from registry_app.notifications.outbox import outbox_retry_failed
+from registry_app.notifications.selectors import outbox_overview
 from registry_app.views.forms import SyncRequestForm
 
 PROGRESS_PARTIAL = "registry_app/sync_status.html#run_progress"
@@ -31,8 +34,24 @@ def sync_status(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "registry_app/sync_status.html",
-        {"overview": overview, "can_sync": can_request_sync(request.user), "evidence": evidence_status()},
+        {
+            "overview": overview,
+            "can_sync": can_request_sync(request.user),
+            "evidence": evidence_status(),
+            "outbox": outbox_overview(),
+        },
     )
+
+
+@login_required
+@require_POST
+def notifications_retry(request: HttpRequest) -> HttpResponse:
+    """Staff: send every failed notification again (they go back to pending, due now)."""
+    if not can_request_sync(request.user):
+        raise PermissionDenied("Only staff can retry notifications")
+    count = outbox_retry_failed(user=request.user)
+    messages.success(request, f"{count} failed notification{'s' if count != 1 else ''} will be sent again.")
+    return redirect("registry:sync_status")
 
 
 @login_required

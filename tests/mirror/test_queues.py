@@ -19,7 +19,7 @@ KINDS = {
         "sync_all_endpoints",
         "poll_all_event_queues",
     ],
-    "push": ["push", "resend_stuck_pushes", "refresh_package"],
+    "push": ["push", "resend_stuck_pushes", "refresh_package", "verify_review_state"],
     "audit": [
         "ingest_audit",
         "ingest_audit_all",
@@ -33,6 +33,7 @@ KINDS = {
         "notify_decided",
         "notify_conflict",
         "send_sla_reminders",
+        "sweep_notifications",
         "notify_outside_decisions",
     ],
 }

@@ -95,6 +95,10 @@ def test_decision_is_idempotent_but_each_decision_is_new(
     revoked = Decision.objects.create(package=package, kind=Decision.Kind.REVOCATION, status="Rejected")
     notify_decided_task(revoked.pk)
     assert len(mailoutbox) == 6
+    # A revocation is its own kind (its own preference, its own webhook event).
+    assert set(Notification.objects.filter(key=f"decision:{revoked.pk}").values_list("kind", flat=True)) == {
+        NotificationKind.REVOKED
+    }
 
 
 def test_opted_out_and_emailless_are_skipped(

@@ -1,4 +1,5 @@
-"""Profile page: opt out per kind (login required, CSRF) and watch/unwatch groups (POST only)."""
+"""Profile page: per kind immediately / daily digest / never (login required, CSRF) and watch/unwatch groups
+(POST only)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from django.test import Client
 
 from registry_app.models import GroupWatcher, NotificationKind, NotificationPreference
+from registry_app.models.signoffs import EMAIL_KINDS
 from registry_app.notifications import profile
 from registry_app.tasks import notify_review_requested_task
 from tests.factories import ModelPackageGroupFactory, RegistrySourceFactory
@@ -15,8 +17,6 @@ from tests.factories import ModelPackageGroupFactory, RegistrySourceFactory
 from .conftest import make_user
 
 pytestmark = pytest.mark.django_db
-
-ALL_KINDS = list(NotificationKind.values)
 
 
 @pytest.fixture
@@ -43,50 +43,66 @@ def test_profile_requires_login() -> None:
     assert NotificationPreference.objects.count() == 0
 
 
-def test_profile_shows_every_kind_checked_by_default(client_for: Client, lena: Any) -> None:
+def test_profile_shows_every_emailed_kind_immediately_by_default(client_for: Client, lena: Any) -> None:
     response = client_for.get("/profile/")
     assert response.status_code == 200
     html = response.content.decode()
-    for value, label in NotificationKind.choices:
-        assert f'value="{value}" checked' in html
-        assert str(label) in html
+    labels = dict(NotificationKind.choices)
+    for kind in EMAIL_KINDS:
+        assert f'name="mode_{kind}" value="immediate" checked' in html
+        assert f'name="mode_{kind}" value="daily" aria-label' in html
+        assert f'name="mode_{kind}" value="off" aria-label' in html
+        assert str(labels[kind]) in html
+    assert 'name="mode_finding_raised"' not in html  # not e-mailed yet
     assert "ml-lead" in html  # the user's roles
+    assert "07:00 UTC" in html
 
 
-def test_opt_out_post_with_csrf(client_for: Client, lena: Any, mailoutbox: list[Any], package) -> None:
+def test_modes_post_with_csrf(client_for: Client, lena: Any, mailoutbox: list[Any], package) -> None:
     token = _csrf(client_for)
-    wanted = [k for k in ALL_KINDS if k != NotificationKind.REVIEW_REQUESTED]
-    response = client_for.post("/profile/", {"wanted": wanted, "csrfmiddlewaretoken": token})
+    data = {
+        "mode_review_requested": "off",
+        "mode_decided": "daily",
+        "mode_sla_reminder": "immediate",
+        "csrfmiddlewaretoken": token,
+    }
+    response = client_for.post("/profile/", data)
     assert response.status_code == 302 and response["Location"] == "/profile/"
-    assert NotificationPreference.objects.get(user=lena).opted_out == [NotificationKind.REVIEW_REQUESTED]
+    pref = NotificationPreference.objects.get(user=lena)
+    assert (pref.opted_out, pref.daily) == ([NotificationKind.REVIEW_REQUESTED], [NotificationKind.DECIDED])
+    assert pref.mode(NotificationKind.CONFLICT) == "immediate"
 
     html = client_for.get("/profile/").content.decode()
-    assert f'value="{NotificationKind.REVIEW_REQUESTED}">' in html  # unchecked now
-    assert f'value="{NotificationKind.DECIDED}" checked' in html
+    assert 'name="mode_review_requested" value="off" checked' in html
+    assert 'name="mode_decided" value="daily" checked' in html
 
     notify_review_requested_task(package.pk)
     assert "lena@example.com" not in [m.to[0] for m in mailoutbox]
 
-    client_for.post("/profile/", {"wanted": ALL_KINDS, "csrfmiddlewaretoken": token})
-    assert NotificationPreference.objects.get(user=lena).opted_out == []
+    # A kind left out keeps its choice; the others change.
+    client_for.post("/profile/", {"mode_review_requested": "immediate", "csrfmiddlewaretoken": token})
+    pref.refresh_from_db()
+    assert (pref.opted_out, pref.daily) == ([], [NotificationKind.DECIDED])
 
 
-def test_opt_out_without_csrf_is_refused(client_for: Client, lena: Any) -> None:
-    response = client_for.post("/profile/", {"wanted": []})
+def test_modes_without_csrf_are_refused(client_for: Client, lena: Any) -> None:
+    response = client_for.post("/profile/", {"mode_decided": "off"})
     assert response.status_code == 403
     assert not NotificationPreference.objects.filter(user=lena).exists()
 
 
-def test_unknown_kind_is_rejected(client_for: Client, lena: Any) -> None:
+def test_an_unknown_mode_is_rejected(client_for: Client, lena: Any) -> None:
     token = _csrf(client_for)
-    response = client_for.post("/profile/", {"wanted": ["bogus"], "csrfmiddlewaretoken": token})
+    response = client_for.post("/profile/", {"mode_decided": "hourly", "csrfmiddlewaretoken": token})
     assert response.status_code == 200  # the form with its error
     assert not NotificationPreference.objects.filter(user=lena).exists()
 
 
-def test_preferences_service_drops_unknown_values(lena: Any) -> None:
-    pref = profile.notification_preferences_set(lena, opted_out=["decided", "bogus", "decided"])
-    assert pref.opted_out == ["decided"]
+def test_preferences_service_drops_unknown_values_and_off_wins(lena: Any) -> None:
+    pref = profile.notification_preferences_set(
+        lena, opted_out=["decided", "bogus", "decided"], daily=["decided", "conflict"]
+    )
+    assert (pref.opted_out, pref.daily) == (["decided"], ["conflict"])
 
 
 def test_watch_and_unwatch(client_for: Client, lena: Any, package) -> None:

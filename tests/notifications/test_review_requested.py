@@ -85,13 +85,15 @@ def test_twice_and_resync_send_one_email_each(mailoutbox: list[Any], reviewers: 
     assert set(rows.values_list("state", "attempts")) == {(Notification.State.SENT, 1)}
 
 
-def test_new_reviewer_after_first_run_is_told_on_next_run(
+def test_recipients_are_those_holding_the_role_when_it_became_pending(
     mailoutbox: list[Any], reviewers: dict[str, Any], package
 ) -> None:
+    """The rows are written with the event: someone given the role later is not told of it (their queue is)."""
     notify_review_requested_task(package.pk)
     make_user("newbie", "fairness")
     notify_review_requested_task(package.pk)
-    assert [m.to[0] for m in mailoutbox[3:]] == ["newbie@example.com"]
+    assert len(mailoutbox) == 3
+    assert Notification.objects.count() == 3
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from registry_app.models import Notification, NotificationKind, NotificationPreference, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.notifications import emails as notifications
+from registry_app.notifications.sender import notifications_send_due
 from registry_app.review.policy import PolicySpec
 from registry_app.tasks import send_sla_reminders_task
 from tests.factories import ModelPackageFactory
@@ -67,9 +68,11 @@ def test_hourly_runs_send_one_reminder_per_day(mailoutbox: list[Any], reviewers:
     now = timezone.now()
     for hour in range(23):  # beat runs hourly through the first overdue day
         notifications.send_sla_reminders(now + dt.timedelta(hours=hour))
+        notifications_send_due(now=now + dt.timedelta(hours=hour))
     assert len(mailoutbox) == 3
 
     notifications.send_sla_reminders(now + dt.timedelta(hours=24))  # the next day
+    notifications_send_due(now=now + dt.timedelta(hours=24))
     assert len(mailoutbox) == 6
     keys = set(Notification.objects.filter(kind=NotificationKind.SLA_REMINDER).values_list("key", flat=True))
     assert keys == {"sla:0", "sla:1"}
@@ -105,6 +108,30 @@ def test_beat_schedules_the_reminders_hourly() -> None:
     assert entry["task"] == "registry_app.tasks.send_sla_reminders"
     assert entry["task"] in app.tasks
     assert entry["schedule"].hour == set(range(24)) and len(entry["schedule"].minute) == 1
+
+
+def test_beat_sweeps_the_outbox_every_minute() -> None:
+    from governance.celery import app
+
+    app.finalize()
+    entry = app.conf.beat_schedule["sweep-notifications"]
+    assert entry["task"] == "registry_app.tasks.sweep_notifications" and entry["task"] in app.tasks
+    assert entry["schedule"] == 60.0
+
+
+def test_a_daily_digest_reader_gets_reminders_at_the_digest_hour(
+    mailoutbox: list[Any], reviewers: dict[str, Any], package, settings: Any
+) -> None:
+    from registry_app.notifications.outbox import next_digest_at
+
+    NotificationPreference.objects.create(user=reviewers["fairness"], daily=[NotificationKind.SLA_REMINDER])
+    _age(package, SLA + 1)
+    now = timezone.now()
+    notifications.send_sla_reminders(now)
+    notifications_send_due(now=now)
+    assert sorted(m.to[0] for m in mailoutbox) == ["connie@example.com", "lena@example.com"]
+    notifications_send_due(now=next_digest_at(now))
+    assert [m.to[0] for m in mailoutbox[2:]] == ["farid@example.com"]
 
 
 def test_registrant_gets_no_reminder(mailoutbox: list[Any], reviewers: dict[str, Any]) -> None:

@@ -114,6 +114,7 @@ ROUTES: dict[str, Route] = {
         Route("registry:sync_status", personas=(ADMIN,)),
         Route("registry:sync_run", personas=(ADMIN,)),
         Route("registry:sync_run_status"),
+        Route("registry:notifications_retry", personas=(ADMIN,)),  # POST only: a GET is 405
         Route("registry:package_audit", forms=AUDIT_TIMELINE, raw=SOURCE, personas=(VIEWER, COMPLIANCE)),
         Route("registry:package_audit_pack", raw=SOURCE, personas=(COMPLIANCE,)),
         Route("registry:group_audit", forms=AUDIT_TIMELINE, raw=SOURCE, personas=(VIEWER, COMPLIANCE)),
