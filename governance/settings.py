@@ -401,7 +401,8 @@ _ROUTED_TASKS = {
         "sync_all_endpoints",
         "poll_all_event_queues",
     ),
-    "push": ("push", "resend_stuck_pushes", "refresh_package", "verify_review_state"),  # the refresh follows a push; sync runs are long
+    # The mirror refresh follows a push, and the review state check is short: neither waits behind a long sync.
+    "push": ("push", "resend_stuck_pushes", "refresh_package", "verify_review_state"),
     "audit": (
         "ingest_audit",
         "ingest_audit_all",

@@ -7,10 +7,9 @@ them. Everything here is built from values already loaded; nothing queries.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
+from registry_app.mirror.cards import card_content
 from registry_app.models import Metric, ModelPackage
 from registry_app.models.registry import REPRODUCIBILITY_KEYS
 from registry_app.review.policy import GateResult
@@ -144,27 +143,13 @@ def reproducibility(package: ModelPackage) -> tuple[dict[str, str | None], list[
     return values, [key for key, value in values.items() if not value]
 
 
-def _card_content(package: ModelPackage) -> dict[str, Any]:
-    content: Any = None
-    if package.model_card_id is not None and package.model_card is not None:
-        content = package.model_card.content
-    if content is None:
-        content = package.embedded_card_content
-    if isinstance(content, str):
-        try:
-            content = json.loads(content)
-        except ValueError:
-            return {}
-    return content if isinstance(content, dict) else {}
-
-
 def training_job(package: ModelPackage) -> tuple[str | None, str | None]:
     """``(training job ARN, MetadataProperties.GeneratedBy)``: the job from the model card's
     ``training_details.training_job_details.training_arn``, else ``GeneratedBy`` when it names a
     training job (it often names a pipeline execution instead)."""
     props = package.metadata_properties if isinstance(package.metadata_properties, dict) else {}
     generated_by = str(props["GeneratedBy"]) if props.get("GeneratedBy") else None
-    details = _card_content(package).get("training_details")
+    details = card_content(package).get("training_details")
     job = details.get("training_job_details") if isinstance(details, dict) else None
     arn = job.get("training_arn") if isinstance(job, dict) else None
     if isinstance(arn, str) and arn:

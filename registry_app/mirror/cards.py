@@ -416,3 +416,18 @@ def card_status_of(package: ModelPackage) -> str:
     if package.model_card_id is not None and package.model_card is not None:
         return str(package.model_card.status)
     return str(package.embedded_card_status)
+
+
+def card_content(package: ModelPackage) -> dict[str, Any]:
+    """The model card's content as a dict: the linked standalone card's, else the embedded one ({} if none)."""
+    content: Any = None
+    if package.model_card_id is not None and package.model_card is not None:
+        content = package.model_card.content
+    if content is None:
+        content = package.embedded_card_content
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return {}
+    return content if isinstance(content, dict) else {}

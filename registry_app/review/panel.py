@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 
+from registry_app.mirror.cards import card_content
 from registry_app.mirror.reports.directions import better
 from registry_app.models import ApprovalPolicy, EvaluationReport, Metric, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
@@ -187,23 +188,9 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _card_content(package: ModelPackage) -> dict[str, Any]:
-    content: Any = None
-    if package.model_card_id is not None and package.model_card is not None:
-        content = package.model_card.content
-    if content is None:
-        content = package.embedded_card_content
-    if isinstance(content, str):
-        try:
-            content = json.loads(content)
-        except ValueError:
-            return {}
-    return content if isinstance(content, dict) else {}
-
-
 def hyperparameters(package: ModelPackage) -> dict[str, str]:
     """``training_details.training_job_details.hyper_parameters`` (and the user-provided ones) of the card."""
-    details = (_card_content(package).get("training_details") or {}).get("training_job_details") or {}
+    details = (card_content(package).get("training_details") or {}).get("training_job_details") or {}
     found: dict[str, str] = {}
     if not isinstance(details, dict):
         return found
