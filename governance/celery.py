@@ -17,16 +17,17 @@ import registry_app.ops.celery_signals  # noqa: E402, F401 - task log context an
 # The embedded SQLite broker (``sqla+sqlite``, the demo's) is polled, once a second by default: a
 # final sign-off then took ~3.8 s to reach the registry (its flags push, then the decision push that
 # push unblocks, each waited for a poll). A tenth of a second costs the demo's SQLite file a few
-# cheap SELECTs per second per queue. Redis pushes messages and is left alone.
+# cheap SELECTs per second per queue. Not a transport option: kombu's sqlalchemy transport hands its
+# options to ``create_engine``, which refuses ``polling_interval``. Redis pushes messages; untouched.
 SQLITE_BROKER_POLL_SECONDS = 0.1
 
 
 @app.on_after_configure.connect
 def _poll_the_embedded_broker_often(sender: Celery, **_: object) -> None:
     if str(sender.conf.broker_url or "").startswith("sqla+"):
-        options = dict(sender.conf.broker_transport_options or {})
-        options.setdefault("polling_interval", SQLITE_BROKER_POLL_SECONDS)
-        sender.conf.broker_transport_options = options
+        from kombu.transport import sqlalchemy
+
+        sqlalchemy.Transport.polling_interval = SQLITE_BROKER_POLL_SECONDS
 
 
 @app.on_after_finalize.connect
