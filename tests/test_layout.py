@@ -60,6 +60,8 @@ WRITE_PREFIXES = (
     "registry_app.mirror.context",
     "registry_app.mirror.groups",
     "registry_app.mirror.card_sync",
+    "registry_app.mirror.apply",
+    "registry_app.mirror.changes",
     "registry_app.review.signoffs",
     "registry_app.review.decisions",
     "registry_app.review.push",
