@@ -72,6 +72,8 @@ WRITE_PREFIXES = (
     "registry_app.mirror.card_sync",
     "registry_app.mirror.provenance",
     "registry_app.mirror.lineage",
+    "registry_app.mirror.apply",
+    "registry_app.mirror.changes",
     "registry_app.review.signoffs",
     "registry_app.review.decisions",
     "registry_app.review.push",

@@ -63,6 +63,9 @@ def search_changes(writer: PackageWriter) -> None:
         # Throttled or failed beyond botocore's retries: the watermark stays after the last committed page.
         writer.error("Search (content changes)", str(exc))
         return
+    if source.search_watermark is None and since is not None:
+        # A source synced before there was a watermark, and nothing changed since: start one here.
+        advance_watermark(source, since + SEARCH_MARGIN)
     search_available(source)
 
 
