@@ -107,8 +107,9 @@ class OutboxOverview:
         return self.counts.get(Notification.State.PENDING, 0) + self.counts.get(Notification.State.SENDING, 0)
 
 
-def outbox_overview(now: dt.datetime | None = None) -> OutboxOverview:
-    """Two queries: counts by state (with the oldest due pending row), and the latest failed rows."""
+def outbox_overview(now: dt.datetime | None = None, *, with_failed: bool = True) -> OutboxOverview:
+    """Counts by state (with the oldest due pending row), and the latest failed rows (``with_failed``: staff
+    only, since recipients and SMTP errors name people's addresses). One or two queries."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     oldest: list[dt.datetime] = []
@@ -124,10 +125,14 @@ def outbox_overview(now: dt.datetime | None = None) -> OutboxOverview:
         counts[state] = n
         if due is not None:
             oldest.append(due)
-    failed = list(
-        Notification.objects.filter(state=Notification.State.FAILED)
-        .select_related("package__group__source", "recipient", "webhook")
-        .order_by("-created_at", "-pk")[:FAILED_SHOWN]
+    failed = (
+        list(
+            Notification.objects.filter(state=Notification.State.FAILED)
+            .select_related("package__group__source", "recipient", "webhook")
+            .order_by("-created_at", "-pk")[:FAILED_SHOWN]
+        )
+        if with_failed
+        else []
     )
     return OutboxOverview(
         counts={state: counts.get(state, 0) for state in Notification.State.values},

@@ -31,14 +31,15 @@ def can_request_sync(user: object) -> bool:
 @login_required
 def sync_status(request: HttpRequest) -> HttpResponse:
     overview = sync_overview()
+    can_sync = can_request_sync(request.user)
     return render(
         request,
         "registry_app/sync_status.html",
         {
             "overview": overview,
-            "can_sync": can_request_sync(request.user),
+            "can_sync": can_sync,
             "evidence": evidence_status(),
-            "outbox": outbox_overview(),
+            "outbox": outbox_overview(with_failed=can_sync),
         },
     )
 
