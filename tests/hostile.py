@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from registry_app.models import CloudTrailEvent, EndpointDeployment, ModelPackage, RegistrySource
 from registry_app.models.registry import ApprovalStatus
+from registry_app.review.queue_state import review_state_refresh
 from tests.audit.builders import cloudtrail, observe
 from tests.factories import (
     EndpointFactory,
@@ -303,6 +304,7 @@ def build_site(texts: dict[str, str], *, source: RegistrySource | None = None) -
         counts={"packages_seen": 2},
     )
 
+    review_state_refresh([approved.pk, pending.pk])  # the stored queue rows, as the sync's hook writes them
     user = UserFactory(username="hostile-reviewer", is_staff=True)
     for role in ROLES:
         user.groups.add(Group.objects.get_or_create(name=role)[0])

@@ -28,6 +28,7 @@ class QueueQuery:
     sla: str
     not_mine: bool
     after: str
+    more: bool
 
     @property
     def filters(self) -> QueueFilters:
@@ -44,6 +45,7 @@ class QueueFilterForm(forms.Form):
     sla = forms.ChoiceField(required=False, choices=[("", "Any"), *SLA_LABELS.items()], label="SLA")
     not_mine = forms.BooleanField(required=False, label="Not registered by me")
     after = forms.CharField(required=False, max_length=80)
+    more = forms.BooleanField(required=False)  # htmx "load more": the next rows only, no count
 
     def values(self) -> QueueQuery:
         """The valid parameters; invalid input is refused with a 400 naming the field."""
@@ -56,6 +58,7 @@ class QueueFilterForm(forms.Form):
             sla=data.get("sla") or "",
             not_mine=bool(data.get("not_mine")),
             after=data.get("after") or "",
+            more=bool(data.get("more")),
         )
 
 
@@ -64,7 +67,7 @@ class QueueFilterForm(forms.Form):
 def queue(request: HttpRequest) -> HttpResponse:
     query = QueueFilterForm(request.GET).values()
     partial = wants_partial(request)
-    more = partial and request.GET.get("more") == "1"  # htmx "load more": the next rows only, no count
+    more = partial and query.more
     page = queue_page(request.user, tab=query.tab, filters=query.filters, after=query.after, count=not more)
     template = QUEUE_TEMPLATE + ("#queue_rows" if more else "#queue_list" if partial else "")
     context = {

@@ -44,5 +44,7 @@ def test_worker_syncs_and_sees_registry_approval(moto_server, celery_worker_live
     run = wait_for(request_sync(source, mode=SyncRun.Mode.INCREMENTAL, trigger=SyncRun.Trigger.BEAT))
     # ... shows as Approved after the next incremental sync.
     assert run.status == SyncRun.Status.SUCCEEDED
-    assert run.aws_calls == {"DescribeModelPackage": 1, "ListModelPackages": 1}
+    # Two reads: Search from the watermark returns the changed package's full record (so no Describe),
+    # and the listing finds nothing else different (docs/architecture.md, "How the mirror syncs").
+    assert run.aws_calls == {"Search": 1, "ListModelPackages": 1}
     assert ModelPackage.objects.get(arn=arns[1]).approval_status == "Approved"

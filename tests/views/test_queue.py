@@ -202,7 +202,10 @@ def test_filters_by_missing_role_sla_and_registrant() -> None:
     assert listed(body) == ["credit-risk/v3"]
     assert "1 pending version" in body and "missing fairness, SLA overdue" in body
     assert listed(queue_html(mlead, "?tab=all&not_mine=1")) == ["credit-risk/v2", "credit-risk/v1"]
-    assert client_for(mlead).get(QUEUE + "?sla=bogus&role=" + "r" * 100).status_code == 200
+    # Hostile or mistyped filters are refused with a 400 that names the field, never ignored silently.
+    refused = client_for(mlead).get(QUEUE + "?sla=bogus&role=" + "r" * 100)
+    assert refused.status_code == 400
+    assert ">sla</span>" in refused.content.decode() and ">role</span>" in refused.content.decode()
 
 
 def test_pages_of_fifty_oldest_first_with_next_link_and_load_more() -> None:

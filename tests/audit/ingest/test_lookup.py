@@ -105,7 +105,11 @@ def test_pages_follow_next_token_and_names_are_filtered_client_side(harness: Har
     assert result.lookup.complete and result.lookup.pages == 3
     assert result.lookup.records == 6 and result.lookup.relevant == 4 and result.lookup.inserted == 4
     assert set(CloudTrailEvent.objects.values_list("via", flat=True)) == {CloudTrailEvent.Via.LOOKUP}
-    assert lookup_state(harness.source) == {"done_until": "2025-03-14T12:00:00Z", "window": None}
+    assert lookup_state(harness.source) == {
+        "done_until": "2025-03-14T12:00:00Z",
+        "window": None,
+        "covered_from": "2024-12-14T12:00:00Z",  # the first window's start: LookupEvents' 90 days
+    }
     # Three calls through a 2/s bucket (burst 1): two waits of half a second.
     assert harness.limiter.acquired == 3 and harness.clock.sleeps == [0.5, 0.5]
 
