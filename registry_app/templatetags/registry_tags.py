@@ -383,3 +383,24 @@ def curve_chart(curve: Any, title: str = "") -> SafeString:
         x_label=x_label,
         y_label=y_label,
     )
+
+
+# ============================================================================================
+# Navigation (issue 11): links for endpoint names and for provenance (training job, pipeline,
+# repository, commit). Keep additions of other features outside this block.
+# ============================================================================================
+
+
+@register.simple_tag
+def endpoint_link(name: Any, css: str = "") -> SafeString:
+    """``<a href="/endpoints/<name>/">name</a>``; a name no endpoint page can have (empty, or with "/"
+    from a refused CloudTrail call) is shown as text. Use it wherever a template prints an endpoint name."""
+    text = str(name or "")
+    if not text:
+        return format_html('<span class="muted">{}</span>', EMPTY)
+    url = endpoint_url(text)
+    if not url:
+        return format_html('<span class="mono">{}</span>', text)
+    if css:
+        return format_html('<a class="{}" href="{}">{}</a>', css, url, text)
+    return format_html('<a href="{}">{}</a>', url, text)
