@@ -17,6 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 register = template.Library()
@@ -404,3 +405,26 @@ def endpoint_link(name: Any, css: str = "") -> SafeString:
     if css:
         return format_html('<a class="{}" href="{}">{}</a>', css, url, text)
     return format_html('<a href="{}">{}</a>', url, text)
+
+
+AS_OF_INPUT_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends (UTC on our pages)
+
+
+@register.filter
+def as_of_url(name: Any, at: Any = None) -> str:
+    """``/as-of/?endpoint=<name>&at=<at, default now>`` with ``at`` in the as-of form's own input format."""
+    moment = at if isinstance(at, dt.datetime) else timezone.now()
+    query = urlencode({"endpoint": str(name or ""), "at": moment.astimezone(dt.UTC).strftime(AS_OF_INPUT_FORMAT)})
+    return f"{reverse('registry:as_of')}?{query}"
+
+
+@register.filter
+def when_input(form: Any, name: str) -> str:
+    """The value for ``<input type="datetime-local" step="1">`` of a form's date field: the cleaned moment
+    in UTC as ``YYYY-MM-DDTHH:MM:SS`` (a browser drops any other shape), else "" (an invalid entry is
+    named in the page's error list instead)."""
+    cleaned = getattr(form, "cleaned_data", None) or {}
+    moment = cleaned.get(name)
+    if not isinstance(moment, dt.datetime):
+        return ""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -78,7 +78,7 @@ class CursorField(forms.CharField):
 
 
 class WhenField(forms.CharField):
-    """An ISO-8601 date or datetime (naive means UTC)."""
+    """An ISO-8601 date or datetime (naive means UTC), as ``<input type="datetime-local">`` sends it or typed."""
 
     def __init__(self, *, end: bool = False, **kwargs: Any) -> None:
         self.end = end
@@ -91,8 +91,8 @@ class WhenField(forms.CharField):
             return parse_when(text, end=self.end)
         except ValueError as exc:
             raise forms.ValidationError(
-                f"Use an ISO-8601 date or time between {EARLIEST_INPUT:%Y-%m-%d} and {LATEST_INPUT:%Y-%m-%d},"
-                " e.g. 2025-03-14 or 2025-03-14T09:30Z."
+                f"Use a date and time (UTC) between {EARLIEST_INPUT:%Y-%m-%d} and {LATEST_INPUT:%Y-%m-%d},"
+                " e.g. 2025-03-14T09:30 (the date picker's form), 2025-03-14 or 2025-03-14T09:30Z."
             ) from exc
 
 
@@ -147,7 +147,7 @@ class SearchForm(ExportForm):
 
 class AsOfForm(ExportForm):
     endpoint = forms.CharField(max_length=63, strip=True)
-    at = WhenField(required=True, label="At (ISO-8601, UTC unless an offset is given)")
+    at = WhenField(required=True, label="At (UTC unless an offset is given)")
 
 
 class BypassForm(ExportForm):
