@@ -26,6 +26,7 @@ urlpatterns = [
     path("profile/", profile.profile, name="profile"),
     path("sync/", sync.sync_status, name="sync_status"),
     path("sync/<slug:source_name>/run/", sync.sync_run, name="sync_run"),
+    path("sync/runs/", sync.sync_run_list, name="sync_run_list"),
     path("sync/runs/<int:run_id>/", sync.sync_run_status, name="sync_run_status"),
     path("sync/notifications/retry/", sync.notifications_retry, name="notifications_retry"),
     # Audit: timelines, search, as-of answers, decisions made outside the dashboard, exports and packs.

@@ -428,3 +428,12 @@ def when_input(form: Any, name: str) -> str:
     if not isinstance(moment, dt.datetime):
         return ""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@register.filter
+def run_error_count(run: Any) -> int:
+    """A sync run's errors: one per item of ``errors``, or 1 for a run-wide ``error`` alone."""
+    errors = getattr(run, "errors", None)
+    if isinstance(errors, list) and errors:
+        return len(errors)
+    return 1 if getattr(run, "error", "") else 0

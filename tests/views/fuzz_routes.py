@@ -24,6 +24,7 @@ from registry_app.views import audit as audit_views
 from registry_app.views import endpoints as endpoint_views
 from registry_app.views import lineage as lineage_views
 from registry_app.views import queue as queue_views
+from registry_app.views import sync as sync_views
 from registry_app.views.forms import GroupFilterForm
 
 # Personas: who makes the requests (the site builds them; tests/views/test_fuzz_input.py).
@@ -115,6 +116,7 @@ ROUTES: dict[str, Route] = {
         Route("registry:sync_status", personas=(ADMIN,)),
         Route("registry:sync_run", personas=(ADMIN,)),
         Route("registry:sync_run_status"),
+        Route("registry:sync_run_list", forms=(sync_views.RunListForm,)),
         Route("registry:notifications_retry", personas=(ADMIN,)),  # POST only: a GET is 405
         Route("registry:package_audit", forms=AUDIT_TIMELINE, raw=SOURCE, personas=(VIEWER, COMPLIANCE)),
         Route("registry:package_audit_pack", raw=SOURCE, personas=(COMPLIANCE,)),
