@@ -17,7 +17,6 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 register = template.Library()
@@ -387,53 +386,12 @@ def curve_chart(curve: Any, title: str = "") -> SafeString:
 
 
 # ============================================================================================
-# Navigation (issue 11): links for endpoint names and for provenance (training job, pipeline,
-# repository, commit). Keep additions of other features outside this block.
+# Navigation (issue 11): endpoint links, the as-of link, date pickers, sync-run error counts and
+# links out (console, repository, commit) live in templatetags/navigation.py; they are loaded with
+# this library so every template that loads registry_tags has them. Keep other additions above.
 # ============================================================================================
 
+from registry_app.templatetags import navigation as _navigation  # noqa: E402
 
-@register.simple_tag
-def endpoint_link(name: Any, css: str = "") -> SafeString:
-    """``<a href="/endpoints/<name>/">name</a>``; a name no endpoint page can have (empty, or with "/"
-    from a refused CloudTrail call) is shown as text. Use it wherever a template prints an endpoint name."""
-    text = str(name or "")
-    if not text:
-        return format_html('<span class="muted">{}</span>', EMPTY)
-    url = endpoint_url(text)
-    if not url:
-        return format_html('<span class="mono">{}</span>', text)
-    if css:
-        return format_html('<a class="{}" href="{}">{}</a>', css, url, text)
-    return format_html('<a href="{}">{}</a>', url, text)
-
-
-AS_OF_INPUT_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends (UTC on our pages)
-
-
-@register.filter
-def as_of_url(name: Any, at: Any = None) -> str:
-    """``/as-of/?endpoint=<name>&at=<at, default now>`` with ``at`` in the as-of form's own input format."""
-    moment = at if isinstance(at, dt.datetime) else timezone.now()
-    query = urlencode({"endpoint": str(name or ""), "at": moment.astimezone(dt.UTC).strftime(AS_OF_INPUT_FORMAT)})
-    return f"{reverse('registry:as_of')}?{query}"
-
-
-@register.filter
-def when_input(form: Any, name: str) -> str:
-    """The value for ``<input type="datetime-local" step="1">`` of a form's date field: the cleaned moment
-    in UTC as ``YYYY-MM-DDTHH:MM:SS`` (a browser drops any other shape), else "" (an invalid entry is
-    named in the page's error list instead)."""
-    cleaned = getattr(form, "cleaned_data", None) or {}
-    moment = cleaned.get(name)
-    if not isinstance(moment, dt.datetime):
-        return ""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-@register.filter
-def run_error_count(run: Any) -> int:
-    """A sync run's errors: one per item of ``errors``, or 1 for a run-wide ``error`` alone."""
-    errors = getattr(run, "errors", None)
-    if isinstance(errors, list) and errors:
-        return len(errors)
-    return 1 if getattr(run, "error", "") else 0
+register.tags.update(_navigation.register.tags)
+register.filters.update(_navigation.register.filters)

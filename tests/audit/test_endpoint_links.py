@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from registry_app.templatetags.registry_tags import as_of_url
+from registry_app.templatetags.navigation import as_of_url
 from tests.audit.builders import cloudtrail, deployment
 from tests.factories import EndpointFactory, EndpointVariantFactory, ModelPackageFactory, RegistrySourceFactory
 
