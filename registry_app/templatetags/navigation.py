@@ -19,6 +19,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from registry_app.audit import external_links
+from registry_app.audit.evidence_fields import evidence_fields as _evidence_fields
 from registry_app.mirror.selectors import METADATA_PROPERTY_LABELS
 
 register = template.Library()
@@ -145,3 +146,10 @@ def code_origin(package: Any) -> list[tuple[str, str, str]]:
     if commit:
         rows.append(("Commit", commit, external_links.commit_url(repository, commit)))
     return rows
+
+
+@register.filter
+def evidence_fields(raw: Any) -> dict[str, Any]:
+    """``{"fields": [(field, value)...], "more": n}`` for the audit pages' evidence definition lists."""
+    fields, more = _evidence_fields(raw)
+    return {"fields": fields, "more": more}
