@@ -267,7 +267,8 @@ def _selected_sources(scope: Scope, filters: TimelineFilters) -> tuple[list[Sour
 def _filtered(source: Source, scope: Scope, filters: TimelineFilters) -> QuerySet[Any]:
     qs = source.queryset().filter(scope.filters[source.key])
     if filters.actor and source.actor_field:
-        qs = qs.filter(**{f"{source.actor_field}__iexact": filters.actor})
+        # A prefix, ignoring case, as on /audit/ (one package's or endpoint's rows: no index needed).
+        qs = qs.filter(**{f"{source.actor_field}__istartswith": filters.actor})
     return qs
 
 
