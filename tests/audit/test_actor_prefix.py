@@ -76,7 +76,7 @@ def test_postgresql_uses_the_prefix_index(db: None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {CloudTrailEvent._meta.db_table}")
     querysets = _search_querysets(SearchFilters(actor="user4321", kinds=("cloudtrail",)))
-    (_, qs) = querysets
+    ((_, qs),) = querysets
     sql, params = qs.order_by("-event_time", "-id")[:51].query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + sql, params)
