@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 
+from registry_app.audit.outside_list import mark_items
 from registry_app.audit.paging import MAX_PAGE_SIZE, PAGE_SIZE, Cursor
 from registry_app.audit.timeline import SOURCES, Source, keyset, ordered
 from registry_app.audit.timeline_items import TimelineItem
@@ -125,6 +126,7 @@ def audit_search(filters: SearchFilters) -> AuditSearch:
     items.sort(key=lambda item: item.sort_key, reverse=True)
     more = len(items) > limit
     items = items[:limit]
+    mark_items(items)
     return AuditSearch(filters, items, items[-1].cursor if more and items else None)
 
 

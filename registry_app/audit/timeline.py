@@ -22,6 +22,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import F, Model, Q, QuerySet
 
+from registry_app.audit.outside_list import mark_items
 from registry_app.audit.paging import MAX_PAGE_SIZE, PAGE_SIZE, Cursor
 from registry_app.audit.timeline_items import (
     KINDS,
@@ -288,6 +289,7 @@ def timeline_page(scope: Scope, filters: TimelineFilters) -> TimelinePage:
     items.sort(key=lambda item: item.sort_key, reverse=not newer_mode)
     more = len(items) > limit
     items = items[:limit]
+    mark_items(items)
     if newer_mode:
         items.reverse()  # shown newest first
         older = items[-1].cursor if items else filters.after
