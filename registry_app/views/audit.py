@@ -94,8 +94,9 @@ class WhenField(forms.CharField):
             return parse_when(text, end=self.end)
         except ValueError as exc:
             raise forms.ValidationError(
-                f"Use a date and time (UTC) between {EARLIEST_INPUT:%Y-%m-%d} and {LATEST_INPUT:%Y-%m-%d},"
-                " e.g. 2025-03-14T09:30 (the date picker's form), 2025-03-14 or 2025-03-14T09:30Z."
+                f"Use an ISO-8601 date or time between {EARLIEST_INPUT:%Y-%m-%d} and {LATEST_INPUT:%Y-%m-%d}"
+                " (UTC unless an offset is given), e.g. 2025-03-14T09:30 (the date picker's), 2025-03-14"
+                " or 2025-03-14T09:30Z."
             ) from exc
 
 
