@@ -5,10 +5,10 @@ Paged by keyset on ``(name, id)`` and read in three queries whatever the page ho
 their variants (with the open deployment window's start and the rollback candidate's id computed by
 subqueries), and the rollback candidates themselves.
 
-The rollback candidate here is the endpoint page's fallback rule, evaluated now: the highest earlier
-version of the serving version's group that is Approved and not deleted. The endpoint page's
-rollback plan may prefer a version that actually served the endpoint before (its deployment history);
-the list links to that plan.
+The rollback candidate follows the endpoint page's rollback plan (``audit.rollback``): the version
+that served the endpoint most recently before (same variant first, then any variant), Approved and
+not deleted now; else the highest earlier version of the serving version's group that is Approved and
+not deleted. (The plan reads the latest 100 deployment windows; the list reads them all.)
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import binascii
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Q, Subquery
-from django.db.models.functions import Lower
+from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Lower
 
 from registry_app.models import Endpoint, EndpointDeployment, EndpointVariant, ModelPackage
 from registry_app.models.registry import ApprovalStatus
@@ -75,11 +75,30 @@ class EndpointListPage:
     first: bool
 
 
+def _windows() -> QuerySet[EndpointDeployment]:
+    """The deployment windows of the outer variant's endpoint (any spelling of its name)."""
+    return EndpointDeployment.objects.annotate(lname=Lower("endpoint_name")).filter(
+        lname=Lower(OuterRef("endpoint__name"))
+    )
+
+
+def _served_before(*, same_variant: bool) -> Subquery:
+    """The newest closed window of another version, Approved and not deleted now (``rollback._served_before``)."""
+    windows = _windows().filter(
+        ended_at__isnull=False,
+        package__approval_status=ApprovalStatus.APPROVED,
+        package__deleted_at__isnull=True,
+    )
+    windows = windows.exclude(package_id=OuterRef("package_id"))
+    if same_variant:
+        windows = windows.filter(variant_name=OuterRef("variant_name"))
+    return Subquery(windows.order_by("-started_at", "-pk").values("package_id")[:1])
+
+
 def _variants(endpoint_ids: list[int]) -> list[EndpointVariant]:
     open_window = (
-        EndpointDeployment.objects.filter(ended_at__isnull=True, variant_name=OuterRef("variant_name"))
-        .annotate(lname=Lower("endpoint_name"))
-        .filter(lname=Lower(OuterRef("endpoint__name")))
+        _windows()
+        .filter(ended_at__isnull=True, variant_name=OuterRef("variant_name"))
         .order_by("-started_at", "-pk")
         .values("started_at")[:1]
     )
@@ -102,7 +121,15 @@ def _variants(endpoint_ids: list[int]) -> list[EndpointVariant]:
             "package__model_metrics",
             "package__embedded_card_content",
         )
-        .annotate(serving_since=Subquery(open_window), rollback_id=Subquery(earlier_approved))
+        .annotate(
+            serving_since=Subquery(open_window),
+            rollback_id=Coalesce(
+                _served_before(same_variant=True),
+                _served_before(same_variant=False),
+                Subquery(earlier_approved),
+                output_field=BigIntegerField(),
+            ),
+        )
         .order_by("endpoint_id", "variant_name")
     )
 

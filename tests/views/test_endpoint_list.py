@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry_app.audit.endpoint_list import EndpointCursor, endpoint_list
+from registry_app.audit.endpoints import endpoint_overview
+from registry_app.audit.rollback import rollback_plan
 from registry_app.models import EndpointDeployment
 from registry_app.models.registry import ApprovalStatus
 from tests.factories import (
@@ -60,12 +62,24 @@ def test_list_shows_serving_version_since_approval_and_rollback(reviewer_client:
     assert row.endpoint == endpoint
     assert row.serving[0].package == packages[-1]
     assert row.serving[0].since == since
-    assert row.serving[0].rollback == packages[1]  # highest earlier Approved version (v2), not v10
+    # v1 served this endpoint before v3 and is Approved: the endpoint page's rollback plan says the same
+    assert row.serving[0].rollback == packages[0]
+    plan = rollback_plan(endpoint_overview("Credit-Risk-Prod"))  # type: ignore[arg-type]
+    assert plan is not None and plan.candidate == packages[0]
     assert f'href="{reverse("registry:endpoint_detail", args=["Credit-Risk-Prod"])}"' in html
     assert f'href="{reverse("registry:package_detail", args=[packages[-1].group.name, 3])}"' in html
-    assert f'href="{reverse("registry:package_detail", args=[packages[-1].group.name, 2])}"' in html
+    assert f'href="{reverse("registry:package_detail", args=[packages[-1].group.name, 1])}"' in html
     assert "#rollback-plan" in html
     assert f'href="{URL}"' in html  # the main nav links the list
+
+
+def test_rollback_without_history_is_the_highest_earlier_approved(reviewer_client: Client) -> None:
+    _, _, packages = _serving("ep-nohistory")
+    ModelPackageFactory(group=packages[0].group, version=10, approval_status=ApprovalStatus.PENDING)
+    row = endpoint_list().rows[0]
+    assert row.serving[0].rollback == packages[1]  # v2, not v10 (later) nor v1 (lower)
+    plan = rollback_plan(endpoint_overview("ep-nohistory"))  # type: ignore[arg-type]
+    assert plan is not None and plan.candidate == packages[1]
 
 
 def test_rollback_skips_rejected_and_deleted_versions(reviewer_client: Client) -> None:
