@@ -4,6 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from registry_app.views import audit as audit_views
+from registry_app.views import endpoints as endpoint_views
 from registry_app.views import groups, lineage, profile, sync
 from registry_app.views import queue as queue_views
 from registry_app.views import review as review_views
@@ -25,6 +26,7 @@ urlpatterns = [
     path("profile/", profile.profile, name="profile"),
     path("sync/", sync.sync_status, name="sync_status"),
     path("sync/<slug:source_name>/run/", sync.sync_run, name="sync_run"),
+    path("sync/runs/", sync.sync_run_list, name="sync_run_list"),
     path("sync/runs/<int:run_id>/", sync.sync_run_status, name="sync_run_status"),
     path("sync/notifications/retry/", sync.notifications_retry, name="notifications_retry"),
     # Audit: timelines, search, as-of answers, decisions made outside the dashboard, exports and packs.
@@ -35,6 +37,7 @@ urlpatterns = [
         name="package_audit_pack",
     ),
     path("groups/<str:group_name>/audit/", audit_views.group_audit, name="group_audit"),
+    path("endpoints/", endpoint_views.endpoint_list_view, name="endpoint_list"),
     path("endpoints/<str:name>/", audit_views.endpoint_detail, name="endpoint_detail"),
     path("audit/", audit_views.audit_search, name="audit_search"),
     path("audit/bypasses/", audit_views.bypasses, name="audit_bypasses"),

@@ -36,14 +36,19 @@ class Fact:
     value: str
     evidence: list[Evidence] = field(default_factory=list)
     missing: str = ""  # what is not known, instead of a guess
+    link: str = ""  # a page that says more (an approval made outside the dashboard: its bypasses entry)
+    link_text: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "fact": self.name,
             "value": self.value,
             "evidence": [e.as_dict() for e in self.evidence],
             "missing": self.missing,
         }
+        if self.link:
+            out["link"] = self.link
+        return out
 
 
 def deployment_evidence(deployment: EndpointDeployment) -> list[Evidence]:

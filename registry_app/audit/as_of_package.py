@@ -306,7 +306,7 @@ def package_at(package: ModelPackage | None, arn: str, at: dt.datetime) -> Packa
             [Evidence(f"package:{package.arn}", package.created_at, "registered (CreationTime)")],
         ),
         status,
-        approval_fact(transitions, at, decisions, pushes, outside),
+        approval_fact(transitions, at, decisions, pushes, outside, package),
         *_reproducibility_facts(package, observations, at),
         _card_fact(package, observations, at),
     ]

@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import In
 
 from registry_app.audit.as_of_evidence import Evidence, Fact
+from registry_app.audit.outside_list import OutsideMark, phase_of
 from registry_app.audit.outside_rules import PUSH_EXPLAINS_WITHIN, STATUS_EVENT_NAMES, request_status
 from registry_app.audit.values import iso
 from registry_app.models import CloudTrailEvent, Decision, ModelPackage, OutsideDecision, PackageObservation, PushOutbox
@@ -40,6 +41,7 @@ class Transition:
     before: str | None
     evidence: list[Evidence]
     actors: list[str] = field(default_factory=list)  # CloudTrail principals who made the change
+    event_pks: list[int] = field(default_factory=list)  # their CloudTrailEvent rows
 
 
 @dataclass
@@ -102,7 +104,7 @@ def status_events(packages: list[ModelPackage]) -> dict[int, list[CloudTrailEven
 def status_transitions(observations: list[PackageObservation], events: list[CloudTrailEvent]) -> list[Transition]:
     """Approval-status changes from both sources, in time order, merging a CloudTrail call and the
     observation of its result into one transition (the call's time, both pieces of evidence)."""
-    points: list[tuple[dt.datetime, int, str, str | None, Evidence, str]] = []
+    points: list[tuple[dt.datetime, int, str, str | None, Evidence, str, int | None]] = []
     for event in events:
         status = request_status(event.raw)
         who = event.actor_name or event.actor_arn or "unknown principal"
@@ -114,6 +116,7 @@ def status_transitions(observations: list[PackageObservation], events: list[Clou
                 None,
                 Evidence(f"cloudtrail:{event.event_id}", event.event_time, f"{event.event_name} by {who}"),
                 who,
+                event.pk,
             )
         )
     for obs in observations:
@@ -126,13 +129,23 @@ def status_transitions(observations: list[PackageObservation], events: list[Clou
             else "observed by the registry mirror"
         )
         points.append(
-            (obs.observed_at, 1, str(pair[1]), pair[0], Evidence(f"observation:{obs.pk}", obs.observed_at, note), "")
+            (
+                obs.observed_at,
+                1,
+                str(pair[1]),
+                pair[0],
+                Evidence(f"observation:{obs.pk}", obs.observed_at, note),
+                "",
+                None,
+            )
         )
     points.sort(key=lambda p: (p[0], p[1]))
     transitions: list[Transition] = []
-    for at, _, status, before, evidence, who in points:
+    for at, _, status, before, evidence, who, event_pk in points:
         if transitions and transitions[-1].status == status:
             transitions[-1].evidence.append(evidence)  # the same state seen again (call, then its observation)
+            if event_pk is not None:
+                transitions[-1].event_pks.append(event_pk)
             if who and who not in transitions[-1].actors:
                 transitions[-1].actors.append(who)
             if transitions[-1].before is None and before is not None:
@@ -145,6 +158,7 @@ def status_transitions(observations: list[PackageObservation], events: list[Clou
                 before if before is not None else (transitions[-1].status if transitions else None),
                 [evidence],
                 [who] if who else [],
+                [event_pk] if event_pk is not None else [],
             )
         )
     return transitions
@@ -210,15 +224,22 @@ def approval_fact(
     decisions: list[Decision],
     pushes: list[PushOutbox],
     outside: list[OutsideDecision],
+    package: ModelPackage | None = None,
 ) -> Fact:
+    """How the last approval by ``at`` came about: through the dashboard (its push), or outside it, then
+    marked before governance / while governed and linked to its entry on the bypasses page (``package``
+    given, with its group) in the same words that page uses."""
     approved = [t for t in transitions if t.at <= at and t.status == ApprovalStatus.APPROVED]
     if not approved:
         return Fact("approval", "not approved at this time", [])
     last = approved[-1]
     evidence = list(last.evidence)
     missing = ""
+    mark = None
     if last.actors:
         how = f"by {', '.join(last.actors)} (UpdateModelPackage; no dashboard push explains it)"
+        if package is not None and last.event_pks:
+            mark = _call_mark(package, last, outside)
     else:
         how = "(seen by the registry mirror)"
         missing = "Who approved it is not in the ingested CloudTrail."
@@ -238,11 +259,32 @@ def approval_fact(
             f" on behalf of {push.acting_username}" if push.acting_username else ""
         )
         missing = ""
+        mark = None
     if flagged:
         row = flagged[-1]
         evidence.append(Evidence(f"outside_decision:{row.pk}", row.observed_at, "flagged: set outside the dashboard"))
         how = f"outside the dashboard{f' by {row.actor_name}' if row.actor_name else ''}"
+        if package is not None:
+            mark = OutsideMark(
+                phase_of(row.changed_at or row.observed_at, package), f"outside-{row.pk}", row.observed_at
+            )
+    if mark is not None:
+        who = f", by {', '.join(last.actors)}" if last.actors else ""
+        how = f"{mark.label[0].lower()}{mark.label[1:]}{who} ({mark.note})"
+        link, text = mark.url, "Outside-decisions entry"
+        return Fact("approval", f"Approved at {iso(last.at)} {how}", evidence, missing, link, text)
     return Fact("approval", f"Approved at {iso(last.at)} {how}", evidence, missing)
+
+
+def _call_mark(package: ModelPackage, last: Transition, outside: list[OutsideDecision]) -> OutsideMark:
+    """The bypasses entry of an approval CloudTrail recorded: the flagged row that claims the call, else
+    the call itself."""
+    claimed = next((o for o in outside if o.event_id in last.event_pks), None)
+    if claimed is not None:
+        return OutsideMark(
+            phase_of(claimed.changed_at or claimed.observed_at, package), f"outside-{claimed.pk}", claimed.observed_at
+        )
+    return OutsideMark(phase_of(last.at, package), f"cloudtrail-{last.event_pks[-1]}", last.at)
 
 
 def rollback_candidate(package: ModelPackage, at: dt.datetime, *, depth: int = 20) -> RollbackCandidate:

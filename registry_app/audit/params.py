@@ -1,4 +1,5 @@
-"""Query parameters of the audit pages that are not cursors: ``parse_when`` (ISO-8601 dates and times).
+"""Query parameters of the audit pages that are not cursors: ``parse_when`` (ISO-8601 dates and times,
+including the ``YYYY-MM-DDTHH:MM[:SS]`` that ``<input type="datetime-local">`` sends).
 
 The one place a date or time typed into an audit form (``since``, ``until``, ``at``) is parsed.
 """
@@ -14,6 +15,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 __all__ = ["parse_when"]
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PRINTABLE_ASCII = re.compile(r"[ -~]+")
 
 
 def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
@@ -24,6 +26,9 @@ def parse_when(text: str, *, end: bool = False) -> dt.datetime | None:
     text = (text or "").strip()
     if not text:
         return None
+    if not _PRINTABLE_ASCII.fullmatch(text):
+        # Python's fromisoformat ignores a trailing NUL ("2025-03-14T09:30\x00"): refuse, never guess.
+        raise ValueError(f"{text!r} is not an ISO-8601 date or time")
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     try:

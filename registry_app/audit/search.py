@@ -1,7 +1,9 @@
 """The audit search: CloudTrail calls and audit-log entries by actor, event, resource and time.
 
-Two of the timeline's sources (``cloudtrail`` and ``audit``), filtered by exact matches so
-PostgreSQL walks one index per source, paged by keyset (``paging.Cursor``), newest first.
+Two of the timeline's sources (``cloudtrail`` and ``audit``), filtered so PostgreSQL walks one index
+per source, paged by keyset (``paging.Cursor``), newest first. Event and resource match exactly; the
+actor matches by prefix, case-insensitively (``LOWER(actor_name) LIKE 'prefix%'``, which the
+``text_pattern_ops`` expression indexes of migration 0011 serve on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 
+from registry_app.audit.outside_list import mark_items
 from registry_app.audit.paging import MAX_PAGE_SIZE, PAGE_SIZE, Cursor
 from registry_app.audit.timeline import SOURCES, Source, keyset, ordered
 from registry_app.audit.timeline_items import TimelineItem
@@ -57,11 +61,18 @@ class AuditSearch:
 SEARCH_KINDS = ("cloudtrail", "audit")
 
 
+def actor_prefix(qs: QuerySet[Any], prefix: str) -> QuerySet[Any]:
+    """Rows whose ``actor_name`` starts with ``prefix``, ignoring case. Written as
+    ``LOWER(actor_name) LIKE 'prefix%'`` (``%`` and ``_`` in the prefix escaped) so the expression
+    index on ``LOWER(actor_name) text_pattern_ops`` serves it on PostgreSQL."""
+    return qs.annotate(actor_lower=Lower("actor_name")).filter(actor_lower__startswith=prefix.lower())
+
+
 def _search_querysets(filters: SearchFilters) -> list[tuple[Source, QuerySet[Any]]]:
     """The CloudTrail and audit-log querysets of a search, unordered and without the cursor.
 
-    CloudTrail filters are exact matches so PostgreSQL can walk ``ct_actor_time``,
-    ``ct_name_time``, ``ct_resource_time`` or ``ct_time_keyset``.
+    CloudTrail's event and resource filters are exact matches so PostgreSQL can walk ``ct_name_time``,
+    ``ct_resource_time`` or ``ct_time_keyset``; the actor prefix walks ``ct_actor_lower_prefix``.
     """
     result = []
     kinds = filters.kinds or SEARCH_KINDS
@@ -69,7 +80,7 @@ def _search_querysets(filters: SearchFilters) -> list[tuple[Source, QuerySet[Any
         source = SOURCES["cloudtrail"]
         qs = source.queryset()
         if filters.actor:
-            qs = qs.filter(actor_name=filters.actor)
+            qs = actor_prefix(qs, filters.actor)
         if filters.event:
             qs = qs.filter(event_name=filters.event)
         if filters.resource:
@@ -83,7 +94,7 @@ def _search_querysets(filters: SearchFilters) -> list[tuple[Source, QuerySet[Any
         source = SOURCES["audit"]
         qs = source.queryset()
         if filters.actor:
-            qs = qs.filter(actor_name=filters.actor)
+            qs = actor_prefix(qs, filters.actor)
         if filters.event:
             qs = qs.filter(action=filters.event)
         if filters.resource:
@@ -115,6 +126,7 @@ def audit_search(filters: SearchFilters) -> AuditSearch:
     items.sort(key=lambda item: item.sort_key, reverse=True)
     more = len(items) > limit
     items = items[:limit]
+    mark_items(items)
     return AuditSearch(filters, items, items[-1].cursor if more and items else None)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import F, Model, Q, QuerySet
 
+from registry_app.audit.outside_list import mark_items
 from registry_app.audit.paging import MAX_PAGE_SIZE, PAGE_SIZE, Cursor
 from registry_app.audit.timeline_items import (
     KINDS,
@@ -267,7 +268,8 @@ def _selected_sources(scope: Scope, filters: TimelineFilters) -> tuple[list[Sour
 def _filtered(source: Source, scope: Scope, filters: TimelineFilters) -> QuerySet[Any]:
     qs = source.queryset().filter(scope.filters[source.key])
     if filters.actor and source.actor_field:
-        qs = qs.filter(**{f"{source.actor_field}__iexact": filters.actor})
+        # A prefix, ignoring case, as on /audit/ (one package's or endpoint's rows: no index needed).
+        qs = qs.filter(**{f"{source.actor_field}__istartswith": filters.actor})
     return qs
 
 
@@ -287,6 +289,7 @@ def timeline_page(scope: Scope, filters: TimelineFilters) -> TimelinePage:
     items.sort(key=lambda item: item.sort_key, reverse=not newer_mode)
     more = len(items) > limit
     items = items[:limit]
+    mark_items(items)
     if newer_mode:
         items.reverse()  # shown newest first
         older = items[-1].cursor if items else filters.after

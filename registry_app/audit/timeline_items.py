@@ -77,6 +77,7 @@ class TimelineItem:
     # CloudTrail calls: their log file's validation (validated / no digest yet / validation failed: why).
     validation: str = ""
     validation_tone: str = ""
+    outside: Any = None  # an outside_list.OutsideMark: a decision the dashboard did not push
 
     @property
     def cursor(self) -> Cursor:

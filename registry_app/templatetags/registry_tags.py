@@ -383,3 +383,15 @@ def curve_chart(curve: Any, title: str = "") -> SafeString:
         x_label=x_label,
         y_label=y_label,
     )
+
+
+# ============================================================================================
+# Navigation (issue 11): endpoint links, the as-of link, date pickers, sync-run error counts and
+# links out (console, repository, commit) live in templatetags/navigation.py; they are loaded with
+# this library so every template that loads registry_tags has them. Keep other additions above.
+# ============================================================================================
+
+from registry_app.templatetags import navigation as _navigation  # noqa: E402
+
+register.tags.update(_navigation.register.tags)
+register.filters.update(_navigation.register.filters)

@@ -23,8 +23,9 @@ from django.views.decorators.http import require_GET
 from registry_app.audit import exports, packs
 from registry_app.audit.anchors import anchor_head
 from registry_app.audit.as_of import as_of as as_of_answer
-from registry_app.audit.bypasses import outside_decision_row, outside_decisions_page, outside_decisions_stream
 from registry_app.audit.endpoints import endpoint_overview
+from registry_app.audit.outside_list import BEFORE, DURING, PHASE_NOTES, PHASES, outside_page, outside_stream
+from registry_app.audit.outside_list import STREAMS as OUTSIDE_STREAMS
 from registry_app.audit.paging import Cursor
 from registry_app.audit.params import EARLIEST_INPUT, LATEST_INPUT, parse_when
 from registry_app.audit.search import SearchFilters, audit_search_stream
@@ -56,7 +57,8 @@ ENDPOINT_CHOICES_SHOWN = 500
 
 
 class CursorField(forms.CharField):
-    """A page link's position, as this page made it (``outside``: the bypasses list's, else a timeline's)."""
+    """A page link's position, as this page made it (``outside``: the bypasses list's, whose entries
+    are flagged rows and CloudTrail calls, else a timeline's)."""
 
     def __init__(self, *, outside: bool = False, **kwargs: Any) -> None:
         self.outside = outside
@@ -70,7 +72,8 @@ class CursorField(forms.CharField):
             cursor = Cursor.decode(text)
         except ValueError as exc:
             raise forms.ValidationError(self.malformed) from exc
-        if (cursor.source == "outside") is not self.outside:
+        allowed = cursor.source in OUTSIDE_STREAMS if self.outside else cursor.source != "outside"
+        if not allowed:
             raise forms.ValidationError(self.malformed)  # another list's link: its ids mean other rows
         return cursor
 
@@ -78,7 +81,7 @@ class CursorField(forms.CharField):
 
 
 class WhenField(forms.CharField):
-    """An ISO-8601 date or datetime (naive means UTC)."""
+    """An ISO-8601 date or datetime (naive means UTC), as ``<input type="datetime-local">`` sends it or typed."""
 
     def __init__(self, *, end: bool = False, **kwargs: Any) -> None:
         self.end = end
@@ -91,8 +94,9 @@ class WhenField(forms.CharField):
             return parse_when(text, end=self.end)
         except ValueError as exc:
             raise forms.ValidationError(
-                f"Use an ISO-8601 date or time between {EARLIEST_INPUT:%Y-%m-%d} and {LATEST_INPUT:%Y-%m-%d},"
-                " e.g. 2025-03-14 or 2025-03-14T09:30Z."
+                f"Use an ISO-8601 date or time between {EARLIEST_INPUT:%Y-%m-%d} and {LATEST_INPUT:%Y-%m-%d}"
+                " (UTC unless an offset is given), e.g. 2025-03-14T09:30 (the date picker's), 2025-03-14"
+                " or 2025-03-14T09:30Z."
             ) from exc
 
 
@@ -147,11 +151,14 @@ class SearchForm(ExportForm):
 
 class AsOfForm(ExportForm):
     endpoint = forms.CharField(max_length=63, strip=True)
-    at = WhenField(required=True, label="At (ISO-8601, UTC unless an offset is given)")
+    at = WhenField(required=True, label="At (UTC unless an offset is given)")
 
 
 class BypassForm(ExportForm):
     status = forms.ChoiceField(choices=[("", "Any status"), *ApprovalStatus.choices], required=False)
+    governance = forms.ChoiceField(
+        choices=[("", "Before or while governed"), (BEFORE, PHASES[BEFORE]), (DURING, PHASES[DURING])], required=False
+    )
     before = CursorField(outside=True)
 
 
@@ -369,6 +376,8 @@ BYPASS_COLUMNS = (
     "cloudtrail_event_id",
     "notified_at",
     "evidence_id",
+    "entry",
+    "governance",
 )
 
 
@@ -378,7 +387,7 @@ def bypasses(request: HttpRequest) -> HttpResponseBase:
     form = BypassForm(request.GET)
     if not form.is_valid():
         raise _bad_request(form, "Decided outside the dashboard")
-    status = form.cleaned_data["status"]
+    status, phase = form.cleaned_data["status"], form.cleaned_data["governance"]
     fmt = form.cleaned_data["format"]
     if fmt:
         _require_export(request)
@@ -387,12 +396,18 @@ def bypasses(request: HttpRequest) -> HttpResponseBase:
             fmt,
             title="Model packages decided outside the dashboard",
             stem="outside-decisions",
-            meta={"to_status": status or "any"},
+            meta={"to_status": status or "any", "governance": phase or "any"},
             columns=BYPASS_COLUMNS,
-            rows=lambda: (outside_decision_row(row) for row in outside_decisions_stream(to_status=status)),
+            rows=lambda: (entry.export_row() for entry in outside_stream(to_status=status, phase=phase)),
         )
-    page = outside_decisions_page(to_status=status, before=form.cleaned_data["before"])
-    context = {"form": form, "page": page, "can_export": exports.can_export(request.user)}
+    page = outside_page(to_status=status, phase=phase, before=form.cleaned_data["before"])
+    context = {
+        "form": form,
+        "page": page,
+        "phases": PHASES,
+        "notes": PHASE_NOTES,
+        "can_export": exports.can_export(request.user),
+    }
     return render(request, "registry_app/audit/bypasses.html", context)
 
 

@@ -124,9 +124,12 @@ def test_while_v2_serves(history: History) -> None:
     assert status.value == "Approved"  # today it is Rejected
     assert f"cloudtrail:{history.v2_approval.event_id}" in _refs(status)
     approval = _fact(variant, "approval")
+    # the group was first mirrored today, after this approval: outside the dashboard, before governance
     assert approval.value == (
-        "Approved at 2025-03-10T12:00:00+00:00 by alice (UpdateModelPackage; no dashboard push explains it)"
+        "Approved at 2025-03-10T12:00:00+00:00 outside the dashboard, before governance, by alice"
+        " (made before the dashboard first mirrored this group, so no review could have applied)"
     )
+    assert approval.link.endswith(f"#cloudtrail-{history.v2_approval.pk}")
     # the mirror first saw v2 today; CloudTrail reaches back and shows no content change since
     coverage = _fact(variant, "content before the mirror's first sighting")
     assert coverage.value.startswith("unchanged") and not coverage.missing

@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 
 from registry_app.audit.timeline import SOURCES
 from registry_app.views import audit as audit_views
+from registry_app.views import endpoints as endpoint_views
 from registry_app.views import lineage as lineage_views
 from registry_app.views import queue as queue_views
+from registry_app.views import sync as sync_views
 from registry_app.views.forms import GroupFilterForm
 
 # Personas: who makes the requests (the site builds them; tests/views/test_fuzz_input.py).
@@ -114,10 +116,12 @@ ROUTES: dict[str, Route] = {
         Route("registry:sync_status", personas=(ADMIN,)),
         Route("registry:sync_run", personas=(ADMIN,)),
         Route("registry:sync_run_status"),
+        Route("registry:sync_run_list", forms=(sync_views.RunListForm,)),
         Route("registry:notifications_retry", personas=(ADMIN,)),  # POST only: a GET is 405
         Route("registry:package_audit", forms=AUDIT_TIMELINE, raw=SOURCE, personas=(VIEWER, COMPLIANCE)),
         Route("registry:package_audit_pack", raw=SOURCE, personas=(COMPLIANCE,)),
         Route("registry:group_audit", forms=AUDIT_TIMELINE, raw=SOURCE, personas=(VIEWER, COMPLIANCE)),
+        Route("registry:endpoint_list", forms=(endpoint_views.EndpointListForm,)),
         Route("registry:endpoint_detail", forms=AUDIT_TIMELINE, personas=(VIEWER, COMPLIANCE)),
         Route("registry:audit_search", forms=(audit_views.SearchForm,), personas=(VIEWER, COMPLIANCE)),
         Route("registry:audit_bypasses", forms=(audit_views.BypassForm,), personas=(VIEWER, COMPLIANCE)),
