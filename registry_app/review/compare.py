@@ -182,7 +182,9 @@ def _text(value: Any) -> str:
 
 
 def _rows(labels: list[str], per_version: list[dict[str, str]]) -> list[TextRow]:
-    return [TextRow(label, [values.get(label, "") for values in per_version]) for label in labels]
+    """A row per label some version has a value for (a field empty everywhere is left out)."""
+    rows = [TextRow(label, [values.get(label, "") for values in per_version]) for label in labels]
+    return [row for row in rows if any(row.values)]
 
 
 def _union(per_version: list[dict[str, str]]) -> list[str]:
