@@ -179,5 +179,6 @@ def test_group_page_offers_the_comparison_and_a_trend(django_assert_max_num_quer
     assert form and form.group(1) == reverse("registry:group_compare", args=["credit-risk"])
     boxes = re.findall(r'<input type="checkbox" name="versions" value="(\d+)" form="compare-form"', body)
     assert sorted(boxes) == ["1", "2", "3"]
+    assert "<title>credit-risk · SageMaker Model Registry</title>" in body  # the chart stays in its section
     trend = body[body.index('id="trend"') :]
     assert '<svg class="chart chart-trend"' in trend and "v1 ✓" in trend  # v1 is the approved one
