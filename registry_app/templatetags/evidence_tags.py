@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from registry_app.evidence.curves import stated_area
-from registry_app.evidence.glossary import lookup
+from registry_app.evidence.glossary import Term, lookup
 from registry_app.evidence.numbers import NO_DELTA, DeltaView, delta_view
 from registry_app.evidence.trend import Trend, chart_groups, trend_svg
 from registry_app.templatetags.registry_tags import curve_chart, curve_title
@@ -63,6 +63,17 @@ def metric_meaning(name: Any) -> str:
 def metric_fair(name: Any) -> str:
     term = lookup(str(name or ""))
     return term.fair if term else ""
+
+
+@register.simple_tag
+def glossary_terms(names: Any) -> list[Term]:
+    """The glossary entries of the metrics named (once each, bias metrics first), for a visible legend."""
+    found: dict[str, Term] = {}
+    for name in names or []:
+        term = lookup(str(getattr(name, "name", name) or ""))
+        if term is not None:
+            found.setdefault(term.short, term)
+    return sorted(found.values(), key=lambda t: (t.stage == "quality", t.stage, t.short))
 
 
 def _stated(report: Any) -> dict[str, float]:

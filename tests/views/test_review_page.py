@@ -173,7 +173,8 @@ def test_metrics_compared_with_the_approved_version() -> None:
     rows = {
         m.group(1): m.group(2)
         for m in re.finditer(
-            r'<td>(?:<abbr class="mono"[^>]*>|<span class="mono">)([^<]+)</(?:abbr|span)></td>(.*?)</tr>',
+            r'<td>(?:<abbr class="mono"[^>]*>|<span class="mono">)([^<]+)</(?:abbr|span)>'
+            r'(?:<div class="subtle">[^<]*</div>)?</td>(.*?)</tr>',
             comparison,
             flags=re.S,
         )
@@ -183,6 +184,8 @@ def test_metrics_compared_with_the_approved_version() -> None:
     # Arrow, plain decimal and word; a sentence for screen readers; colour is only the class.
     assert '<span class="delta delta-better"><span aria-hidden="true">↑ +0.03 better</span>' in auc
     assert "increased by 0.03, better (higher is better)" in auc
+    assert '<div class="subtle">Area under the ROC curve</div>' in comparison  # the full name, visibly
+    assert 'href="/groups/credit-risk/compare/?versions=1,2&amp;source=prod-eu">Compare side by side</a>' in comparison
     fpr = rows["false_positive_rate"]
     assert '<span class="delta delta-worse"><span aria-hidden="true">↑ +0.03 worse</span>' in fpr  # lower is better
     slope = rows["calibration_slope"]  # unknown direction: the change, but no verdict
