@@ -11,8 +11,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from registry_app.mirror.lookups import find_group
+from registry_app.models import ModelPackageGroup
 from registry_app.review.compare import MAX_VERSIONS, MIN_VERSIONS, compare_versions
-from registry_app.views.params import BadParameter, cleaned, source_name
+from registry_app.views.params import source_name
 
 TITLE = "Compare versions"
 
@@ -40,16 +41,24 @@ class CompareForm(forms.Form):
         return cls({"versions": ",".join(values)} if values else {})
 
 
+def _invalid(request: HttpRequest, group: ModelPackageGroup, errors: dict[str, list[str]]) -> HttpResponse:
+    """400 naming the field, with the way back to the group page's checkboxes (not a dead end)."""
+    context = {"group": group, "errors": errors, "title": TITLE}
+    return render(request, "registry_app/compare_invalid.html", context, status=400)
+
+
 @require_GET
 @login_required
 def group_compare(request: HttpRequest, group_name: str) -> HttpResponse:
     source = source_name(request, title=TITLE)
-    versions = cleaned(CompareForm.from_query(request), title=TITLE)["versions"]
     group = find_group(request.user, name=group_name, source_name=source)
     if group is None:
         raise Http404("No such model package group")
-    comparison = compare_versions(group, versions)
+    form = CompareForm.from_query(request)
+    if not form.is_valid():
+        return _invalid(request, group, {name: list(messages) for name, messages in form.errors.items()})
+    comparison = compare_versions(group, form.cleaned_data["versions"])
     if comparison.missing:
         shown = ", ".join(f"v{v}" for v in comparison.missing)
-        raise BadParameter.field("versions", f"This group has no version {shown}.", title=TITLE)
+        return _invalid(request, group, {"versions": [f"This group has no version {shown}."]})
     return render(request, "registry_app/compare.html", {"group": group, "comparison": comparison})

@@ -59,8 +59,11 @@ def test_tick_two_versions_and_compare(live_server: Any, browser: Any, group: No
         changed = auc.locator("th").evaluate("e => getComputedStyle(e).backgroundColor")
         same = metrics.locator("tr", has_text="rmse").locator("th").evaluate("e => getComputedStyle(e).backgroundColor")
         assert changed != same
-        state.assert_clean("compare page")
         if os.environ.get("SCREENSHOT_DIR"):
             page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], "compare.png"), full_page=True)
+        page.get_by_label("Show only the rows that differ").check()
+        expect(metrics.locator("tr", has_text="rmse")).to_be_hidden()
+        expect(auc).to_be_visible()
+        state.assert_clean("compare page")
     finally:
         state.context.close()
