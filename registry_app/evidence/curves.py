@@ -51,6 +51,15 @@ def trapezoid_auc(points: list[tuple[float, float]]) -> float | None:
     return area if math.isfinite(area) else None
 
 
+CURVE_ORDER = ("roc", "precision_recall")
+
+
+def curve_order(curve_key: str) -> tuple[int, str]:
+    """ROC first, then precision-recall, then any other curve, each kind in key order."""
+    base = base_key(curve_key)
+    return (CURVE_ORDER.index(base) if base in CURVE_ORDER else len(CURVE_ORDER), str(curve_key))
+
+
 def base_key(curve_key: str) -> str:
     """``roc_2`` -> ``roc`` (the reports number a second curve of the same kind)."""
     base, _, suffix = str(curve_key).rpartition("_")
@@ -79,7 +88,7 @@ class Series:
         if self.area is None:
             return f"{self.label}, AUC not computable"
         how = "reported" if self.area_stated else "trapezoid"
-        return f"{self.label}, AUC {plain(self.area, 3)} ({how})"
+        return f"{self.label}, AUC {plain(self.area)} ({how})"
 
 
 def series(label: str, curve: Any, stated: float | None = None, *, baseline: bool = False) -> Series | None:

@@ -11,7 +11,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from registry_app.evidence.curves import stated_area
+from registry_app.evidence.curves import curve_order, stated_area
 from registry_app.evidence.glossary import Term, lookup
 from registry_app.evidence.numbers import NO_DELTA, DeltaView, delta_view
 from registry_app.evidence.trend import Trend, chart_groups, trend_svg
@@ -91,7 +91,7 @@ def report_charts(report: Any, baseline: Any = None) -> dict[str, Any]:
     base_curves = baseline.curves.get(report.slot, {}) if baseline is not None else {}
     base_stated = baseline.stated.get(report.slot, {}) if baseline is not None else {}
     charts = []
-    for key in sorted(curves, key=str):
+    for key in sorted(curves, key=curve_order):
         title = curve_title(key)
         overlay = base_curves.get(key)
         label = f"Approved v{baseline.version}" if baseline is not None and overlay is not None else ""

@@ -50,7 +50,7 @@ def test_curve_chart_is_readable_svg_with_ticks_legend_and_overlay() -> None:
     assert texts(root, "chart-tick-x") == ticks and texts(root, "chart-tick-y") == ticks
     assert texts(root, "chart-axis") == ["False positive rate", "TPR"]
     assert texts(root, "chart-legend") == [
-        "This version, AUC 0.823 (trapezoid)",
+        "This version, AUC 0.8225 (trapezoid)",
         "Approved v3, AUC 0.7 (trapezoid)",
     ]
     lines = {p.get("class"): p for p in root.iter("{http://www.w3.org/2000/svg}polyline")}

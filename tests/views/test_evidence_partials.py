@@ -75,7 +75,7 @@ def test_trapezoid_when_no_area_is_stated() -> None:
     baseline = baseline_curves(review_state(pending, persona_user("viewer")).baseline_package)
     (roc,) = svgs(charts(EvaluationReport.objects.prefetch_related("metrics").get(pk=report.pk), baseline))
     legend = [t.text for t in roc.iter(f"{SVG}text") if t.get("class") == "chart-legend"]
-    assert legend == ["This version, AUC 0.823 (trapezoid)", "Approved v1, AUC 0.7 (trapezoid)"]
+    assert legend == ["This version, AUC 0.8225 (trapezoid)", "Approved v1, AUC 0.7 (trapezoid)"]
 
 
 def test_no_overlay_without_an_approved_version(django_assert_num_queries: Any) -> None:
