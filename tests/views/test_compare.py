@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from registry_app.models import ApprovalPolicy, ModelPackage, ModelPackageGroup
@@ -175,7 +177,7 @@ def test_registry_text_is_escaped() -> None:
     assert audit_html(body).findings == []
 
 
-def test_group_page_offers_the_comparison_and_a_trend(django_assert_max_num_queries: Any) -> None:
+def test_group_page_offers_the_comparison_and_a_trend() -> None:
     versions(3)
     body = get(persona_user("viewer"), reverse("registry:group_detail", args=["credit-risk"])).content.decode()
     form = re.search(r'<form method="get" action="([^"]+)" id="compare-form"', body)
@@ -185,3 +187,18 @@ def test_group_page_offers_the_comparison_and_a_trend(django_assert_max_num_quer
     assert "<title>credit-risk · SageMaker Model Registry</title>" in body  # the chart stays in its section
     trend = body[body.index('id="trend"') :]
     assert '<svg class="chart chart-trend"' in trend and "v1 ✓" in trend  # v1 is the approved one
+
+
+def test_group_page_trend_costs_no_query() -> None:
+    versions(2, group_name="small")
+    versions(12, group_name="large")
+    client = client_for(persona_user("viewer"))
+    counts = []
+    for name in ("small", "large"):
+        url = reverse("registry:group_detail", args=[name])
+        client.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            body = client.get(url).content.decode()
+        assert body.count("<polyline") == 2  # auc and rmse, each on its own chart
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
