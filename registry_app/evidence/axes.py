@@ -55,21 +55,31 @@ class Frame:
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering ``low``..``high`` (``0, 0.2 … 1`` for the unit interval)."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return []
-    if high <= low:
-        high = low + 1.0
-    raw = (high - low) / max(count, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
+    """Round tick values covering ``low``..``high`` (``0, 0.2 … 1`` for the unit interval).
+
+    Always at least two ascending finite values, whatever the input (a single value, values near the
+    float limits, NaN): a chart never fails on what a report holds.
+    """
+    finite = [v for v in (low, high) if math.isfinite(v)]
+    if not finite:
+        return [0.0, 1.0]
+    low, high = min(finite), max(finite)
+    if high - low <= abs(low) * 1e-9 or not math.isfinite(high - low):
+        pad = max(abs(low) * 0.1, 1.0)
+        low, high = low - pad, high + pad
+    span = high - low
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(span)) or span <= 0:
+        return [low, high] if math.isfinite(low) and math.isfinite(high) and high > low else [-1.0, 1.0]
+    raw = span / max(count, 1)
+    magnitude = 10.0 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(low / step + 1e-9) * step
-    ticks = []
+    start = float(math.floor(low / step + 1e-9)) * step
+    ticks: list[float] = []
     value = start
-    while value <= high + step * 1e-6 and len(ticks) < 50:
+    while value <= high + step * 1e-6 and len(ticks) < 50 and math.isfinite(value):
         ticks.append(round(value, 12))
         value += step
-    return ticks
+    return ticks if len(ticks) >= 2 else [low, high]
 
 
 def grid(

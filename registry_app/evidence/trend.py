@@ -5,6 +5,7 @@ a metric on another scale (mse, rmse…) gets its own, so no line is flattened b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -57,6 +58,8 @@ def chart_groups(found: list[Trend]) -> list[list[Trend]]:
 def _y_range(values: list[float]) -> tuple[float, float]:
     low, high = min(values), max(values)
     pad = (high - low) * 0.15 or max(abs(high) * 0.05, 0.01)
+    if not math.isfinite(pad):  # values near the float limits: no padding (nice_ticks copes)
+        pad = 0.0
     low, high = low - pad, high + pad
     if min(values) >= 0 and low < 0:
         low = 0.0

@@ -6,6 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from django.template import Context, Template
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from registry_app.evidence.curves import series, stated_area, trapezoid_auc
 from registry_app.evidence.matrix import BINARY_NOTE, confusion_view
@@ -117,3 +119,27 @@ def test_trend_chart_escapes_metric_names() -> None:
     svg = str(trend_svg([Trend(XSS, [TrendPoint(1, 0.5, False), TrendPoint(2, 0.6, True)])], XSS))
     parse(svg)
     assert "<script>" not in svg
+
+
+_FLOATS = (
+    st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**20), 10**20) | st.none() | st.text(max_size=3)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(xs=st.lists(_FLOATS, max_size=12), ys=st.lists(_FLOATS, max_size=12), base=st.booleans())
+def test_any_curve_renders_well_formed_svg_or_a_note(xs: list, ys: list, base: bool) -> None:
+    curve = {"x": xs, "y": ys}
+    html = str(curve_chart(curve, "t", baseline=curve if base else None))
+    if html.startswith("<svg"):
+        parse(html)
+    else:
+        assert "No plottable points" in html
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=8))
+def test_any_trend_renders_well_formed_svg(values: list[float]) -> None:
+    found = trends([(v, v % 2 == 0, [("m", value)]) for v, value in enumerate(values, start=1)])
+    for group in chart_groups(found):
+        parse(trend_svg(group, "t"))
