@@ -104,6 +104,8 @@ def delta_view(name: str, kind: str, value: Any, baseline: Any) -> DeltaView:
     if new is None or old is None:
         return NO_DELTA
     change = new - old
+    if not math.isfinite(change):  # two values near the float limits
+        return NO_DELTA
     text = signed(change)
     direction = metric_direction(name, kind)
     rule = DIRECTION_WORDS.get(direction or "", "")

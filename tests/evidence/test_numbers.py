@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from registry_app.evidence.numbers import delta_view, plain, signed
 
@@ -63,3 +65,13 @@ def test_delta_words_for_screen_readers() -> None:
     assert view.word == "better"
     assert view.spoken == "increased by 0.03, better (higher is better)"
     assert delta_view("auc", "", None, 0.9).meaning == "none"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True, allow_infinity=True))
+def test_any_number_and_delta_render_without_exponent(value: float, baseline: float) -> None:
+    assert "e" not in plain(value).lower()
+    view = delta_view("auc", "binary_classification", value, baseline)
+    assert "e" not in view.text.lower()
+    if view.meaning not in ("none", "same"):
+        assert view.arrow in ("↑", "↓") and view.spoken
