@@ -4,8 +4,8 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from registry_app.views import audit as audit_views
+from registry_app.views import compare, groups, lineage, profile, sync
 from registry_app.views import endpoints as endpoint_views
-from registry_app.views import groups, lineage, profile, sync
 from registry_app.views import queue as queue_views
 from registry_app.views import review as review_views
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/groups/", permanent=False), name="home"),
     path("groups/", groups.group_list, name="group_list"),
     path("groups/<str:group_name>/", groups.group_detail, name="group_detail"),
+    path("groups/<str:group_name>/compare/", compare.group_compare, name="group_compare"),
     path("groups/<str:group_name>/watch/", profile.group_watch, name="group_watch"),
     path("groups/<str:group_name>/archive/", review_views.group_archive, name="group_archive"),
     # The package page is the review page.

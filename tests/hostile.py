@@ -314,6 +314,7 @@ def build_site(texts: dict[str, str], *, source: RegistrySource | None = None) -
         "groups": reverse("registry:group_list"),
         "groups search": reverse("registry:group_list") + "?" + urlencode({"q": t["group_description"][:200]}),
         "group": reverse("registry:group_detail", args=[name]),
+        "compare": reverse("registry:group_compare", args=[name]) + "?versions=1,2",
         "review page": reverse("registry:package_detail", args=[name, 2]),
         "approved package": reverse("registry:package_detail", args=[name, 1]),
         "package timeline": reverse("registry:package_audit", args=[name, 2]),

@@ -30,6 +30,7 @@ READ_MODULES = (
     "registry_app.review.decided",
     "registry_app.review.review_rows",
     "registry_app.review.panel",
+    "registry_app.review.compare",
     "registry_app.review.policies",
     "registry_app.audit.timeline",
     "registry_app.audit.timeline_items",

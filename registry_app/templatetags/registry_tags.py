@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from typing import Any
 
 from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
+
+from registry_app.evidence.curves import curve_svg, series
+from registry_app.evidence.matrix import confusion_view
+from registry_app.evidence.numbers import as_float, plain
 
 register = template.Library()
 
@@ -135,20 +138,8 @@ def principal(user_context: Any) -> str:
 
 @register.filter
 def num(value: Any, digits: int = 4) -> str:
-    """Floats for people: ``0.91200`` -> ``0.912``; tiny or huge values in scientific notation."""
-    if value is None or isinstance(value, bool):
-        return EMPTY
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(number):
-        return EMPTY
-    if number.is_integer() and abs(number) < 1e15:
-        return f"{int(number):,}"
-    if abs(number) >= 1e9 or abs(number) < 10 ** -(digits - 1):
-        return f"{number:.{max(digits - 1, 1)}e}"
-    return f"{number:.{digits}f}".rstrip("0").rstrip(".")
+    """Floats for people: ``0.91200`` -> ``0.912``, ``0.0002`` -> ``0.0002``; never scientific notation."""
+    return plain(value, digits)
 
 
 @register.filter
@@ -260,93 +251,36 @@ def tag_pairs(tags: Any) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------------------------- charts
-
-
-def _matrix_parts(matrix: Any) -> tuple[list[str], list[str], list[list[Any]]] | None:
-    """Row labels, column labels and cells from either producer's shape.
-
-    ``registry_app.mirror.cards``: ``{"labels_x" (rows), "labels_y" (columns), "matrix"}``;
-    ``registry_app.mirror.reports.charts``: ``{"labels", "column_labels"?, "matrix"}``.
-    """
-    if not isinstance(matrix, dict):
-        return None
-    cells = matrix.get("matrix")
-    if not isinstance(cells, list) or not all(isinstance(row, list) for row in cells):
-        return None
-    rows = matrix.get("labels_x") or matrix.get("labels") or []
-    columns = matrix.get("labels_y") or matrix.get("column_labels") or matrix.get("labels") or []
-    width = max((len(row) for row in cells), default=0)
-    rows = [str(label) for label in rows] if len(rows) == len(cells) else [str(i) for i in range(len(cells))]
-    columns = [str(label) for label in columns] if len(columns) == width else [str(i) for i in range(width)]
-    return rows, columns, cells
+# Thin wrappers: the charts are drawn by registry_app.evidence (pure, escaped with format_html).
 
 
 @register.inclusion_tag("registry_app/partials/matrix.html")
-def matrix_table(matrix: Any, caption: str = "") -> dict[str, Any]:
-    parts = _matrix_parts(matrix)
-    if parts is None:
-        return {"matrix_rows": None, "caption": caption}
-    rows, columns, cells = parts
-    return {
-        "caption": caption,
-        "columns": columns,
-        "matrix_rows": [
-            (label, [num(row[j]) if j < len(row) else EMPTY for j in range(len(columns))])
-            for label, row in zip(rows, cells, strict=False)
-        ],
-    }
-
-
-_W, _H, _PAD = 320, 220, 40
-
-
-def _finite_points(curve: dict) -> list[tuple[float, float]]:
-    xs, ys = curve.get("x"), curve.get("y")
-    if not isinstance(xs, list) or not isinstance(ys, list):
-        return []
-    return [
-        (float(x), float(y))
-        for x, y in zip(xs, ys, strict=False)
-        if _is_number(x) and _is_number(y) and math.isfinite(x) and math.isfinite(y)
-    ]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _span(values: list[float]) -> tuple[float, float]:
-    low, high = min(values), max(values)
-    if low >= 0 and high <= 1:  # rates and probabilities: keep the unit square
-        return 0.0, 1.0
-    if low == high:
-        return low - 1, high + 1
-    return low, high
+def matrix_table(matrix: Any, caption: str = "", kind: str = "") -> dict[str, Any]:
+    """A confusion matrix with class labels, counts and row percentages (rows actual, columns predicted)."""
+    return {"caption": caption, "view": confusion_view(matrix, kind)}
 
 
 @register.simple_tag
-def curve_chart(curve: Any, title: str = "") -> SafeString:
-    """A small inline SVG line chart of ``{"x", "y", "x_label", "y_label"}``; only numbers reach the path."""
+def curve_chart(
+    curve: Any,
+    title: str = "",
+    baseline: Any = None,
+    baseline_label: str = "",
+    stated: Any = None,
+    baseline_stated: Any = None,
+) -> SafeString:
+    """An SVG line chart of ``{"x", "y", "x_label", "y_label"}``, AUC in the legend, ``baseline`` overlaid."""
     if not isinstance(curve, dict):
         return format_html('<span class="muted">{}</span>', EMPTY)
-    points = _finite_points(curve)
-    if not points:
+    lines = [s for s in (series("This version", curve, as_float(stated)),) if s is not None]
+    if not lines:
         return format_html('<span class="muted">{}</span>', "No plottable points")
-    x0, x1 = _span([p[0] for p in points])
-    y0, y1 = _span([p[1] for p in points])
-    inner_w, inner_h = _W - 2 * _PAD, _H - 2 * _PAD
-
-    def sx(x: float) -> float:
-        return _PAD + (x - x0) / (x1 - x0) * inner_w
-
-    def sy(y: float) -> float:
-        return _H - _PAD - (y - y0) / (y1 - y0) * inner_h
-
-    path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-    dots = format_html_join(
-        "", '<circle cx="{}" cy="{}" r="2.5"></circle>', ((f"{sx(x):.1f}", f"{sy(y):.1f}") for x, y in points[:200])
-    )
+    if isinstance(baseline, dict):
+        overlay = series(baseline_label or "Approved version", baseline, as_float(baseline_stated), baseline=True)
+        if overlay is not None:
+            lines.append(overlay)
     x_label, y_label = str(curve.get("x_label") or "x"), str(curve.get("y_label") or "y")
+<<<<<<< HEAD
     return format_html(
         '<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{label}">'
         "<title>{label}</title>"
@@ -395,3 +329,7 @@ from registry_app.templatetags import navigation as _navigation  # noqa: E402
 
 register.tags.update(_navigation.register.tags)
 register.filters.update(_navigation.register.filters)
+=======
+    diagonal = x_label.lower().startswith("false positive")
+    return curve_svg(title, x_label, y_label, lines, diagonal=diagonal)
+>>>>>>> evidenceui

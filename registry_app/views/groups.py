@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 from registry_app.mirror import selectors
 from registry_app.notifications.selectors import is_watching
 from registry_app.permissions import can_archive
+from registry_app.review.compare import group_trends
 from registry_app.views.forms import GroupFilterForm
 from registry_app.views.params import cleaned, source_name
 
@@ -47,5 +48,6 @@ def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
         "group": group,
         "can_archive": can_archive(request.user, group),
         "watching": is_watching(request.user, group),
+        "trends": group_trends(detail.versions),
     }
     return render(request, "registry_app/group_detail.html", context)

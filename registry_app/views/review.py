@@ -31,6 +31,7 @@ from registry_app.mirror.selectors import PackageDetail
 from registry_app.models import ModelPackage, ModelPackageGroup, SignOff
 from registry_app.permissions import can_archive
 from registry_app.review import queue as selectors_queue
+from registry_app.review.compare import baseline_curves
 from registry_app.review.decisions import MAX_JUSTIFICATION, package_revoke
 from registry_app.review.decisions import group_archive as group_archive_service
 from registry_app.review.panel import review_state
@@ -121,6 +122,8 @@ def _render_page(request: HttpRequest, package: ModelPackage, *, status: int = 2
 
 def _render_detail(request: HttpRequest, detail: PackageDetail, *, status: int = 200, **extra: Any) -> HttpResponse:
     context = {"detail": detail, **_panel_context(request, detail.package, **extra)}
+    # The approved version's curves, overlaid on this version's charts (evidence_tags.report_charts).
+    context["baseline_evidence"] = baseline_curves(context["review"].baseline_package)
     return render(request, PAGE_TEMPLATE, context, status=status)
 
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from registry_app.audit.timeline import SOURCES
 from registry_app.views import audit as audit_views
+from registry_app.views import compare as compare_views
 from registry_app.views import endpoints as endpoint_views
 from registry_app.views import lineage as lineage_views
 from registry_app.views import queue as queue_views
@@ -105,6 +106,7 @@ ROUTES: dict[str, Route] = {
         Route("api-v1:check", raw=("arn",)),
         Route("registry:group_list", forms=(GroupFilterForm,)),
         Route("registry:group_detail", raw=SOURCE),
+        Route("registry:group_compare", forms=(compare_views.CompareForm,), raw=SOURCE, base=(("versions", "1,2"),)),
         Route("registry:group_watch", raw=SOURCE),  # POST only: a GET is 405
         Route("registry:group_archive", raw=SOURCE, personas=(COMPLIANCE,)),
         Route("registry:package_detail", raw=SOURCE),

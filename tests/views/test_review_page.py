@@ -171,15 +171,26 @@ def test_metrics_compared_with_the_approved_version() -> None:
 
     assert 'Baseline: <a href="/packages/credit-risk/1/?source=prod-eu">v1</a>, currently Approved' in comparison
     rows = {
-        m.group(1): m.group(2) for m in re.finditer(r'<td class="mono">([^<]+)</td>(.*?)</tr>', comparison, flags=re.S)
+        m.group(1): m.group(2)
+        for m in re.finditer(
+            r'<td>(?:<abbr class="mono"[^>]*>|<span class="mono">)([^<]+)</(?:abbr|span)>'
+            r'(?:<div class="subtle">[^<]*</div>)?</td>(.*?)</tr>',
+            comparison,
+            flags=re.S,
+        )
     }
     auc = rows["auc"]
-    assert re.search(r'<td class="num">0.93</td>\s*<td class="num">0.9</td>\s*<td class="num">\+0.03</td>', auc)
-    assert '<span class="delta delta-better">↑ better</span>' in auc
+    assert re.search(r'<td class="num">0.93</td>\s*<td class="num">0.9</td>', auc)
+    # Arrow, plain decimal and word; a sentence for screen readers; colour is only the class.
+    assert '<span class="delta delta-better"><span aria-hidden="true">↑ +0.03 better</span>' in auc
+    assert "increased by 0.03, better (higher is better)" in auc
+    assert '<div class="subtle">Area under the ROC curve</div>' in comparison  # the full name, visibly
+    assert 'href="/groups/credit-risk/compare/?versions=1,2&amp;source=prod-eu">Compare side by side</a>' in comparison
     fpr = rows["false_positive_rate"]
-    assert '<td class="num">+0.03</td>' in fpr
-    assert '<span class="delta delta-worse">↑ worse</span>' in fpr  # lower is better
-    assert '<span class="muted">—</span>' in rows["calibration_slope"]  # unknown direction
+    assert '<span class="delta delta-worse"><span aria-hidden="true">↑ +0.03 worse</span>' in fpr  # lower is better
+    slope = rows["calibration_slope"]  # unknown direction: the change, but no verdict
+    assert '<span class="delta delta-changed"><span aria-hidden="true">↑ +0.1</span>' in slope
+    assert "no better or worse direction" in slope
     assert re.search(r'<td class="num">3</td>\s*<td class="num">—</td>', rows["new_metric"])  # no baseline
 
 
@@ -203,12 +214,12 @@ def test_charts_render_when_the_report_has_curves_and_a_confusion_matrix() -> No
     body = page(persona_user("viewer"), package)
     reports = section(body, "reports")
 
-    assert reports.count('<svg class="chart"') == 2
+    assert reports.count('<svg class="chart chart-curve"') == 2
     assert 'aria-label="ROC curve"' in reports
     assert 'aria-label="Precision–recall curve"' in reports
-    assert '<polyline class="chart-line"' in reports
+    assert '<polyline class="chart-line chart-line-current"' in reports
     assert "Confusion matrix (rows: actual, columns: predicted)" in reports
-    assert '<td class="num">880</td>' in reports and "no default" in reports
+    assert re.search(r'<td class="num[^"]*">880<span class="matrix-pct">', reports) and "no default" in reports
 
 
 def test_no_charts_without_curves() -> None:
