@@ -348,7 +348,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, sup: Supervisor) -> int:
     var_dir = Path(os.environ.get("VAR_DIR") or ROOT / "var" / "demo").resolve()
-    mail_dir = (ROOT / "var" / "demo-mail").resolve()
+    # One .eml per message; beside the throwaway state when VAR_DIR is given, else var/demo-mail/.
+    mail_dir = (var_dir / "mail" if os.environ.get("VAR_DIR") else ROOT / "var" / "demo-mail").resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     mail_dir.mkdir(parents=True, exist_ok=True)
     fresh_state(var_dir)
@@ -380,6 +381,10 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
         (manage("sync_registry", "--full"), True),
         # After the mirror exists, so events link to packages; --since reaches back past the 90-day default.
         (manage("sync_audit", "--only", "s3", "--since", backfill_since()), True),
+        # Now the dashboard watches: an outside approval in Studio, a revocation and a push conflict
+        # (registry_app/devtools/demo_scenes.py); an incremental sync lets the mirror observe them.
+        (manage("stage_demo_scenes"), True),
+        (manage("sync_registry"), True),
         # A bearer token for the deploy-gate API (/api/v1/, docs/deploy-gate.md), printed in the banner.
         (manage("create_api_token", "demo-pipeline", "--token-only"), False),
     ]
