@@ -2,16 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry_app.devtools.demo_scenes import stage_demo_scenes
+from registry_app.mirror.execute import sync_source
+from registry_app.models import RegistrySource, SyncRun
 
 
 class Command(BaseCommand):
     help = (
         "Demo only: after the first sync, make an outside approval in the registry, a revocation and a push "
-        "conflict (registry_app/devtools/demo_scenes.py); run an incremental sync afterwards."
+        "conflict (registry_app/devtools/demo_scenes.py), then an incremental sync so the mirror observes them."
     )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-sync", action="store_true", help="Skip the incremental sync afterwards.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         summary = stage_demo_scenes()
@@ -19,3 +24,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo scenes: {played} played, {skipped} skipped"))
         for line in summary.lines():
             self.stdout.write(line)
+        if opts["no_sync"]:
+            return
+        for source in RegistrySource.objects.filter(enabled=True):
+            run = sync_source(source, mode=SyncRun.Mode.INCREMENTAL, trigger=SyncRun.Trigger.COMMAND)
+            self.stdout.write(f"  incremental sync {source.name}: {run.status}, {run.total_calls} AWS calls")
+            if run.status in (SyncRun.Status.FAILED, SyncRun.Status.SKIPPED):
+                raise CommandError(f"the incremental sync of {source.name} failed: {run.error}")
