@@ -18,6 +18,11 @@ What it creates (deterministic: fixed random seed, no clock-derived values):
 * real-time endpoints: ``credit-default-prod`` (one variant), ``fraud-detector-live`` (a 0.9 / 0.1
   canary) and ``demand-forecast-prod`` in the second region, each serving Approved versions through
   ``CreateModel(PrimaryContainer={"ModelPackageName": arn})``;
+* the times and people a real registry shows, set through the AWS fake's backdating hook
+  (docs/aws-fake.md section 6): ``CreationTime`` spread over six months, pending versions registered
+  a given number of hours ago (some past their review SLA, some due soon, some within it);
+  ``CreatedBy`` the training pipeline's role session or a Studio user profile (``churn-propensity`` v5
+  by ``mlead``, a demo login, who therefore cannot sign it off); ``LastModifiedBy`` whoever decided;
 * the CloudTrail trail's log files for all of it in ``cloudtrail_bucket`` (``acme-cloudtrail``), under
   ``AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/`` as gzip'd ``{"Records": [...]}`` files
   (docs: aws-formats section 2.5), spread over the last six months: groups created by their owners
