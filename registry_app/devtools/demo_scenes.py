@@ -35,7 +35,7 @@ from django.contrib.auth import get_user_model
 from registry_app.models import ModelPackage, PushOutbox
 from registry_app.models.registry import ApprovalStatus
 from registry_app.review.decisions import package_revoke
-from registry_app.review.push import PushBlocked, push_execute
+from registry_app.review.push import PushBlocked, push_execute, registry_client_for
 from registry_app.review.signoffs import signoff_create
 
 __all__ = [
@@ -127,9 +127,11 @@ def approve_outside(package: ModelPackage, status: str, person: str, description
 def _deliver(package: ModelPackage) -> list[str]:
     """Send the package's undelivered pushes now, oldest first (the worker may not run yet)."""
     states = []
-    for push_id in PushOutbox.objects.filter(package=package).order_by("created_at").values_list("pk", flat=True):
+    pushes = list(PushOutbox.objects.filter(package=package).select_related("package__source").order_by("created_at"))
+    client = registry_client_for(pushes[0]) if pushes else None  # one client for all (building one is slow)
+    for push in pushes:
         try:
-            states.append(push_execute(push_id).state)
+            states.append(push_execute(push.pk, client=client).state)
         except PushBlocked:
             states.append("blocked")
     return states
