@@ -2,11 +2,11 @@
 
 axe-core (tests/browser/vendor/, from the npm registry; see its README for the version) is injected into
 every page of the test's browser context as a Playwright init script (not subject to the page's CSP),
-never served by the app. Pages: login, queue, review page, group
-page, audit search, endpoint page and the as-of answer, at a desktop (1360 px) and a narrow (800 px)
-width, on a site with data (tests/hostile.py ``build_site`` with ordinary texts). Also: the skip link is
-the first thing the keyboard reaches and lands on ``<main id="main">``, and focused controls show an
-outline.
+never served by the app. Pages: login, queue, review page, group page, audit search, endpoint page, the
+as-of answer, bypasses and sync status, at a desktop (1360 px) and a narrow (800 px) width, on a site
+with data (tests/hostile.py ``build_site`` with ordinary texts). Also: the skip link is the first thing
+the keyboard reaches and lands on ``<main id="main">``, focused controls show an outline, and a table
+wider than its box becomes a focusable region (static/registry_app/a11y.js).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 WIDTHS = (1360, 800)
-PAGES = ("queue", "review page", "group", "audit search", "endpoint", "as-of")
+PAGES = ("queue", "review page", "group", "audit search", "endpoint", "as-of", "bypasses", "sync")
 BLOCKING = ("serious", "critical")
 
 RUN_AXE = """async () => {
@@ -112,5 +112,24 @@ def test_skip_link_reaches_main_and_focus_is_visible(live_server: Any, browser: 
                     " return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()"
                 )
                 assert style[0] != "none" and style[1] >= 2, (selector, style)
+    finally:
+        state.context.close()
+
+
+def test_a_wide_table_becomes_a_focusable_labelled_region(live_server: Any, browser: Any) -> None:
+    site = build_site(ordinary_texts())
+    state = watch(browser)
+    page = state.page
+    try:
+        state.log_in(live_server.url, site.user.get_username())
+        page.set_viewport_size({"width": 800, "height": 900})
+        page.goto(live_server.url + site.pages["bypasses"])
+        box = page.locator(".table-scroll").first
+        assert page.evaluate("(el) => el.scrollWidth > el.clientWidth", box.element_handle())
+        assert box.get_attribute("tabindex") == "0" and box.get_attribute("role") == "region"
+        assert box.get_attribute("aria-label")
+        page.set_viewport_size({"width": 2400, "height": 900})  # fits again: no needless tab stop
+        page.wait_for_function("!document.querySelector('.table-scroll').hasAttribute('tabindex')")
+        state.assert_clean("bypasses")  # the script runs under the strict CSP
     finally:
         state.context.close()
