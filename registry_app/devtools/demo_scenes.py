@@ -14,13 +14,20 @@ it happens in real life, so the pages that explain such events have something to
 The registry is called through boto3 (``AWS_ENDPOINT_URL``: the fake), as the named person in an
 assumed role with ``SourceIdentity`` (docs/aws-fake.md); the dashboard's part goes through its own
 services (``signoff_create``, ``package_revoke``, ``push_execute``), exactly as the web views call them.
-Run an incremental sync afterwards so the mirror observes the registry's side.
+The Studio calls are also delivered to the trail's bucket as CloudTrail would a few minutes later: a
+log file and a signed ``_backfill`` digest chained to the newest digest (``write_trail``), so the S3
+ingest names who made each outside decision and still validates every file. Run an incremental sync
+(and an S3 pass) afterwards so the mirror and the audit log observe the registry's side
+(``manage.py stage_demo_scenes`` does both).
 
 Idempotent: a scene whose package has already moved on is skipped.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -56,13 +63,32 @@ APPROVER_ROLE = "ModelApprover"
 STUDIO_ROLE = "service-role/AmazonSageMaker-ExecutionRole-MLPlatform"
 
 
+@dataclass(frozen=True)
+class RegistryCall:
+    """An UpdateModelPackage made in Studio by a person: what the trail records of it."""
+
+    region: str
+    account: str
+    bucket: str  # the source's CloudTrail bucket ("" : none)
+    when: dt.datetime
+    person: str
+    arn: str
+    status: str
+    description: str
+
+
 @dataclass
 class SceneSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    calls: list[RegistryCall] = field(default_factory=list)
+    trail_files: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return [f"  scene: {line}" for line in self.done] + [f"  scene skipped: {line}" for line in self.skipped]
+        out = [f"  scene: {line}" for line in self.done] + [f"  scene skipped: {line}" for line in self.skipped]
+        if self.trail_files:
+            out.append(f"  CloudTrail: {len(self.trail_files)} log file(s) and a backfill digest for the Studio calls")
+        return out
 
 
 def _package(group: str, version: int) -> ModelPackage | None:
@@ -94,9 +120,13 @@ def _ensure_role(account: str, role: str, config: Config) -> None:
             raise
 
 
+def _config() -> Config:
+    return Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=30)
+
+
 def _sagemaker_as(region: str, account: str, role: str, person: str) -> Any:
     """A SageMaker client whose calls the registry records as ``person`` (AssumeRole + SourceIdentity)."""
-    config = Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=30)
+    config = _config()
     _ensure_role(account, role, config)
     sts = boto3.client("sts", region_name=region, config=config)
     credentials = sts.assume_role(
@@ -115,13 +145,56 @@ def _sagemaker_as(region: str, account: str, role: str, person: str) -> Any:
     )
 
 
-def approve_outside(package: ModelPackage, status: str, person: str, description: str) -> None:
+def approve_outside(package: ModelPackage, status: str, person: str, description: str) -> RegistryCall:
     """Set ``package``'s status in the registry as ``person`` working in Studio (not the dashboard)."""
     account = package.arn.split(":")[4]
-    client = _sagemaker_as(package.group.source.region, account, STUDIO_ROLE, person)
+    source = package.group.source
+    client = _sagemaker_as(source.region, account, STUDIO_ROLE, person)
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0)
     client.update_model_package(
         ModelPackageArn=package.arn, ModelApprovalStatus=status, ApprovalDescription=description
     )
+    return RegistryCall(
+        source.region, account, source.cloudtrail_bucket, when, person, package.arn, status, description
+    )
+
+
+def write_trail(calls: list[RegistryCall]) -> list[str]:
+    """Deliver the trail's record of ``calls`` as CloudTrail would a few minutes later: a log file per
+    Region and five minutes, and a signed ``_backfill`` digest listing it (chained to the newest digest),
+    so the S3 ingest (beat) ties the outside decisions to the calls and validates the files."""
+    from registry_app.devtools.demo_seed import _Trail, cloudtrail_files
+    from registry_app.devtools.signed_digests import write_backfill_digest
+
+    written: list[str] = []
+    for bucket in sorted({c.bucket for c in calls if c.bucket}):
+        mine = [c for c in calls if c.bucket == bucket]
+        account = mine[0].account
+        trail = _Trail(account, max(c.when for c in mine) + dt.timedelta(hours=1))
+        for call in mine:
+            trail.add(
+                call.region,
+                call.when,
+                "UpdateModelPackage",
+                trail.studio(call.person),
+                {
+                    "modelPackageArn": call.arn,
+                    "modelApprovalStatus": call.status,
+                    "approvalDescription": call.description,
+                },
+                {"modelPackageArn": call.arn},
+            )
+        s3 = boto3.client("s3", region_name=mine[0].region, config=_config())
+        by_region: dict[str, dict[str, str]] = {}
+        for key, records in sorted(cloudtrail_files(account, trail.records).items()):
+            plain = json.dumps({"Records": records}).encode()
+            body = gzip.compress(plain, mtime=0)
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", ContentEncoding="gzip")
+            by_region.setdefault(key.split("/")[3], {})[key] = hashlib.sha256(plain).hexdigest()
+            written.append(key)
+        for region, files in sorted(by_region.items()):
+            write_backfill_digest(s3, bucket, account, region, files, now=trail.now)
+    return written
 
 
 def _deliver(package: ModelPackage) -> list[str]:
@@ -137,20 +210,22 @@ def _deliver(package: ModelPackage) -> list[str]:
     return states
 
 
-def _outside_approval(users: dict[str, Any]) -> str:
+def _outside_approval(users: dict[str, Any], calls: list[RegistryCall]) -> str:
     package = _package(*OUTSIDE_APPROVAL)
     if package is None or package.approval_status != ApprovalStatus.PENDING:
         return ""
-    approve_outside(
-        package,
-        ApprovalStatus.APPROVED,
-        "lena-fischer",
-        "Approved in Studio for the spring retention campaign; the evaluation re-run looks fine.",
+    calls.append(
+        approve_outside(
+            package,
+            ApprovalStatus.APPROVED,
+            "lena-fischer",
+            "Approved in Studio for the spring retention campaign; the evaluation re-run looks fine.",
+        )
     )
     return f"{package.group.name} v{package.version} approved in Studio by lena-fischer (outside the dashboard)"
 
 
-def _revocation(users: dict[str, Any]) -> str:
+def _revocation(users: dict[str, Any], calls: list[RegistryCall]) -> str:
     package = _package(*REVOKED)
     if package is None or package.approval_status != ApprovalStatus.APPROVED:
         return ""
@@ -166,7 +241,7 @@ def _revocation(users: dict[str, Any]) -> str:
     return f"{package.group.name} v{package.version} revoked by compliance (push: {', '.join(states)})"
 
 
-def _conflict(users: dict[str, Any]) -> str:
+def _conflict(users: dict[str, Any], calls: list[RegistryCall]) -> str:
     package = _package(*CONFLICT)
     if package is None or package.approval_status != ApprovalStatus.PENDING or package.signoffs.exists():
         return ""
@@ -175,11 +250,13 @@ def _conflict(users: dict[str, Any]) -> str:
             user=users[username], package_id=package.pk, role=role, decision="approve", comment="Looks good to me."
         )
     _deliver(package)  # the role flags reach the registry
-    approve_outside(
-        package,
-        ApprovalStatus.REJECTED,
-        "james-carter",
-        "Rejected in Studio: the holiday features leak the promotion calendar; retraining as v5.",
+    calls.append(
+        approve_outside(
+            package,
+            ApprovalStatus.REJECTED,
+            "james-carter",
+            "Rejected in Studio: the holiday features leak the promotion calendar; retraining as v5.",
+        )
     )
     signoff_create(
         user=users["compliance"],
@@ -200,12 +277,13 @@ def stage_demo_scenes() -> SceneSummary:
     user_model = get_user_model()
     users = {u.username: u for u in user_model.objects.filter(username__in=("mlead", "fairness", "compliance"))}
     summary = SceneSummary()
-    scenes: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    scenes: tuple[tuple[str, Callable[[dict[str, Any], list[RegistryCall]], str]], ...] = (
         ("outside approval", _outside_approval),
         ("revocation", _revocation),
         ("push conflict", _conflict),
     )
     for name, scene in scenes:
-        line = scene(users)
+        line = scene(users, summary.calls)
         (summary.done if line else summary.skipped).append(line or name)
+    summary.trail_files = write_trail(summary.calls)
     return summary

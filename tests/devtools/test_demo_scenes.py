@@ -111,3 +111,40 @@ def test_scenes_run_twice_change_nothing(demo: Any) -> None:
     assert not again.done and len(again.skipped) == 3
     assert PushOutbox.objects.count() == pushes
     assert dt.timedelta(0) <= timezone.now() - OutsideDecision.objects.latest("observed_at").observed_at
+
+
+def test_the_trail_records_the_studio_calls_and_the_outside_decisions_name_who(aws: None, settings: Any) -> None:
+    from registry_app.audit.ingest import ingest_source
+    from registry_app.devtools.demo_seed import CLOUDTRAIL_BUCKET
+    from registry_app.models import CloudTrailEvent, TrailDigest, TrailLogFile
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    seed_registry(region="eu-west-1", second_region="us-east-1", bucket="acme-ml-artifacts", now=now)
+    out = io.StringIO()
+    call_command("create_demo_users", "--password", "demo-governance", stdout=out)
+    call_command("create_demo_policies", stdout=out)
+    for name, region in (("acme-prod", "eu-west-1"), ("acme-us", "us-east-1")):
+        RegistrySource.objects.create(name=name, region=region, cloudtrail_bucket=CLOUDTRAIL_BUCKET)
+    _sync(SyncRun.Mode.FULL)
+    since = (now - dt.timedelta(days=200)).date()
+    for source in RegistrySource.objects.all():
+        assert not ingest_source(source, lookup=False, since=since).errors
+
+    summary = demo_scenes.stage_demo_scenes()
+    assert len(summary.calls) == 2 and summary.trail_files
+    _sync(SyncRun.Mode.INCREMENTAL)
+    for source in RegistrySource.objects.all():  # what beat's S3 pass does a few minutes later
+        assert not ingest_source(source, lookup=False).errors
+
+    for group, version, person in (("churn-propensity", 4, "lena-fischer"), ("demand-forecast", 4, "james-carter")):
+        outside = OutsideDecision.objects.select_related("event").get(package=_package(group, version))
+        assert outside.event is not None, (group, version)
+        assert outside.event.event_name == "UpdateModelPackage"
+        assert person in (outside.actor_name, outside.event.actor_name), (outside.actor_name, outside.event.actor_name)
+    assert CloudTrailEvent.objects.filter(event_name="UpdateModelPackage", event_time__gte=now).count() == 2
+    # The late files are vouched for by a signed, chained backfill digest: nothing fails validation.
+    assert set(TrailLogFile.objects.values_list("state", flat=True)) == {"validated"}
+    backfill = TrailDigest.objects.filter(backfill=True)
+    assert backfill.exists() and set(backfill.values_list("state", "chain")) == {("valid", "linked")}
+    assert not TrailDigest.objects.exclude(state="valid").exists()
