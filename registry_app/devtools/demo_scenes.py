@@ -87,7 +87,7 @@ class SceneSummary:
     def lines(self) -> list[str]:
         out = [f"  scene: {line}" for line in self.done] + [f"  scene skipped: {line}" for line in self.skipped]
         if self.trail_files:
-            out.append(f"  CloudTrail: {len(self.trail_files)} log file(s) and a backfill digest for the Studio calls")
+            out.append(f"  CloudTrail: {len(self.trail_files)} log file(s), a backfill digest per Region")
         return out
 
 
