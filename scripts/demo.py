@@ -174,6 +174,7 @@ class Supervisor:
     def run_step(self, name: str, argv: list[str], env: dict[str, str], *, echo: bool = True) -> Child:
         """Run a setup command to completion; raise DemoError (with its last lines) if it fails."""
         say("setup", "$ " + " ".join(_shorten(arg) for arg in argv))
+        started = time.monotonic()
         child = self.start(name, argv, env, echo=echo)
         while child.exited() is None:
             if self.stopping:
@@ -185,6 +186,7 @@ class Supervisor:
             raise DemoError(
                 f"`{' '.join(argv[1:3])}` failed with exit code {child.proc.returncode}:\n{child.last_lines()}"
             )
+        say("setup", f"  ({time.monotonic() - started:.1f} s)")
         return child
 
     def stop_all(self) -> None:
@@ -347,8 +349,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, sup: Supervisor) -> int:
+    started = time.monotonic()
     var_dir = Path(os.environ.get("VAR_DIR") or ROOT / "var" / "demo").resolve()
-    mail_dir = (ROOT / "var" / "demo-mail").resolve()
+    # One .eml per message; beside the throwaway state when VAR_DIR is given, else var/demo-mail/.
+    mail_dir = (var_dir / "mail" if os.environ.get("VAR_DIR") else ROOT / "var" / "demo-mail").resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     mail_dir.mkdir(parents=True, exist_ok=True)
     fresh_state(var_dir)
@@ -380,6 +384,9 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
         (manage("sync_registry", "--full"), True),
         # After the mirror exists, so events link to packages; --since reaches back past the 90-day default.
         (manage("sync_audit", "--only", "s3", "--since", backfill_since()), True),
+        # Now the dashboard watches: an outside approval in Studio, a revocation and a push conflict
+        # (registry_app/devtools/demo_scenes.py); its incremental sync lets the mirror observe them.
+        (manage("stage_demo_scenes"), True),
         # A bearer token for the deploy-gate API (/api/v1/, docs/deploy-gate.md), printed in the banner.
         (manage("create_api_token", "demo-pipeline", "--token-only"), False),
     ]
@@ -399,7 +406,12 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
     database = os.environ.get("DATABASE_URL") or f"SQLite {var_dir / 'governance.sqlite3'} (fresh each run)"
     broker = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "embedded SQLite broker"
     if args.no_serve:
-        banner(["Demo seeded and synced (--no-serve): stopping the fake AWS and exiting.", f"Database: {database}"])
+        banner(
+            [
+                f"Demo seeded and synced in {time.monotonic() - started:.0f} s (--no-serve): stopping the fake AWS.",
+                f"Database: {database}",
+            ]
+        )
         return 0
 
     # 3. The fake identity provider (single sign-on), then web, worker, beat.
@@ -452,7 +464,7 @@ def run(args: argparse.Namespace, sup: Supervisor) -> int:
 
     banner(
         [
-            "SageMaker Model Registry governance dashboard: demo running",
+            f"SageMaker Model Registry governance dashboard: demo ready in {time.monotonic() - started:.0f} s",
             "",
             f"  Dashboard   {site}/",
             f"  Log in      {site}/accounts/login/",

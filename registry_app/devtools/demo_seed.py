@@ -18,6 +18,11 @@ What it creates (deterministic: fixed random seed, no clock-derived values):
 * real-time endpoints: ``credit-default-prod`` (one variant), ``fraud-detector-live`` (a 0.9 / 0.1
   canary) and ``demand-forecast-prod`` in the second region, each serving Approved versions through
   ``CreateModel(PrimaryContainer={"ModelPackageName": arn})``;
+* the times and people a real registry shows, set through the AWS fake's backdating hook
+  (docs/aws-fake.md section 6): ``CreationTime`` spread over six months, pending versions registered
+  a given number of hours ago (some past their review SLA, some due soon, some within it);
+  ``CreatedBy`` the training pipeline's role session or a Studio user profile (``churn-propensity`` v5
+  by ``mlead``, a demo login, who therefore cannot sign it off); ``LastModifiedBy`` whoever decided;
 * the CloudTrail trail's log files for all of it in ``cloudtrail_bucket`` (``acme-cloudtrail``), under
   ``AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/`` as gzip'd ``{"Records": [...]}`` files
   (docs: aws-formats section 2.5), spread over the last six months: groups created by their owners
@@ -39,6 +44,7 @@ import gzip
 import hashlib
 import json
 import math
+import os
 import random
 import uuid
 from collections import Counter
@@ -95,6 +101,12 @@ class VersionSpec:
     disparate_impact: float = 0.92  # fraud group only: drives the Clarify post-training metrics
     explainability: bool = False
     ticket: str = ""
+    # Pending versions: registered exactly this many hours before the seeding time (0: the group's
+    # spread over six months), so the queue shows versions past their review SLA, due soon and OK.
+    hours_ago: float = 0.0
+    # Registered from SageMaker Studio by this user profile ("" : the training pipeline, or the group's
+    # owner for a notebook version). A demo login here cannot sign the version (separation of duties).
+    registrant: str = ""
 
 
 @dataclass(frozen=True)
@@ -236,6 +248,7 @@ GROUPS: tuple[GroupSpec, ...] = (
                 0.842,
                 card="credit-default-xgb-v6",
                 ticket="MLGOV-1262",
+                hours_ago=70,
             ),
         ),
     ),
@@ -287,6 +300,7 @@ GROUPS: tuple[GroupSpec, ...] = (
                 "Rejected: evaluated on only 180 properties, so no standard deviations; re-run on the full holdout.",
                 holdout_rows=180,
                 ticket="MLGOV-1051",
+                registrant="tom-okafor",
             ),
             VersionSpec(
                 APPROVED,
@@ -301,6 +315,7 @@ GROUPS: tuple[GroupSpec, ...] = (
                 0.881,
                 card="house-price-regressor-v4",
                 ticket="MLGOV-1249",
+                hours_ago=20,
             ),
         ),
     ),
@@ -367,12 +382,15 @@ GROUPS: tuple[GroupSpec, ...] = (
                 "Re-run of v3 with the evaluation step fixed.",
                 0.779,
                 ticket="MLGOV-1131",
+                hours_ago=216,
             ),
             VersionSpec(
                 PENDING,
-                "Retrain on data to 2025-02; complaint-text sentiment feature.",
+                "Retrain on data to 2025-02; complaint-text sentiment feature (registered from a Studio notebook).",
                 0.785,
                 ticket="MLGOV-1240",
+                hours_ago=60,
+                registrant="mlead",
             ),
         ),
     ),
@@ -455,6 +473,7 @@ GROUPS: tuple[GroupSpec, ...] = (
                 explainability=True,
                 card="fraud-detector-v5",
                 ticket="MLGOV-1266",
+                hours_ago=40,
             ),
         ),
     ),
@@ -499,6 +518,7 @@ GROUPS: tuple[GroupSpec, ...] = (
                 "Approved for production routing with agent override.",
                 missing_keys=("GitCommitSha", "RequirementsHash"),
                 ticket="MLGOV-0977",
+                registrant="sofia-rossi",
             ),
             VersionSpec(
                 REJECTED,
@@ -520,6 +540,7 @@ GROUPS: tuple[GroupSpec, ...] = (
                 "Multilingual base model; adds Polish and Portuguese training data.",
                 0.889,
                 ticket="MLGOV-1251",
+                hours_ago=80,
             ),
         ),
     ),
@@ -587,6 +608,7 @@ GROUPS: tuple[GroupSpec, ...] = (
                 0.78,
                 card="demand-forecast-v4",
                 ticket="MLGOV-1258",
+                hours_ago=26,
             ),
         ),
     ),
@@ -638,6 +660,7 @@ class SeedSummary:
     cloudtrail_events: int = 0  # records written, noise included
     deployment_steps: dict[str, int] = field(default_factory=dict)  # endpoint -> CreateEndpoint/UpdateEndpoint calls
     provenance: list[str] = field(default_factory=list)  # demo_provenance's summary lines
+    created_at: dict[str, dt.datetime] = field(default_factory=dict)  # package ARN -> backdated CreationTime
     skipped: bool = False
 
     @property
@@ -1477,6 +1500,7 @@ def seed_registry(
     _create_cards(ctx, sagemaker)
     _create_endpoints(ctx, sagemaker)
     summary.provenance = seed_provenance(ctx, sagemaker, GROUPS, now=anchor)  # training jobs and lineage
+    _backdate(ctx, anchor)  # last: the provenance seed updates packages, which moves LastModifiedTime
     if cloudtrail_bucket:
         write_cloudtrail_logs(ctx, s3_primary, cloudtrail_bucket, region, anchor)
     return summary
@@ -1540,10 +1564,7 @@ class _Trail:
 
     def when(self, days_ago: float, *, key: object) -> dt.datetime:
         """A working-hours time ``days_ago`` days before now (stable per key)."""
-        day = (self.now - dt.timedelta(days=days_ago)).date()
-        minutes = int(hashlib.sha256(str(key).encode()).hexdigest()[:6], 16) % (8 * 60)
-        moment = dt.datetime.combine(day, dt.time(8, 30), tzinfo=dt.UTC) + dt.timedelta(minutes=minutes)
-        return min(moment, self.now - dt.timedelta(hours=1))
+        return _working_hours(self.now, days_ago, key)
 
     # identities ----------------------------------------------------------------------------------
     def _role_identity(self, role: str, session: str, *, source_identity: str = "", invoked_by: str = "") -> dict:
@@ -1662,6 +1683,111 @@ class _Trail:
         )
 
 
+STUDIO_DOMAIN = "d-8f3k2m1q9xzt"
+
+
+def _working_hours(now: dt.datetime, days_ago: float, key: object) -> dt.datetime:
+    """A working-hours time ``days_ago`` days before ``now`` (stable per key), never within the last hour."""
+    day = (now - dt.timedelta(days=days_ago)).date()
+    minutes = int(hashlib.sha256(str(key).encode()).hexdigest()[:6], 16) % (8 * 60)
+    moment = dt.datetime.combine(day, dt.time(8, 30), tzinfo=dt.UTC) + dt.timedelta(minutes=minutes)
+    return min(moment, now - dt.timedelta(hours=1))
+
+
+def registered_at(now: dt.datetime, group: GroupSpec, version: int) -> dt.datetime:
+    """When a version was registered: ``hours_ago`` exactly, else on the group's six-month spread.
+    The fake's ``CreationTime`` and the CloudTrail ``CreateModelPackage`` record agree on it."""
+    spec = group.versions[version - 1]
+    if spec.hours_ago:
+        return now - dt.timedelta(hours=spec.hours_ago)
+    return _working_hours(now, _version_days(group, version), ("package", group.name, version))
+
+
+def decided_at(now: dt.datetime, group: GroupSpec, version: int) -> dt.datetime:
+    """When a decided version was approved or rejected (in the registry, before the dashboard)."""
+    return registered_at(now, group, version) + dt.timedelta(days=2, hours=1)
+
+
+def registrant_profile(group: GroupSpec, spec: VersionSpec) -> str:
+    """The Studio user profile that registered a version; "" when the training pipeline did."""
+    if spec.registrant:
+        return spec.registrant
+    return _studio_profile(group.owner) if "Studio notebook" in spec.description else ""
+
+
+def decider(group: GroupSpec, spec: VersionSpec) -> str:
+    """Who decided a version in the registry: rejections in Studio by the ML lead, approvals through
+    the approver role by the reviewer for the group's risk (fairness where bias reports exist)."""
+    if spec.status == REJECTED:
+        return "mlead"
+    return "fairness" if group.bias else DECIDER_FOR_RISK.get(group.risk_tier, "mlead")
+
+
+def _role_session_context(account: str, role: str, session: str, source_identity: str = "") -> dict[str, Any]:
+    role_id = "AROA" + _hex("role", role, length=17).upper()
+    identity = {
+        "Arn": f"arn:aws:sts::{account}:assumed-role/{role.rsplit('/', 1)[-1]}/{session}",
+        "PrincipalId": f"{role_id}:{session}",
+    }
+    if source_identity:
+        identity["SourceIdentity"] = source_identity
+    return {"IamIdentity": identity}
+
+
+def studio_user_context(account: str, region: str, profile: str) -> dict[str, Any]:
+    """``CreatedBy`` of a Studio user's call: the profile, and the domain's execution role session."""
+    return {
+        "UserProfileArn": f"arn:aws:sagemaker:{region}:{account}:user-profile/{STUDIO_DOMAIN}/{profile}",
+        "UserProfileName": profile,
+        "DomainId": STUDIO_DOMAIN,
+        **_role_session_context(account, EXECUTION_ROLE, "SageMaker", profile),
+    }
+
+
+def registrant_context(account: str, region: str, group: GroupSpec, spec: VersionSpec) -> dict[str, Any]:
+    profile = registrant_profile(group, spec)
+    if profile:
+        return studio_user_context(account, region, profile)
+    return _role_session_context(account, PIPELINE_ROLE, "SageMaker")
+
+
+def decider_context(account: str, region: str, group: GroupSpec, spec: VersionSpec) -> dict[str, Any]:
+    person = decider(group, spec)
+    if spec.status == REJECTED:
+        return studio_user_context(account, region, person)
+    return _role_session_context(account, APPROVER_ROLE, person, person)
+
+
+def _backdate(ctx: _Context, now: dt.datetime) -> None:
+    """Give the fake's packages and groups the times and registrants of the demo's history (AWS stamps
+    the moment and principal of the call; a seed made in one go would show one second and one person).
+    Through the fake's hook: in this process under ``mock_aws()``, else over HTTP (``AWS_ENDPOINT_URL``)."""
+    from registry_app.devtools import aws_fake
+
+    endpoint_url = os.environ.get("AWS_ENDPOINT_URL") or None
+    for group in GROUPS:
+        region = ctx.regions[group.second_region]
+        aws_fake.backdate_group(
+            f"arn:aws:sagemaker:{region}:{ctx.account}:model-package-group/{group.name}",
+            _working_hours(now, 178, ("group", group.name)),
+            created_by=studio_user_context(ctx.account, region, _studio_profile(group.owner)),
+            endpoint_url=endpoint_url,
+        )
+        for version, spec in enumerate(group.versions, start=1):
+            created = registered_at(now, group, version)
+            pending = spec.status == PENDING
+            creator = registrant_context(ctx.account, region, group, spec)
+            aws_fake.backdate_package(
+                ctx.arns[(group.name, version)],
+                created,
+                created_by=creator,
+                last_modified_time=created if pending else decided_at(now, group, version),
+                last_modified_by=creator if pending else decider_context(ctx.account, region, group, spec),
+                endpoint_url=endpoint_url,
+            )
+            ctx.summary.created_at[ctx.arns[(group.name, version)]] = created
+
+
 def _version_days(group: GroupSpec, version: int) -> float:
     """When a version was registered: the group's versions spread from 175 to 8 days ago."""
     count = len(group.versions)
@@ -1698,14 +1824,13 @@ def cloudtrail_records(ctx: _Context, now: dt.datetime) -> list[tuple[str, dict[
         )
         for version, spec in enumerate(group.versions, start=1):
             arn = ctx.arns[(group.name, version)]
-            days = _version_days(group, version)
-            registered = trail.when(days, key=("package", group.name, version))
-            by_notebook = "Studio notebook" in spec.description
+            registered = registered_at(now, group, version)
+            profile = registrant_profile(group, spec)
             trail.add(
                 region,
                 registered,
                 "CreateModelPackage",
-                trail.studio(owner) if by_notebook else trail.pipeline(),
+                trail.studio(profile) if profile else trail.pipeline(),
                 {
                     "modelPackageGroupName": group.name,
                     "modelPackageDescription": spec.description,
@@ -1730,11 +1855,11 @@ def cloudtrail_records(ctx: _Context, now: dt.datetime) -> list[tuple[str, dict[
             )
             if spec.status == PENDING:
                 continue
-            decided = registered + dt.timedelta(days=2, hours=1)
+            decided = decided_at(now, group, version)
+            person = decider(group, spec)
             if spec.status == REJECTED:
-                identity = trail.studio("mlead")
+                identity = trail.studio(person)
             else:
-                person = "fairness" if group.bias else DECIDER_FOR_RISK.get(group.risk_tier, "mlead")
                 trail.assume_role(region, decided, person)
                 identity = trail.approver(person)
             trail.add(

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from registry_app.devtools.aws_fake import add_cloudtrail_public_key
 
-__all__ = ["write_signed_digests"]
+__all__ = ["write_backfill_digest", "write_signed_digests"]
 
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -98,3 +98,61 @@ def write_signed_digests(
             written += 1
             day += dt.timedelta(days=1)
     return written
+
+
+def write_backfill_digest(
+    s3: Any, bucket: str, account: str, region: str, files: dict[str, str], *, now: dt.datetime
+) -> str:
+    """A ``_backfill`` digest listing log files delivered after the newest digest of ``region`` was
+    written (as CloudTrail does for late files), chained to that digest and signed with a new key
+    registered with the fake. Returns its key, or "" when the Region has no digest to follow."""
+    prefix = f"AWSLogs/{account}/CloudTrail-Digest/{region}/"
+    keys = [
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+        if obj["Key"].endswith(".json.gz") and not obj["Key"].endswith("_backfill.json.gz")
+    ]
+    if not keys:
+        return ""
+    previous_key = max(keys)  # names end in the digest's end time: the newest sorts last
+    previous = s3.get_object(Bucket=bucket, Key=previous_key)
+    previous_plain = gzip.decompress(previous["Body"].read())
+    previous_signature = previous["Metadata"]["signature"]
+    before = json.loads(previous_plain)
+    start = dt.datetime.strptime(before["digestStartTime"], STAMP).replace(tzinfo=dt.UTC)
+    end = dt.datetime.strptime(before["digestEndTime"], STAMP).replace(tzinfo=dt.UTC)
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    fingerprint = add_cloudtrail_public_key(
+        region,
+        der,
+        valid_from=start - dt.timedelta(days=1),
+        valid_until=now + dt.timedelta(days=365),
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+    )
+    digest_key = previous_key.removesuffix(".json.gz") + "_backfill.json.gz"
+    document = {
+        **before,
+        "digestS3Object": digest_key,
+        "digestPublicKeyFingerprint": fingerprint,
+        "previousDigestS3Bucket": bucket,
+        "previousDigestS3Object": previous_key,
+        "previousDigestHashValue": hashlib.sha256(previous_plain).hexdigest(),
+        "previousDigestHashAlgorithm": "SHA-256",
+        "previousDigestSignature": previous_signature,
+        "logFiles": [
+            {"s3Bucket": bucket, "s3Object": key, "hashValue": sha, "hashAlgorithm": "SHA-256"}
+            for key, sha in sorted(files.items())
+        ],
+    }
+    plain = json.dumps(document).encode()
+    sha = hashlib.sha256(plain).hexdigest()
+    signature = _sign(private, f"{end.strftime(STAMP)}\n{bucket}/{digest_key}\n{sha}\n{previous_signature}")
+    s3.put_object(
+        Bucket=bucket,
+        Key=digest_key,
+        Body=gzip.compress(plain, mtime=0),
+        Metadata={"signature": signature, "signature-algorithm": "SHA256withRSA"},
+    )
+    return digest_key

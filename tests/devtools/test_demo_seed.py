@@ -402,3 +402,95 @@ def test_content_is_deterministic() -> None:
                 )
             )
     assert bodies[0] == bodies[1]
+
+
+# --------------------------------------------------------------------------------------------- times and registrants
+
+
+def _created(package: dict[str, Any]) -> Any:
+    import datetime as dt
+
+    return package["CreationTime"].astimezone(dt.UTC)
+
+
+def test_creation_times_spread_over_months_and_agree_with_cloudtrail(seeded: SeedSummary) -> None:
+    import datetime as dt
+
+    packages = {p["ModelPackageArn"]: p for _, p in all_packages()}
+    created = {arn: _created(p) for arn, p in packages.items()}
+    assert created == {
+        arn: when.replace(microsecond=when.microsecond - when.microsecond % 1000)
+        for arn, when in seeded.created_at.items()
+    }
+    span = max(created.values()) - min(created.values())
+    assert span > dt.timedelta(days=150)
+    assert len({c.date() for c in created.values()}) > 10  # not one second: "Last change" differs too
+    assert len({p["LastModifiedTime"] for p in packages.values()}) == len(packages)
+    for group, arns in seeded.packages.items():
+        times = [created[arn] for arn in arns]
+        assert times == sorted(times), group  # versions registered in order
+    decided = [p for p in packages.values() if p["ModelApprovalStatus"] != demo_seed.PENDING]
+    assert all(p["LastModifiedTime"] > p["CreationTime"] for p in decided)
+
+
+def test_pending_versions_are_overdue_due_soon_and_within_their_sla(seeded: SeedSummary) -> None:
+    import datetime as dt
+
+    from registry_app.management.commands.create_demo_policies import DEMO_POLICIES
+
+    sla = {entry["spec"]["name"]: entry["spec"]["sla_hours"] for entry in DEMO_POLICIES}
+    now = dt.datetime.now(dt.UTC)
+    states = Counter()
+    for group in demo_seed.GROUPS:
+        policy = (
+            "house-price"
+            if group.name == "house-price-regressor"
+            else ("high-risk" if group.risk_tier == "High" else "default")
+        )
+        for version, spec in enumerate(group.versions, start=1):
+            if spec.status != demo_seed.PENDING:
+                continue
+            age = (now - seeded.created_at[seeded.packages[group.name][version - 1]]) / dt.timedelta(hours=1)
+            limit = sla[policy]
+            states["overdue" if age > limit else "due_soon" if age >= 0.75 * limit else "ok"] += 1
+    assert states["overdue"] >= 2 and states["due_soon"] >= 2 and states["ok"] >= 1, states
+
+
+def test_registrants_are_people_and_one_is_a_demo_login(seeded: SeedSummary) -> None:
+    from registry_app.permissions import principal_names
+
+    names: dict[str, list[str]] = {}
+    for _, package in all_packages():
+        created_by = package["CreatedBy"]
+        assert created_by.get("IamIdentity", {}).get("Arn", "").startswith("arn:aws:sts::123456789012:assumed-role/")
+        names[package["ModelPackageArn"]] = principal_names(created_by)
+    churn_v5 = seeded.packages["churn-propensity"][4]
+    assert "mlead" in names[churn_v5]
+    described = sagemaker().describe_model_package(ModelPackageName=churn_v5)
+    assert described["CreatedBy"]["UserProfileName"] == "mlead"
+    assert described["ModelApprovalStatus"] == demo_seed.PENDING
+    studio = {n[0] for n in names.values() if n and n[0] != "SageMaker"}
+    assert {"mlead", "lena-fischer", "sofia-rossi", "tom-okafor"} <= studio  # Studio users, not one placeholder
+    approved = sagemaker().describe_model_package(ModelPackageName=seeded.packages["fraud-detector"][2])
+    assert approved["LastModifiedBy"]["IamIdentity"]["SourceIdentity"] == "fairness"
+
+
+def test_cloudtrail_registrations_match_the_registry(seeded: SeedSummary) -> None:
+    import datetime as dt
+
+    ctx = demo_seed._Context(
+        rng=None,  # type: ignore[arg-type]
+        account="123456789012",
+        regions={False: REGION, True: SECOND},
+        buckets={False: BUCKET, True: f"{BUCKET}-{SECOND}"},
+        summary=SeedSummary(account_id="123456789012", regions=(REGION, SECOND), buckets=()),
+        arns={(g, i + 1): arn for g, arns in seeded.packages.items() for i, arn in enumerate(arns)},
+    )
+    anchor = max(seeded.created_at.values()) + dt.timedelta(hours=20)  # house-price v4: 20 h before the anchor
+    records = demo_seed.cloudtrail_records(ctx, anchor.replace(second=0, microsecond=0))
+    creates = [r for _, r in records if r["eventName"] == "CreateModelPackage"]
+    assert len(creates) == seeded.package_count
+    churn_v5 = next(
+        r for r in creates if r["responseElements"]["modelPackageArn"] == seeded.packages["churn-propensity"][4]
+    )
+    assert churn_v5["userIdentity"]["sessionContext"]["sourceIdentity"] == "mlead"

@@ -104,6 +104,7 @@ def test_base_template_turns_off_htmx_eval_and_inline_styles() -> None:
     assert scripts == [
         '<script src="/static/registry_app/htmx.min.js" defer></script>',
         '<script src="/static/registry_app/review.js" defer></script>',
+        '<script src="/static/registry_app/a11y.js" defer></script>',
     ]
 
 
