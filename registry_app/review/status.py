@@ -31,7 +31,6 @@ from typing import Any
 
 from registry_app.permissions import principal_names
 from registry_app.review.policy import GateResult
-from registry_app.review.policy.basics import fmt_threshold, fmt_value
 
 __all__ = [
     "DecisionFacts",
@@ -119,16 +118,25 @@ class VersionStatus:
 # --------------------------------------------------------------------------------------------- gates
 
 
+def _plain(value: float, *, distinct_from: float | None = None) -> str:
+    """``0.842``, ``4.5``, ``4``: up to 6 significant digits, never scientific for ordinary values;
+    the exact value when rounding would print it equal to the threshold it failed."""
+    text = format(value, ".6g")
+    if distinct_from is not None and value != distinct_from and text == format(distinct_from, ".6g"):
+        text = repr(value)
+    return text
+
+
 def gate_shortfall(result: GateResult) -> str:
     """``auc 0.842 < 0.85``: the observed value against the required one (or why none was observed)."""
     gate = result.gate
+    threshold = _plain(gate.threshold)
+    required = f"{gate.subject} {gate.op} {threshold}" if gate.op != "abs<=" else f"|{gate.subject}| <= {threshold}"
     if result.observed is None:
-        return f"{gate.subject}: no value (requires {gate})"
-    threshold = fmt_threshold(gate.threshold)
+        return f"{gate.subject}: no value (requires {required})"
     if gate.op == "abs<=":
-        shown = fmt_value(abs(result.observed), distinct_from=gate.threshold)
-        return f"|{gate.subject}| {shown} > {threshold}"
-    shown = fmt_value(result.observed, distinct_from=gate.threshold)
+        return f"|{gate.subject}| {_plain(abs(result.observed), distinct_from=gate.threshold)} > {threshold}"
+    shown = _plain(result.observed, distinct_from=gate.threshold)
     return f"{gate.subject} {shown} {_NEGATED[gate.op]} {threshold}"
 
 
@@ -180,9 +188,7 @@ def version_status(
             f"the registry changed before the dashboard's {target} decision arrived "
             f"(registry shows {registry_status or 'unknown'}); staff can retry the push",
         )
-    if decision is not None and (
-        push_state in IN_FLIGHT or (push_state == "sent" and registry_status != decision.status)
-    ):
+    if decision is not None and (push_state in IN_FLIGHT or (push_state == "sent" and registry_status == PENDING)):
         return VersionStatus("pushing", f"{_decided(decision)}; being written to SageMaker", polling=True)
     if decision is not None and push_state == "failed":
         return VersionStatus("failed", f"{_decided(decision)}; the push to SageMaker failed, staff can retry")
