@@ -34,19 +34,6 @@ def version_statuses(packages: Sequence[ModelPackage]) -> dict[int, VersionStatu
         PushOutbox.objects.filter(package_id__in=ids, kind=PushOutbox.Kind.DECISION)
         .exclude(target_status="")
         .select_related("decision__decided_by")
-        .only(
-            "package_id",
-            "kind",
-            "state",
-            "target_status",
-            "created_at",
-            "decision_id",
-            "decision__kind",
-            "decision__status",
-            "decision__description",
-            "decision__created_at",
-            "decision__decided_by",
-        )
     ):
         pushes[push.package_id].append(push)
     return {p.pk: status_of_package(p, pushes[p.pk], review=rows.get(p.pk)) for p in packages}
