@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,7 +214,7 @@ def policy_decide(
     *,
     user: Any,
     signoff: SignOff | None,
-    exceptions: list[PolicyException] = (),  # type: ignore[assignment]
+    exceptions: Sequence[PolicyException] = (),
 ) -> tuple[Decision, PushOutbox]:
     """The Decision the policy reached and its push (caller's transaction). An approval under a
     policy exception says so in its description, which stays within ``DESCRIPTION_LIMIT``
