@@ -200,7 +200,9 @@ def version_status(
         by = f" by {modified_by}" if modified_by else ""
         return VersionStatus(registry_status.lower(), f"set outside the dashboard{by}{_when(modified_at)}")
     if outcome in (APPROVED, REJECTED):
-        return VersionStatus("pushing", f"{outcome.lower()} by the policy; being written to SageMaker", polling=True)
+        return VersionStatus(
+            "pushing", f"{outcome.lower()} through the dashboard; being written to SageMaker", polling=True
+        )
     if blocked:
         waiting = f"; still missing {', '.join(missing)}" if missing else ""
         return VersionStatus("blocked", BLOCKED_SEP.join(blocked) + waiting, missing, blocked)
@@ -288,16 +290,11 @@ def status_of_row(row: dict[str, Any]) -> VersionStatus:
     The row exists only while the registry shows the version pending and live, so the registry
     status is pending; what the dashboard decided is ``outcome``.
     """
-    push_state = row.get("push_state") or ""
     outcome = row.get("outcome") or "Pending"
-    decision = None
-    if outcome in (APPROVED, REJECTED):
-        decision = DecisionFacts(kind="policy" if outcome == APPROVED else "rejection", status=outcome, by="", at=None)
     return version_status(
         registry_status=PENDING,
         outcome=outcome,
         missing_roles=tuple(row.get("missing_roles") or ()),
         blocked_by=_split(row.get("blocked_by")),
-        push_state=push_state if decision is not None or push_state == "conflict" else "",
-        decision=decision,
+        push_state="conflict" if row.get("push_state") == "conflict" else "",
     )
