@@ -22,6 +22,12 @@ urlpatterns = [
     path("packages/<str:group_name>/<int:version>/", review_views.package_review, name="package_detail"),
     path("packages/<str:group_name>/<int:version>/signoff/", review_views.signoff, name="signoff"),
     path("packages/<str:group_name>/<int:version>/revoke/", review_views.revoke, name="revoke"),
+    path("packages/<str:group_name>/<int:version>/exception/", review_views.policy_exception, name="policy_exception"),
+    path(
+        "packages/<str:group_name>/<int:version>/signoffs/<int:signoff_id>/withdraw/",
+        review_views.withdraw,
+        name="signoff_withdraw",
+    ),
     path("pushes/<uuid:push_id>/retry/", review_views.push_retry, name="push_retry"),
     path("queue/", queue_views.queue, name="queue"),
     path("profile/", profile.profile, name="profile"),

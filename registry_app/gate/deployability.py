@@ -90,7 +90,7 @@ def _signoff_evidence(signoffs: list[SignOff], fingerprint: str) -> list[ev.Sign
             decision=s.decision,
             signed_at=s.created_at,
             comment=s.comment,
-            current=s.stale_at is None and s.fingerprint == fingerprint,
+            current=s.stale_at is None and s.withdrawn_at is None and s.fingerprint == fingerprint,
         )
         for s in signoffs
     ]

@@ -32,6 +32,7 @@ from .signoffs import (
     Notification,
     NotificationKind,
     NotificationPreference,
+    PolicyException,
     PushOutbox,
     SignOff,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Notification",
     "NotificationKind",
     "NotificationPreference",
+    "PolicyException",
     "PushOutbox",
     "SignOff",
     "Endpoint",

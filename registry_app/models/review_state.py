@@ -42,6 +42,12 @@ class ReviewState(models.Model):
     outcome = models.CharField(max_length=32, help_text="Pending, or what is decided: Approved / Rejected")
     missing_roles = models.JSONField(default=list, blank=True)
     signers = models.TextField(blank=True, help_text="Ids of users with a current sign-off, each between bars")
+    blocked_by = models.CharField(
+        max_length=255, blank=True, default="", help_text="Failing gates that block approval ('auc 0.842 < 0.85')"
+    )
+    push_state = models.CharField(
+        max_length=16, blank=True, default="", help_text="'conflict' when the newest decision push conflicted"
+    )
     computed_at = models.DateTimeField()
 
     class Meta:

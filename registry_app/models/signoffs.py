@@ -53,6 +53,7 @@ class SignOff(models.Model):
     fingerprint_detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     stale_at = models.DateTimeField(null=True, blank=True, help_text="Set when reviewed content changed")
+    withdrawn_at = models.DateTimeField(null=True, blank=True, help_text="Set when the signer withdrew it")
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -85,6 +86,29 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.package_id}:{self.status}"
+
+
+class PolicyException(models.Model):
+    """A compliance officer's justified exception to the failing gates of one reviewed content.
+
+    Valid for the fingerprint it was recorded on (a content change voids it, as it voids
+    sign-offs); while valid, the gates it lists no longer block approvals, and the deciding
+    approval's description says so.
+    """
+
+    package = models.ForeignKey("registry_app.ModelPackage", on_delete=models.PROTECT, related_name="exceptions")
+    fingerprint = models.CharField(max_length=64)
+    gates = models.JSONField(default=list, blank=True, help_text="The failing gates waived, as 'auc 0.842 < 0.85'")
+    justification = models.TextField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["package", "fingerprint"], name="policy_exception_package")]
+
+    def __str__(self) -> str:
+        return f"exception on {self.package_id} by {self.recorded_by_id}"
 
 
 class PushOutbox(models.Model):

@@ -85,7 +85,7 @@ def reminder_recipients(package: ModelPackage, policy: PolicySpec) -> list[Any]:
 
     The registrant is left out: separation of duties stops them from signing.
     """
-    current = SignOff.objects.filter(package=package, stale_at__isnull=True)
+    current = SignOff.objects.filter(package=package, stale_at__isnull=True, withdrawn_at__isnull=True)
     signed_users = set(current.values_list("user_id", flat=True)) | set(registrant_user_ids(package))
     approvals: dict[str, int] = {}
     for role in current.filter(decision=SignOff.Decision.APPROVE).values_list("role", flat=True):

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from registry_app.audit import log as audit_log
-from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PushOutbox
+from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PolicyException, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
 from registry_app.review.outbox import flags_to_withdraw, push_enqueue
@@ -23,9 +23,18 @@ from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.push import ACTIVE_STATES
 from registry_app.review.push_intent import MAX_DESCRIPTION
 from registry_app.review.queue_state import review_state_refresh
-from registry_app.review.state import effective_status
+from registry_app.review.signoffs import current_exceptions, policy_decide
+from registry_app.review.state import (
+    effective_status,
+    exception_gates,
+    metric_observations,
+    package_fingerprint,
+    signoff_views,
+    verdict,
+)
+from registry_app.review.status import gate_shortfall
 
-__all__ = ["MAX_JUSTIFICATION", "group_archive", "package_revoke"]
+__all__ = ["MAX_JUSTIFICATION", "group_archive", "package_revoke", "policy_exception_record"]
 
 MAX_JUSTIFICATION = 800
 
@@ -185,3 +194,85 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
         )
         review_state_refresh([p.pk for p in packages])
     return decisions
+
+
+def policy_exception_record(*, user: Any, package_id: int, justification: str) -> PolicyException:
+    """Compliance: record a justified exception to the gates that now block a pending version.
+
+    One transaction under the package row lock: the exception (bound to the current content's
+    fingerprint: a change voids it, as it voids sign-offs), its audit entry (``policy.exception``
+    with the gates, observed vs required, and the justification), and the stored review state
+    refreshed. When every role already has its approvals, the policy decides at once: a Decision
+    whose ApprovalDescription carries the exception, and its push (sent after commit).
+    Raises ``PermissionDenied`` (not compliance), ``ValueError`` (no justification),
+    ``SignOffNotAllowed`` (unknown, deleted or decided package, or no gate blocks it).
+    """
+    _require_compliance(user, "record a policy exception")
+    reason = _justification(justification, "A policy exception")
+    with transaction.atomic():
+        try:
+            package = ModelPackage.objects.select_for_update().get(pk=package_id)
+        except (ModelPackage.DoesNotExist, ValueError, TypeError) as exc:
+            raise SignOffNotAllowed("There is no such model package.", code="not_found") from exc
+        policy = policy_for_group(package.group)
+        fingerprint, _ = package_fingerprint(package, policy=policy)
+        signoffs = signoff_views(
+            SignOff.objects.filter(package=package, withdrawn_at__isnull=True)
+            .select_related("user")
+            .order_by("created_at", "pk")
+        )
+        exceptions = current_exceptions(package, fingerprint)
+        state = verdict(
+            package,
+            policy=policy,
+            signoffs=signoffs,
+            metrics=metric_observations(package),
+            fingerprint=fingerprint,
+            status=effective_status(package),
+            waived=exception_gates(exceptions, fingerprint),
+        )
+        if state.deleted or state.decided:
+            raise SignOffNotAllowed(
+                f"This model package is already decided ({state.outcome}); no exception can change that.",
+                code="already_decided",
+            )
+        if not state.blocking:
+            raise SignOffNotAllowed("No gate blocks this version: there is nothing to except.", code="not_blocked")
+        gates = [{"gate": str(g.gate), "shortfall": gate_shortfall(g)} for g in state.blocking]
+        exception = PolicyException.objects.create(
+            package=package, fingerprint=fingerprint, gates=gates, justification=reason, recorded_by=user
+        )
+        audit_log.audit_append(
+            "policy.exception",
+            actor=user,
+            via=audit_log.Via.WEB,
+            subject=package,
+            package=package.pk,
+            after={"gates": gates, "justification": reason, "fingerprint": fingerprint},
+            message=f"Policy exception by {user.get_username()} for {', '.join(g['shortfall'] for g in gates)}",
+        )
+        exceptions.insert(0, exception)
+        after = verdict(
+            package,
+            policy=policy,
+            signoffs=signoffs,
+            metrics=metric_observations(package),
+            fingerprint=fingerprint,
+            status=state.status,
+            waived=exception_gates(exceptions, fingerprint),
+        )
+        if after.result.decision == ApprovalStatus.APPROVED:
+            decision, push = policy_decide(
+                package,
+                policy,
+                signoffs,
+                fingerprint,
+                ApprovalStatus.APPROVED,
+                user=user,
+                signoff=None,
+                exceptions=exceptions,
+            )
+            audit_log.audit_decision(decision)
+            push_enqueue(push.pk)
+        review_state_refresh([package.pk])
+    return exception

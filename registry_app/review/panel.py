@@ -18,18 +18,28 @@ from django.db.models import Prefetch
 
 from registry_app.mirror.cards import card_content
 from registry_app.mirror.reports.directions import better
-from registry_app.models import ApprovalPolicy, EvaluationReport, Metric, ModelPackage, PushOutbox, SignOff
+from registry_app.models import (
+    ApprovalPolicy,
+    EvaluationReport,
+    Metric,
+    ModelPackage,
+    PolicyException,
+    PushOutbox,
+    SignOff,
+)
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
-from registry_app.permissions import can_retry_push, can_revoke, user_roles
+from registry_app.permissions import COMPLIANCE_ROLE, can_retry_push, can_revoke, is_active_user, user_roles
 from registry_app.review.policies import resolve_policy
-from registry_app.review.policy import DEFAULT_ROLE_FLAGS, MetricObservation, PolicyResult, PolicySpec
+from registry_app.review.policy import DEFAULT_ROLE_FLAGS, GateResult, MetricObservation, PolicyResult, PolicySpec
 from registry_app.review.state import (
     effective_status,
+    exception_gates,
     package_fingerprint,
     signable_roles,
     signoff_views,
     verdict,
 )
+from registry_app.review.status import VersionStatus, status_of_review
 
 __all__ = ["DiffRow", "MetricComparison", "ReviewState", "review_state"]
 
@@ -73,6 +83,17 @@ class ReviewState:
     previous_package: ModelPackage | None = None
     diff_from_previous: list[DiffRow] = field(default_factory=list)
     effective_status: str = ""  # the status once the dashboard's own pending decision is delivered
+    status: VersionStatus | None = None  # the one display status (review.status): banner, badges, polling
+    blocking: list[GateResult] = field(default_factory=list)  # failing gates no exception waives
+    exceptions: list[PolicyException] = field(default_factory=list)  # valid for the current content
+    can_record_exception: bool = False  # compliance, on a version blocked by a gate
+    approvals_blocked: bool = False  # an approval would be refused: the form offers Reject only
+    withdrawable: list[int] = field(default_factory=list)  # ids of my own sign-offs I may withdraw
+
+    @property
+    def is_open(self) -> bool:
+        """Still under review: role progress ("1 more needed") means something."""
+        return self.status is None or self.status.open
 
     @property
     def current_signoffs(self) -> list[SignOff]:
@@ -97,9 +118,18 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
     signoffs = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
     for s in signoffs:
         s.is_stale = s.stale_at is not None or s.fingerprint != fingerprint  # type: ignore[attr-defined]
-    pushes = list(PushOutbox.objects.filter(package=package).order_by("-created_at"))
+    pushes = list(
+        PushOutbox.objects.filter(package=package).select_related("decision__decided_by").order_by("-created_at")
+    )
     for push in pushes:
         push.can_retry = can_retry_push(user, push)  # type: ignore[attr-defined]
+    exceptions = [
+        e
+        for e in PolicyException.objects.filter(package=package).select_related("recorded_by")
+        if e.fingerprint == fingerprint
+    ]
+    for s in signoffs:
+        s.is_withdrawn = s.withdrawn_at is not None  # type: ignore[attr-defined]
     state = verdict(
         package,
         policy=policy,
@@ -107,12 +137,16 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         metrics=[MetricObservation(name=m.name, value=m.value, facet=m.facet, kind=m.kind) for m in metrics],
         fingerprint=fingerprint,
         status=effective_status(package, pushes),
+        waived=exception_gates(exceptions, fingerprint),
+    )
+    status = status_of_review(
+        package, pushes, outcome=state.outcome, missing=state.missing_roles, blocked=state.blocked_by
     )
     held = user_roles(user)
     signability = signable_roles(state, package, user, held)
     result = state.result
-    status = state.status
     signable, reason = signability.roles, signability.reason(policy, held)
+    is_compliance = COMPLIANCE_ROLE in held and is_active_user(user)
 
     baseline = _baseline(package)
     previous = _previous(package)
@@ -132,8 +166,24 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         baseline_package=baseline,
         previous_package=previous,
         diff_from_previous=diff_packages(previous, package, policy) if previous is not None else [],
-        effective_status=status,
+        effective_status=state.status,
+        status=status,
+        blocking=state.blocking,
+        exceptions=exceptions,
+        can_record_exception=is_compliance and status.open and bool(state.blocking),
+        approvals_blocked=bool(state.blocking),
+        withdrawable=withdrawable_ids(signoffs, user, open_=status.open and not state.deleted),
     )
+
+
+def withdrawable_ids(signoffs: list[SignOff], user: Any, *, open_: bool) -> list[int]:
+    """My current (not stale, not withdrawn) sign-offs, while the version is still under review:
+    what the withdrawal service (``signoffs.signoff_withdraw``) would accept."""
+    if not open_ or not is_active_user(user):
+        return []
+    return [
+        s.pk for s in signoffs if s.user_id == user.pk and not getattr(s, "is_stale", False) and s.withdrawn_at is None
+    ]
 
 
 # --------------------------------------------------------------------------------------------- comparisons

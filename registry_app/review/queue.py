@@ -39,6 +39,7 @@ from registry_app.review.decided import DECIDED_DAYS, DecidedItem, decided_page
 from registry_app.review.queue_base import QueueFilters, QueuePage, TagFilter, page_url, source_query
 from registry_app.review.review_rows import registrant_token, signer_token
 from registry_app.review.state import PENDING_OUTCOME, effective_status
+from registry_app.review.status import VersionStatus, status_of_row
 
 __all__ = [
     "DECIDED_DAYS",
@@ -92,6 +93,8 @@ _ROW_COLUMNS = (
     "missing_roles",
     "signers",
     "registrants",
+    "blocked_by",
+    "push_state",
 )
 
 
@@ -113,6 +116,7 @@ class QueueItem:
     signable_roles: list[str] = field(default_factory=list)  # roles I hold that I may sign now
     signed_by_me: bool = False
     outcome: str = PENDING_OUTCOME  # what is already decided: Pending | Approved | Rejected
+    status: VersionStatus | None = None  # the one display status (review.status), as every page words it
 
     @property
     def age_label(self) -> str:
@@ -207,6 +211,7 @@ def _item(row: dict[str, Any], user: Any, roles: set[str], now: dt.datetime) -> 
         signable_roles=signable,
         signed_by_me=signed,
         outcome=row["outcome"],
+        status=status_of_row(row),
     )
 
 

@@ -7,7 +7,7 @@ the dashboard still on its way keeps it there (its outcome says what was decided
 
 Constant queries, whatever the number of packages, sign-offs or reports: the policies, the
 packages (with card), their groups (with source), then sign-offs, report digests, metrics and
-undelivered decision pushes as plain rows (7; 2 when none of the packages is under review). Each
+decision pushes and policy exceptions as plain rows (8; 2 when none of the packages is under review). Each
 row is ``state.package_fingerprint``, ``state.effective_status`` and ``state.verdict`` on those
 rows: the computation of the review page and the sign-off service.
 
@@ -33,6 +33,7 @@ from registry_app.models import (
     Metric,
     ModelPackage,
     ModelPackageGroup,
+    PolicyException,
     PushOutbox,
     SignOff,
 )
@@ -45,10 +46,12 @@ from registry_app.review.state import (
     PENDING_OUTCOME,
     current_signer_ids,
     effective_status,
+    exception_gates,
     package_fingerprint,
     signoff_view,
     verdict,
 )
+from registry_app.review.status import BLOCKED_SEP
 
 __all__ = [
     "ReviewRow",
@@ -99,6 +102,8 @@ class ReviewRow:
     outcome: str
     missing_roles: tuple[str, ...]
     signers: str
+    blocked_by: str
+    push_state: str
     roles: tuple[RoleRow, ...]
 
     def state_fields(self) -> dict[str, Any]:
@@ -193,7 +198,7 @@ def _load(packages: QuerySet[ModelPackage]) -> list[ModelPackage]:
     views: dict[int, list[SignOffView]] = defaultdict(list)
     username = f"user__{get_user_model().USERNAME_FIELD}"
     for package_id, *row in (
-        SignOff.objects.filter(package__in=ids)
+        SignOff.objects.filter(package__in=ids, withdrawn_at__isnull=True)
         .order_by("created_at", "pk")
         .values_list(
             "package_id", "user_id", username, "role", "decision", "fingerprint", "stale_at", "created_at", "comment"
@@ -215,18 +220,23 @@ def _load(packages: QuerySet[ModelPackage]) -> list[ModelPackage]:
     ):
         metrics[package_id].append(MetricObservation(name=name, value=value, facet=facet, kind=kind))
     pushes: dict[int, list[_DecisionPush]] = defaultdict(list)
+    # Every decision push (effective_status keeps the undelivered ones; the newest one's state is shown).
     for package_id, *push in (
-        PushOutbox.objects.filter(
-            package__in=ids, kind=PushOutbox.Kind.DECISION, state__in=PushOutbox.UNDELIVERED_STATES
-        )
+        PushOutbox.objects.filter(package__in=ids, kind=PushOutbox.Kind.DECISION)
         .exclude(target_status="")
         .values_list("package_id", "kind", "state", "target_status", "created_at")
     ):
         pushes[package_id].append(_DecisionPush(*push))
+    exceptions: dict[int, list[tuple[str, Any]]] = defaultdict(list)
+    for package_id, fingerprint, gates in PolicyException.objects.filter(package__in=ids).values_list(
+        "package_id", "fingerprint", "gates"
+    ):
+        exceptions[package_id].append((fingerprint, gates))
     for package in loaded:
         package.signoff_views = views[package.pk]  # type: ignore[attr-defined]
         package.metric_observations = metrics[package.pk]  # type: ignore[attr-defined]
         package.undelivered_decisions = pushes[package.pk]  # type: ignore[attr-defined]
+        package.policy_exceptions = exceptions[package.pk]  # type: ignore[attr-defined]
         # package_fingerprint reads ``package.reports.all()``, which serves a filled prefetch cache.
         package.__dict__.setdefault("_prefetched_objects_cache", {})["reports"] = reports[package.pk]
     return loaded
@@ -245,7 +255,10 @@ def _row(package: ModelPackage, policy: PolicySpec, digest: str) -> ReviewRow:
         metrics=package.metric_observations,  # type: ignore[attr-defined]
         fingerprint=fingerprint,
         status=effective_status(package, package.undelivered_decisions),  # type: ignore[attr-defined]
+        waived=exception_gates(package.policy_exceptions, fingerprint),  # type: ignore[attr-defined]
     )
+    decisions: list[_DecisionPush] = package.undelivered_decisions  # type: ignore[attr-defined]
+    newest = max(decisions, key=lambda p: p.created_at) if decisions else None
     missing = set(state.missing_roles)
     waiting_since = package.created_at or package.first_seen_at
     group = package.group
@@ -270,6 +283,12 @@ def _row(package: ModelPackage, policy: PolicySpec, digest: str) -> ReviewRow:
         outcome=state.outcome,
         missing_roles=tuple(state.missing_roles),
         signers=_signers(current_signer_ids(state)),
+        blocked_by=BLOCKED_SEP.join(state.blocked_by)[:255],
+        # Only "conflict" is stored: the push service refreshes the row when a push conflicts, delivers
+        # or is retried, not when a worker claims it (pending -> sending), so finer states would drift.
+        push_state=PushOutbox.State.CONFLICT
+        if newest is not None and newest.state == PushOutbox.State.CONFLICT
+        else "",
         roles=tuple(
             RoleRow(r.role, r.needed, len(r.approvals), r.role in missing and state.outcome == PENDING_OUTCOME)
             for r in state.result.roles

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry_app.audit import log as audit_log
-from registry_app.models import Decision, ModelPackage, PushOutbox, SignOff
+from registry_app.models import Decision, ModelPackage, PolicyException, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import is_active_user, user_roles
 from registry_app.review.outbox import push_enqueue
@@ -17,8 +18,10 @@ from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import (
     APPROVE,
     APPROVED,
+    DESCRIPTION_LIMIT,
     REJECT,
     REJECTED,
+    GateResult,
     PolicyResult,
     PolicySpec,
     SignOffNotAllowed,
@@ -30,17 +33,23 @@ from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.state import (
     check_signoff,
     effective_status,
+    exception_gates,
     is_registrant,
     metric_observations,
     package_fingerprint,
     signoff_views,
     verdict,
 )
+from registry_app.review.status import gate_shortfall
 
 __all__ = [
     "MAX_COMMENT",
     "SignOffResult",
+    "current_exceptions",
+    "gate_refusal",
+    "policy_decide",
     "signoff_create",
+    "signoff_withdraw",
 ]
 
 MAX_COMMENT = 4000
@@ -98,9 +107,15 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
         group = package.group
         policy = policy_for_group(group)
         fingerprint, detail = package_fingerprint(package, policy=policy)
-        existing = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
+        existing = list(
+            SignOff.objects.filter(package=package, withdrawn_at__isnull=True)
+            .select_related("user")
+            .order_by("created_at", "pk")
+        )
         views = signoff_views(existing)
         metrics = metric_observations(package)
+        exceptions = current_exceptions(package, fingerprint)
+        waived = exception_gates(exceptions, fingerprint)
         before = verdict(
             package,
             policy=policy,
@@ -108,8 +123,11 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             metrics=metrics,
             fingerprint=fingerprint,
             status=effective_status(package),
+            waived=waived,
         )
         check_signoff(before, user, user_roles(user), role, registrant=is_registrant(package, user))
+        if decision == APPROVE and before.blocking:
+            raise SignOffNotAllowed(gate_refusal(before.blocking), code="gate_blocked")
         newly_stale = [s for s in existing if s.stale_at is None and s.fingerprint != fingerprint]
         if _mark_stale(newly_stale):
             audit_log.audit_signoffs_stale(
@@ -127,7 +145,13 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
         audit_log.audit_signoff(signoff)
         views += signoff_views([signoff])
         result = verdict(
-            package, policy=policy, signoffs=views, metrics=metrics, fingerprint=fingerprint, status=before.status
+            package,
+            policy=policy,
+            signoffs=views,
+            metrics=metrics,
+            fingerprint=fingerprint,
+            status=before.status,
+            waived=waived,
         ).result
         pushes: list[PushOutbox] = []
         acting = user.get_username()
@@ -145,8 +169,8 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             )
         decision_row = None
         if result.decision in (APPROVED, REJECTED):
-            decision_row, decision_push = _decide(
-                package, policy, views, fingerprint, result.decision, user=user, signoff=signoff
+            decision_row, decision_push = policy_decide(
+                package, policy, views, fingerprint, result.decision, user=user, signoff=signoff, exceptions=exceptions
             )
             audit_log.audit_decision(decision_row)
             pushes.append(decision_push)
@@ -156,7 +180,32 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
     return SignOffResult(signoff=signoff, decision=decision_row, result=result, pushes=pushes)
 
 
-def _decide(
+def gate_refusal(blocking: list[GateResult]) -> str:
+    """Why an approval is refused: which gates fail, observed vs required, and what may be done instead."""
+    gates = "; ".join(gate_shortfall(g) for g in blocking)
+    return (
+        f"Approval is blocked by policy: {gates}. You may reject, or a compliance officer may record a "
+        "justified policy exception, after which approvals count again."
+    )
+
+
+def current_exceptions(package: ModelPackage, fingerprint: str) -> list[PolicyException]:
+    """The package's policy exceptions recorded on the current content (newest first; 1 query)."""
+    rows = PolicyException.objects.filter(package=package, fingerprint=fingerprint).select_related("recorded_by")
+    return list(rows.order_by("-created_at", "-pk"))
+
+
+def exception_note(exceptions: list[PolicyException]) -> str:
+    """`` Policy exception by <user> (<date>) for <gates>: <justification>`` for the approval description."""
+    notes = []
+    for e in exceptions:
+        gates = ", ".join(str(g.get("shortfall") or g.get("gate")) for g in e.gates if isinstance(g, dict))
+        who = e.recorded_by.get_username()
+        notes.append(f"Policy exception by {who} ({e.created_at:%Y-%m-%d}) for {gates}: {e.justification}")
+    return " ".join(notes)
+
+
+def policy_decide(
     package: ModelPackage,
     policy: PolicySpec,
     views: list[SignOffView],
@@ -164,10 +213,20 @@ def _decide(
     status: str,
     *,
     user: Any,
-    signoff: SignOff,
+    signoff: SignOff | None,
+    exceptions: Sequence[PolicyException] = (),
 ) -> tuple[Decision, PushOutbox]:
+    """The Decision the policy reached and its push (caller's transaction). An approval under a
+    policy exception says so in its description, which stays within ``DESCRIPTION_LIMIT``
+    (AWS's 1,024 characters): the exception part is shortened first to half of it."""
     current = [v for v in views if v.fingerprint == fingerprint]
-    description = approval_description(policy, current, decision=status)
+    note = exception_note(list(exceptions)) if status == APPROVED else ""
+    if note:
+        note = note if len(note) <= DESCRIPTION_LIMIT // 2 else note[: DESCRIPTION_LIMIT // 2 - 1].rstrip() + "…"
+        description = approval_description(policy, current, decision=status, limit=DESCRIPTION_LIMIT - len(note) - 2)
+        description = f"{description}. {note}"
+    else:
+        description = approval_description(policy, current, decision=status)
     decision = Decision.objects.create(
         package=package,
         kind=Decision.Kind.POLICY if status == APPROVED else Decision.Kind.REJECTION,
@@ -199,3 +258,77 @@ def _mark_stale(signoffs: list[SignOff]) -> int:
     for s in signoffs:
         s.stale_at = now
     return SignOff.objects.filter(pk__in=[s.pk for s in signoffs], stale_at__isnull=True).update(stale_at=now)
+
+
+def signoff_withdraw(*, user: Any, package_id: int, signoff_id: int) -> SignOff:
+    """Withdraw ``user``'s own current sign-off on a package still under review.
+
+    One transaction under the package row lock: refuse unless the sign-off is the user's, current
+    (not stale, not already withdrawn) and the package is live, pending and undecided (no decision
+    of the dashboard on its way); set ``withdrawn_at``, audit ``signoff.withdrawn``, withdraw the
+    role's flag from the registry when the role no longer has its approvals (a flags push sent
+    after commit), and refresh the stored review state. Raises ``SignOffNotAllowed``.
+    """
+    if not is_active_user(user):
+        raise SignOffNotAllowed("Sign in with an active account to withdraw a sign-off.", code="not_authenticated")
+    with transaction.atomic():
+        package = _lock_package(package_id)
+        signoff = SignOff.objects.filter(pk=signoff_id, package=package).select_related("user").first()
+        if signoff is None:
+            raise SignOffNotAllowed("There is no such sign-off on this model package.", code="not_found")
+        if signoff.user_id != user.pk:
+            raise SignOffNotAllowed("You can withdraw only your own sign-off.", code="forbidden")
+        if signoff.withdrawn_at is not None:
+            raise SignOffNotAllowed("This sign-off was already withdrawn.", code="already_withdrawn")
+        policy = policy_for_group(package.group)
+        fingerprint, _ = package_fingerprint(package, policy=policy)
+        existing = list(
+            SignOff.objects.filter(package=package, withdrawn_at__isnull=True)
+            .select_related("user")
+            .order_by("created_at", "pk")
+        )
+        views = signoff_views(existing)
+        exceptions = current_exceptions(package, fingerprint)
+        state = verdict(
+            package,
+            policy=policy,
+            signoffs=views,
+            metrics=metric_observations(package),
+            fingerprint=fingerprint,
+            status=effective_status(package),
+            waived=exception_gates(exceptions, fingerprint),
+        )
+        if state.deleted or state.decided:
+            raise SignOffNotAllowed(
+                f"This model package is already decided ({state.outcome}); sign-offs can no longer be withdrawn.",
+                code="already_decided",
+            )
+        if signoff.stale_at is not None or signoff.fingerprint != fingerprint:
+            raise SignOffNotAllowed("This sign-off is stale: it already counts for nothing.", code="stale")
+        flags_before = role_flags_for(policy, views, fingerprint)
+        signoff.withdrawn_at = timezone.now()
+        SignOff.objects.filter(pk=signoff.pk).update(withdrawn_at=signoff.withdrawn_at)
+        audit_log.audit_append(
+            "signoff.withdrawn",
+            actor=user,
+            via=audit_log.Via.WEB,
+            subject=signoff,
+            package=package.pk,
+            before={"role": signoff.role, "decision": signoff.decision, "fingerprint": signoff.fingerprint},
+            after={"withdrawn_at": signoff.withdrawn_at.isoformat()},
+            message=f"{user.get_username()} withdrew their {signoff.decision} sign-off as {signoff.role}",
+        )
+        remaining = [v for v in views if not (v.user_id == signoff.user_id and v.role == signoff.role)]
+        flags_after = role_flags_for(policy, remaining, fingerprint)
+        lost = {flag: None for flag in flags_before if flag not in flags_after}
+        if lost:
+            push = PushOutbox.objects.create(
+                package=package,
+                kind=PushOutbox.Kind.FLAGS,
+                flags=lost,
+                expected_status=ApprovalStatus.PENDING,
+                acting_username=user.get_username(),
+            )
+            push_enqueue(push.pk)
+        review_state_refresh([package.pk])
+    return signoff

@@ -33,6 +33,7 @@ from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import (
     DEFAULT_ROLE_FLAGS,
     REJECTED,
+    GateResult,
     MetricObservation,
     PolicyResult,
     PolicySpec,
@@ -41,6 +42,7 @@ from registry_app.review.policy import (
     check_can_sign,
     evaluate,
 )
+from registry_app.review.status import blocking_gates, gate_shortfall
 
 __all__ = [
     "APPROVAL_METADATA_KEYS",
@@ -51,6 +53,7 @@ __all__ = [
     "check_signoff",
     "current_signer_ids",
     "effective_status",
+    "exception_gates",
     "fingerprint_of_record",
     "is_registrant",
     "metric_observations",
@@ -126,6 +129,7 @@ def signoff_views(signoffs: Iterable[SignOff]) -> list[SignOffView]:
             s.user_id, s.user.get_username(), s.role, s.decision, s.fingerprint, s.stale_at, s.created_at, s.comment
         )
         for s in signoffs
+        if getattr(s, "withdrawn_at", None) is None  # a withdrawn sign-off counts for nothing
     ]
 
 
@@ -257,6 +261,9 @@ class Verdict:
     deleted: bool
     outcome: str  # what is decided: the effective status once decided, else Rejected | Pending
     missing_roles: list[str] = field(default_factory=list)  # only while the outcome is Pending
+    blocking: list[GateResult] = field(default_factory=list)  # failing gates no exception waives (Pending only)
+    blocked_by: list[str] = field(default_factory=list)  # what keeps a Pending verdict from approving
+    waived: frozenset[str] = frozenset()  # gates a current policy exception waives
 
     @property
     def decided(self) -> bool:
@@ -271,15 +278,18 @@ def verdict(
     metrics: list[MetricObservation],
     fingerprint: str,
     status: str,
+    waived: frozenset[str] = frozenset(),
 ) -> Verdict:
     """Evaluate ``policy`` for ``package`` on the given inputs (pure: no query beyond the
-    package's card, which callers select with it)."""
+    package's card, which callers select with it). ``waived``: ``exception_gates`` of the
+    package's policy exceptions."""
     result = evaluate(
         policy,
         signoffs=signoffs,
         metrics=metrics,
         card_status=card_status_of(package) or None,
         current_fingerprint=fingerprint,
+        waived_gates=waived,
     )
     if status != ApprovalStatus.PENDING:
         outcome = status  # decided in the registry, or by the dashboard with the push on its way
@@ -288,6 +298,12 @@ def verdict(
     else:
         outcome = PENDING_OUTCOME
     missing = [r.role for r in result.roles if r.remaining > 0] if outcome == PENDING_OUTCOME else []
+    blocking = blocking_gates(result.gates, waived) if outcome == PENDING_OUTCOME else []
+    blocked_by = [gate_shortfall(g) for g in blocking]
+    if outcome == PENDING_OUTCOME:
+        blocked_by += [gate_shortfall(g) for g in result.gates if g.status == "missing" and str(g.gate) not in waived]
+    if outcome == PENDING_OUTCOME and result.card_check == "fail":
+        blocked_by.append("model card not Approved")
     deleted = package.deleted_at is not None or package.group.deleted_at is not None
     return Verdict(
         policy=policy,
@@ -298,7 +314,21 @@ def verdict(
         deleted=deleted,
         outcome=outcome,
         missing_roles=missing,
+        blocking=blocking,
+        blocked_by=blocked_by,
+        waived=waived,
     )
+
+
+def exception_gates(exceptions: Iterable[Any], fingerprint: str) -> frozenset[str]:
+    """The gates (``str(gate)``) waived by the policy exceptions recorded on ``fingerprint``
+    (``PolicyException`` rows or ``(fingerprint, gates)`` pairs)."""
+    waived: set[str] = set()
+    for exc in exceptions:
+        recorded, gates = (exc.fingerprint, exc.gates) if hasattr(exc, "fingerprint") else exc
+        if recorded == fingerprint and isinstance(gates, list):
+            waived.update(str(g.get("gate")) for g in gates if isinstance(g, dict) and g.get("gate"))
+    return frozenset(waived)
 
 
 def current_signer_ids(state: Verdict) -> set[int]:

@@ -39,11 +39,23 @@ def _chips(roles: list[str], css: str) -> SafeString:
 
 
 def _missing(item: QueueItem) -> SafeString:
-    if item.outcome == "Rejected":
-        return format_html('<span class="badge badge-rejected">{}</span>', "Rejected, awaiting push")
-    if item.outcome == "Approved":
-        return format_html('<span class="badge badge-approved">{}</span>', "Approved, awaiting push")
-    return _chips(item.missing_roles, "chip")
+    """What the version waits for, in the status's words (``review.status``): never an empty cell."""
+    status = item.status
+    if status is None or status.kind == "pending" and status.missing_roles:
+        return _chips(item.missing_roles, "chip")
+    if status.kind == "blocked":
+        chips = _chips(list(status.missing_roles), "chip")
+        return format_html(
+            '<span class="badge {}">Blocked: {}</span> {}', status.badge, "; ".join(status.blocked_by), chips
+        )
+    return format_html('<span class="badge {}" title="{}">{}</span>', status.badge, status.detail, status.label)
+
+
+def _gates(item: QueueItem) -> SafeString:
+    status = item.status
+    if status is not None and status.blocked_by:
+        return format_html('<span class="badge badge-rejected">{}</span>', f"{len(status.blocked_by)} failing")
+    return format_html('<span class="subtle">{}</span>', "none failing")
 
 
 def _mine(item: QueueItem) -> SafeString:
@@ -56,7 +68,7 @@ def _mine(item: QueueItem) -> SafeString:
 
 @register.simple_tag
 def queue_row(item: QueueItem) -> SafeString:
-    """One pending row: package and policy, age, SLA badge, roles still missing, what I may sign."""
+    """One pending row: package and policy, age, SLA badge, gates, status (roles still missing), what I may sign."""
     return format_html(
         '<tr class="sla-row sla-row-{sla}">\n'
         '  <td>\n    <a href="{group_url}">{group}</a> /\n'
@@ -64,7 +76,7 @@ def queue_row(item: QueueItem) -> SafeString:
         '    <div class="subtle">policy {policy}</div>\n  </td>\n'
         '  <td class="nowrap">{age}<div class="subtle">{created}</div></td>\n'
         '  <td><span class="badge sla-badge sla-{sla}" title="Review SLA {hours} h">{sla_label}</span></td>\n'
-        "  <td>{missing}</td>\n  <td>{mine}</td>\n</tr>\n",
+        "  <td>{gates}</td>\n  <td>{missing}</td>\n  <td>{mine}</td>\n</tr>\n",
         sla=item.sla,
         group_url=item.group_url,
         group=item.group_name,
@@ -75,6 +87,7 @@ def queue_row(item: QueueItem) -> SafeString:
         created=_when(item.created_at),
         hours=item.sla_hours,
         sla_label=item.sla_label,
+        gates=_gates(item),
         missing=_missing(item),
         mine=_mine(item),
     )

@@ -280,43 +280,8 @@ def curve_chart(
         if overlay is not None:
             lines.append(overlay)
     x_label, y_label = str(curve.get("x_label") or "x"), str(curve.get("y_label") or "y")
-<<<<<<< HEAD
-    return format_html(
-        '<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{label}">'
-        "<title>{label}</title>"
-        '<rect class="chart-frame" x="{pad}" y="{pad}" width="{iw}" height="{ih}"></rect>'
-        '<polyline class="chart-line" points="{path}"></polyline>'
-        '<g class="chart-dots">{dots}</g>'
-        '<text class="chart-tick" x="{pad}" y="{xt}" text-anchor="start">{x0}</text>'
-        '<text class="chart-tick" x="{xr}" y="{xt}" text-anchor="end">{x1}</text>'
-        '<text class="chart-tick" x="{yl}" y="{yb}" text-anchor="end">{y0}</text>'
-        '<text class="chart-tick" x="{yl}" y="{yt}" text-anchor="end">{y1}</text>'
-        '<text class="chart-axis" x="{xc}" y="{xa}" text-anchor="middle">{x_label}</text>'
-        '<text class="chart-axis" x="12" y="{yc}" text-anchor="middle" transform="rotate(-90 12 {yc})">{y_label}</text>'
-        "</svg>",
-        w=_W,
-        h=_H,
-        pad=_PAD,
-        iw=inner_w,
-        ih=inner_h,
-        path=path,
-        dots=dots,
-        label=title or f"{y_label} against {x_label}",
-        x0=num(x0, 3),
-        x1=num(x1, 3),
-        y0=num(y0, 3),
-        y1=num(y1, 3),
-        xt=_H - _PAD + 14,
-        xr=_W - _PAD,
-        yl=_PAD - 4,
-        yb=_H - _PAD,
-        yt=_PAD + 8,
-        xc=_W / 2,
-        xa=_H - 6,
-        yc=_H / 2,
-        x_label=x_label,
-        y_label=y_label,
-    )
+    diagonal = x_label.lower().startswith("false positive")
+    return curve_svg(title, x_label, y_label, lines, diagonal=diagonal)
 
 
 # ============================================================================================
@@ -329,7 +294,3 @@ from registry_app.templatetags import navigation as _navigation  # noqa: E402
 
 register.tags.update(_navigation.register.tags)
 register.filters.update(_navigation.register.filters)
-=======
-    diagonal = x_label.lower().startswith("false positive")
-    return curve_svg(title, x_label, y_label, lines, diagonal=diagonal)
->>>>>>> evidenceui

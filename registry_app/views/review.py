@@ -23,7 +23,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from registry_app.mirror import selectors
 from registry_app.mirror.lookups import find_group, find_package
@@ -32,17 +32,18 @@ from registry_app.models import ModelPackage, ModelPackageGroup, SignOff
 from registry_app.permissions import can_archive
 from registry_app.review import queue as selectors_queue
 from registry_app.review.compare import baseline_curves
-from registry_app.review.decisions import MAX_JUSTIFICATION, package_revoke
+from registry_app.review.decisions import MAX_JUSTIFICATION, package_revoke, policy_exception_record
 from registry_app.review.decisions import group_archive as group_archive_service
 from registry_app.review.panel import review_state
 from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.push import push_retry as push_retry_service
-from registry_app.review.signoffs import MAX_COMMENT, signoff_create
+from registry_app.review.signoffs import MAX_COMMENT, signoff_create, signoff_withdraw
 from registry_app.views.groups import wants_partial
 from registry_app.views.params import source_name
 
 PAGE_TEMPLATE = "registry_app/package_detail.html"
 PANEL_TEMPLATE = PAGE_TEMPLATE + "#review_panel"
+BANNER_TEMPLATE = PAGE_TEMPLATE + "#status_banner"
 ARCHIVE_TEMPLATE = "registry_app/group_archive.html"
 NAV_TEMPLATE = "registry_app/partials/review_nav_queue.html"
 SIGNOFF_EVENT = "signoff-recorded"
@@ -128,7 +129,10 @@ def _render_detail(request: HttpRequest, detail: PackageDetail, *, status: int =
 
 
 def _render_panel(request: HttpRequest, package: ModelPackage, *, status: int = 200, **extra: Any) -> HttpResponse:
-    response = render(request, PANEL_TEMPLATE, _panel_context(request, package, **extra), status=status)
+    context = _panel_context(request, package, **extra)
+    response = render(request, PANEL_TEMPLATE, context, status=status)
+    # The banner at the top of the page says the same as the panel: swapped in by its id.
+    response.write(render_to_string(BANNER_TEMPLATE, {**context, "oob": True}, request=request))
     if status == 200:
         selectors_queue.queue_cache_clear(request.user)
         # The top bar's per-role counts changed too: htmx swaps this fragment in by its id.
@@ -170,6 +174,8 @@ def package_review(request: HttpRequest, group_name: str, version: int) -> HttpR
 
     htmx requests that are not navigations get the review panel alone (for a refresh).
     """
+    if wants_partial(request) and request.GET.get("part") == "status":
+        return _status_poll(request, _package_or_404(request, group_name, version))
     if wants_partial(request):
         package = _package_or_404(request, group_name, version)
         response = render(request, PANEL_TEMPLATE, _panel_context(request, package))
@@ -182,6 +188,20 @@ def package_review(request: HttpRequest, group_name: str, version: int) -> HttpR
         response = _render_detail(request, detail)
     patch_vary_headers(response, ("HX-Request",))
     return response
+
+
+def _status_poll(request: HttpRequest, package: ModelPackage) -> HttpResponse:
+    """The banner polling itself every 2 s while a push is in flight. Once settled: the banner and,
+    out of band, the review panel in their final state, with 286 (htmx stops polling)."""
+    context = _panel_context(request, package)
+    response = render(request, BANNER_TEMPLATE, context)
+    patch_vary_headers(response, ("HX-Request",))
+    if context["review"].status.polling:
+        return response
+    response.write(render_to_string(PANEL_TEMPLATE, {**context, "oob": True}, request=request))
+    stop = HttpResponseStopPolling(response.content)
+    patch_vary_headers(stop, ("HX-Request",))
+    return stop
 
 
 # --------------------------------------------------------------------------------------------- actions
@@ -256,6 +276,48 @@ def revoke(request: HttpRequest, group_name: str, version: int) -> HttpResponse:
     package.refresh_from_db()
     response = _render_panel(request, package, review_notice=notice)
     return trigger_client_event(response, SIGNOFF_EVENT, {"package": package.pk, "decision": "revoke"})
+
+
+@login_required
+@require_POST
+def policy_exception(request: HttpRequest, group_name: str, version: int) -> HttpResponse:
+    """Compliance: a justified exception to the gates blocking this version (the service checks the role)."""
+    package = _package_or_404(request, group_name, version)
+    form = JustificationForm(request.POST)
+    if not form.is_valid():
+        return _respond_error(request, package, status=400, exception_error=form_message(form), exception_form=form)
+    try:
+        policy_exception_record(
+            user=request.user, package_id=package.pk, justification=form.cleaned_data["justification"]
+        )
+    except (SignOffNotAllowed, PermissionDenied, ValueError) as exc:
+        return _respond_error(
+            request, package, status=_refusal_status(exc), exception_error=_refusal_message(exc), exception_form=form
+        )
+    notice = "The policy exception was recorded: approvals count again, and the approval will say why."
+    return _action_done(request, package, notice, "exception")
+
+
+@login_required
+@require_POST
+def withdraw(request: HttpRequest, group_name: str, version: int, signoff_id: int) -> HttpResponse:
+    """Withdraw my own sign-off before the decision (the service checks owner and state under the lock)."""
+    package = _package_or_404(request, group_name, version)
+    try:
+        signoff = signoff_withdraw(user=request.user, package_id=package.pk, signoff_id=signoff_id)
+    except (SignOffNotAllowed, PermissionDenied, ValueError) as exc:
+        return _respond_error(request, package, status=_refusal_status(exc), signoff_error=_refusal_message(exc))
+    notice = f"Your {signoff.get_decision_display().lower()} as {signoff.role} was withdrawn."
+    return _action_done(request, package, notice, "withdraw")
+
+
+def _action_done(request: HttpRequest, package: ModelPackage, notice: str, action: str) -> HttpResponse:
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect(_package_url(package))
+    package.refresh_from_db()
+    response = _render_panel(request, package, review_notice=notice)
+    return trigger_client_event(response, SIGNOFF_EVENT, {"package": package.pk, "decision": action})
 
 
 @login_required

@@ -154,7 +154,8 @@ def test_flags_wait_until_a_role_is_complete(db: None) -> None:
 
 
 def test_tag_policy_with_gates_and_card(db: None) -> None:
-    """A RiskTier=High override adds a metric gate: approvals alone do not approve a failing model."""
+    """A RiskTier=High override adds a metric gate: a failing gate refuses approvals (issue 11; they
+    used to be recorded and leave the version pending for nobody), a rejection is still possible."""
     ApprovalPolicy.objects.create(
         name="high-risk",
         tag_key="RiskTier",
@@ -164,11 +165,12 @@ def test_tag_policy_with_gates_and_card(db: None) -> None:
     group = ModelPackageGroupFactory(tags={"RiskTier": "High"})
     package = ModelPackageFactory(group=group)
     MetricFactory(report=EvaluationReportFactory(package=package), name="auc", value=0.91)
-    result = sign(make_user("lead", "ml-lead"), package, "ml-lead")
-    assert result.result.decision == "Pending"
-    assert any("auc" in reason for reason in result.result.reasons)
-    assert result.decision is None
-    assert [p.flags for p in result.pushes] == [{"LeadOK": "true"}]
+    refused = refusal(make_user("lead", "ml-lead"), package, "ml-lead")
+    assert refused.code == "gate_blocked"
+    assert "auc 0.91 < 0.95" in refused.message
+    assert not PushOutbox.objects.filter(package=package).exists()
+    result = sign(make_user("lead2", "ml-lead"), package, "ml-lead", "reject", "auc too low")
+    assert result.decision is not None and result.decision.status == "Rejected"
 
 
 def test_decision_rows_and_description_limit(db: None) -> None:

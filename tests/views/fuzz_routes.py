@@ -109,9 +109,11 @@ ROUTES: dict[str, Route] = {
         Route("registry:group_compare", forms=(compare_views.CompareForm,), raw=SOURCE, base=(("versions", "1,2"),)),
         Route("registry:group_watch", raw=SOURCE),  # POST only: a GET is 405
         Route("registry:group_archive", raw=SOURCE, personas=(COMPLIANCE,)),
-        Route("registry:package_detail", raw=SOURCE),
+        Route("registry:package_detail", raw=(*SOURCE, "part")),
         Route("registry:signoff", raw=SOURCE),
         Route("registry:revoke", raw=SOURCE),
+        Route("registry:policy_exception", raw=SOURCE),
+        Route("registry:signoff_withdraw", raw=SOURCE),
         Route("registry:push_retry"),
         Route("registry:queue", forms=(queue_views.QueueFilterForm,)),
         Route("registry:profile"),

@@ -23,7 +23,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry_app.models import PushOutbox, SyncRun
+from registry_app.models import PushOutbox, SignOff, SyncRun
 from registry_app.models.registry import Endpoint
 from tests.factories import UserFactory
 from tests.hostile import benign_texts, build_site
@@ -85,6 +85,7 @@ def _real_arguments(site: Any) -> dict[str, Any]:
         "push_id": push.pk,
         "source_name": package.group.source.name,
         "run_id": SyncRun.objects.order_by("pk").values_list("pk", flat=True).first(),
+        "signoff_id": SignOff.objects.order_by("pk").values_list("pk", flat=True).first() or 1,
         "uidb64": "MQ",
         "token": "c3j2ab-0123456789abcdef0123456789abcdef",
     }

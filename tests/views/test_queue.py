@@ -119,7 +119,7 @@ def test_decided_but_not_yet_pushed_packages_wait_for_nobody() -> None:
     assert queue_for_user(mlead) == []
     [item] = queue_for_user(mlead, tab="all")
     assert item.outcome == ApprovalStatus.REJECTED
-    assert "Rejected, awaiting push" in queue_html(mlead, "?tab=all")
+    assert "Decided — pushing" in queue_html(mlead, "?tab=all")  # the one status replaced "Rejected, awaiting push"
 
 
 def test_viewers_and_people_without_roles_have_an_empty_queue() -> None:

@@ -76,7 +76,7 @@ def test_three_personas_approve_and_the_final_push_is_queued(
 
     # The review page now shows the decision and the queued push to everyone.
     page = client_for(persona_user("viewer")).get(url("package_detail", pending)).content.decode()
-    assert "Policy satisfied" in page
+    assert "Decided — pushing" in page  # the one status (review.status) replaced "Policy satisfied"
     assert "push-pending" in page
 
 
@@ -184,7 +184,7 @@ def test_rejection_with_comment_rejects_the_package(
     assert "DPPL too high for age" in decision.description
     page = client.get(response["Location"]).content.decode()
     assert "Your rejection as fairness was recorded." in page
-    assert "Rejected by a reviewer" in page
+    assert "Decided — pushing" in page and "rejected through the dashboard" in page
 
 
 def test_unknown_decision_and_overlong_comment_are_400(pending: ModelPackage) -> None:

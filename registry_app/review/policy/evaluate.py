@@ -246,6 +246,7 @@ def evaluate(
     metrics: list[MetricObservation],
     card_status: str | None,
     current_fingerprint: str,
+    waived_gates: frozenset[str] = frozenset(),
 ) -> PolicyResult:
     """Decide ``Approved`` / ``Rejected`` / ``Pending`` for one package under ``policy``.
 
@@ -253,6 +254,7 @@ def evaluate(
       requires (a reviewer's objection is never dropped silently).
     * Every role has its current approvals, every gate passes and the card check does not fail -> Approved.
     * Otherwise Pending; ``reasons`` says what is missing. Failing gates never auto-reject.
+    ``waived_gates``: gates (``str(gate)``) a recorded policy exception lets fail without blocking.
     """
     tally = _tally(signoffs, current_fingerprint)
     roles = _role_progress(policy, tally)
@@ -288,14 +290,20 @@ def evaluate(
                 f"{first.role} and one person signs at most one role"
             )
     for g in gates:
-        if g.status == "fail":
+        if str(g.gate) in waived_gates and g.status != "pass":
+            reasons.append(f"gate {g.gate} does not pass ({g.reason}); a policy exception was recorded")
+        elif g.status == "fail":
             reasons.append(f"gate {g.gate} failed: {g.reason}")
         elif g.status == "missing":
             reasons.append(f"gate {g.gate} cannot be checked: {g.reason}")
     if card_check == "fail":
         reasons.append(card_reason)
 
-    blocking = any(not r.satisfied for r in roles) or any(g.status != "pass" for g in gates) or card_check == "fail"
+    blocking = (
+        any(not r.satisfied for r in roles)
+        or any(g.status != "pass" and str(g.gate) not in waived_gates for g in gates)
+        or card_check == "fail"
+    )
     if not blocking:
         return PolicyResult(APPROVED, gates, roles, card_check, card_reason, [])
     return PolicyResult(PENDING, gates, roles, card_check, card_reason, reasons)
