@@ -53,9 +53,12 @@ def run_phase(script: str, env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
-    """A moto server on loopback in its own process, answering before this returns."""
+    """The AWS-faithful fake (moto's server with AWS's UpdateModelPackage merge, Search paging and the
+    rest, docs/aws-fake.md) on loopback in its own process, answering before this returns. Plain moto
+    blanks what an update leaves out, so a push's fingerprint re-check would see changed content."""
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "registry_app.devtools.aws_fake", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
