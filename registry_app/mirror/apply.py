@@ -108,15 +108,17 @@ class PackageWriter(SyncContext):
             try:
                 prior = existing.get(bundle.arn.lower())
                 with transaction.atomic():
-                    package = self._apply_record(bundle.record, prior)
+                    package = self._apply_record(bundle.record, prior, reports_follow=bool(bundle.reports))
                     if bundle.reports:
                         self._store_reports(package, bundle.reports, is_new=prior is None)
-                        package_reports_observed(package)
+                        package_reports_observed(package, created=prior is None)
             except (sync.RecordError, ValueError, TypeError, KeyError) as exc:
                 self.error(bundle.arn, f"malformed registry record: {exc}")
         mirror_provenance(self, arns)  # training jobs and lineage of what changed (AWS calls counted here too)
 
-    def _apply_record(self, record: dict[str, Any], existing: ModelPackage | None) -> ModelPackage:
+    def _apply_record(
+        self, record: dict[str, Any], existing: ModelPackage | None, *, reports_follow: bool = False
+    ) -> ModelPackage:
         fields = sync.package_fields(record)
         group = group_for(self, fields)
         fields.pop("group_name")
@@ -136,7 +138,7 @@ class PackageWriter(SyncContext):
                 changes={"approval_status": [None, package.approval_status]},
             )
             self.count("packages_created")
-            package_observed(package, created=True, changes={})
+            package_observed(package, created=True, changes={}, reports_follow=reports_follow)
             return package
         restored = existing.deleted_at is not None
         if existing.content_hash == fields["content_hash"] and not restored:
@@ -160,7 +162,7 @@ class PackageWriter(SyncContext):
             self.count("packages_restored" if restored else "packages_updated")
         else:
             self.count("packages_raw_updated")
-        package_observed(existing, created=False, changes=changes)
+        package_observed(existing, created=False, changes=changes, reports_follow=reports_follow)
         return existing
 
     def _store_reports(self, package: ModelPackage, fetched: list[FetchedReport], *, is_new: bool) -> None:

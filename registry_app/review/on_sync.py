@@ -45,14 +45,18 @@ REVIEWED_FIELDS = frozenset(
 )
 
 
-def package_observed(package: ModelPackage, *, created: bool, changes: dict[str, Any]) -> None:
+def package_observed(
+    package: ModelPackage, *, created: bool, changes: dict[str, Any], reports_follow: bool = False
+) -> None:
     """Called by ``RegistrySync._apply_record`` after it created or updated a package row.
 
     * The mirror sees the package pending for the first time (created as
       PendingManualApproval, or its status changed to it): ``enqueue_review_requested``.
     * Reviewed content changed: sign-offs whose fingerprint no longer matches are marked stale
       (one EXISTS query first, so packages nobody signed cost nothing more).
-    * The package's stored review state is refreshed (its status, content, group or card).
+    * The package's stored review state is refreshed (its status, content, group or card), unless
+      ``reports_follow``: the sync stores the package's reports next, in the same transaction, and
+      ``package_reports_observed`` refreshes it then (one derivation instead of two).
     """
     if _became_pending(package, created=created, changes=changes):
         try:
@@ -64,21 +68,23 @@ def package_observed(package: ModelPackage, *, created: bool, changes: dict[str,
     if not created and REVIEWED_FIELDS.intersection(changes):
         _mark_stale_safely(package)
     _flag_outside_decision(package, created=created, changes=changes)
-    _refresh_package(package)
+    if not reports_follow:
+        _refresh_package(package, created=created)
 
 
-def package_reports_observed(package: ModelPackage) -> None:
+def package_reports_observed(package: ModelPackage, *, created: bool = False) -> None:
     """The sync stored (re)fetched evaluation reports and their metrics: the fingerprint and the
     metric gates read them."""
-    _refresh_package(package)
+    _refresh_package(package, created=created)
 
 
-def _refresh_package(package: ModelPackage) -> None:
+def _refresh_package(package: ModelPackage, *, created: bool = False) -> None:
     """A package the sync just wrote: its row refreshed, or, when it is plainly not under review
-    (decided in the registry, or deleted), deleted without deriving anything."""
+    (decided in the registry, or deleted), deleted without deriving anything; a package created
+    just now, in this transaction, has no row to delete."""
     if package.approval_status == ApprovalStatus.PENDING and package.deleted_at is None:
         _refresh_safely([package.pk])
-    else:
+    elif not created:
         packages_vanished([package.pk])
 
 

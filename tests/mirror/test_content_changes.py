@@ -125,10 +125,10 @@ def test_the_watermark_moves_only_past_committed_pages(registry, source, monkeyp
     monkeypatch.setattr(adapter, "PAGE_SIZE", 2)
     real = apply.PackageWriter._apply_record
 
-    def broken_database(self, record, existing):  # type: ignore[no-untyped-def]
+    def broken_database(self, record, existing, **kwargs):  # type: ignore[no-untyped-def]
         if record["ModelPackageArn"] == arns[2]:
             raise RuntimeError("database went away")
-        return real(self, record, existing)
+        return real(self, record, existing, **kwargs)
 
     monkeypatch.setattr(apply.PackageWriter, "_apply_record", broken_database)
     run = sync_source(source, mode=SyncRun.Mode.INCREMENTAL)
