@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,6 +105,8 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = aws_fake.start_server("127.0.0.1", 0)  # moto's server with the AWS-faithful layer
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
+    # moto's backends live in this process, shared by every server it starts: begin empty.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
     # boto3's standard chain picks the endpoint up: nothing in the app names it.
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
     from registry_app.aws import session
@@ -123,6 +127,13 @@ def celery_worker_live(transactional_db) -> Iterator[object]:  # type: ignore[no
     from governance.celery import app
 
     queues = sorted(app.amqp.queues)
+    # Messages earlier tests of this process left on its queues (a task sent after commit that no
+    # worker was running for) are not this test's: drop them, or the worker runs them here.
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for name in queues:
+            with contextlib.suppress(Exception):  # a queue never declared has nothing to purge
+                channel.queue_purge(name)
     with start_worker(
         app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30, queues=queues
     ) as worker:
