@@ -42,6 +42,7 @@ def main() -> None:
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
     scratch = pg_scratch("gov_queue_profile") if os.environ.get("DATABASE_URL") else None
     if scratch:
         os.environ["DATABASE_URL"] = scratch
