@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from registry_app.audit import log as audit_log
-from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PolicyException, PushOutbox, SignOff
+from registry_app.models import Decision, ModelPackage, ModelPackageGroup, PolicyException, PushOutbox
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
 from registry_app.review.outbox import flags_to_withdraw, push_enqueue
@@ -23,13 +23,11 @@ from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.push import ACTIVE_STATES
 from registry_app.review.push_intent import MAX_DESCRIPTION
 from registry_app.review.queue_state import review_state_refresh
-from registry_app.review.signoffs import current_exceptions, policy_decide
+from registry_app.review.signoffs import lock_package, policy_decide, review_now
 from registry_app.review.state import (
     effective_status,
     exception_gates,
     metric_observations,
-    package_fingerprint,
-    signoff_views,
     verdict,
 )
 from registry_app.review.status import gate_shortfall
@@ -210,26 +208,14 @@ def policy_exception_record(*, user: Any, package_id: int, justification: str) -
     _require_compliance(user, "record a policy exception")
     reason = _justification(justification, "A policy exception")
     with transaction.atomic():
-        try:
-            package = ModelPackage.objects.select_for_update().get(pk=package_id)
-        except (ModelPackage.DoesNotExist, ValueError, TypeError) as exc:
-            raise SignOffNotAllowed("There is no such model package.", code="not_found") from exc
-        policy = policy_for_group(package.group)
-        fingerprint, _ = package_fingerprint(package, policy=policy)
-        signoffs = signoff_views(
-            SignOff.objects.filter(package=package, withdrawn_at__isnull=True)
-            .select_related("user")
-            .order_by("created_at", "pk")
-        )
-        exceptions = current_exceptions(package, fingerprint)
-        state = verdict(
-            package,
-            policy=policy,
-            signoffs=signoffs,
-            metrics=metric_observations(package),
-            fingerprint=fingerprint,
-            status=effective_status(package),
-            waived=exception_gates(exceptions, fingerprint),
+        package = lock_package(package_id)
+        now = review_now(package)
+        policy, fingerprint, signoffs, exceptions, state = (
+            now.policy,
+            now.fingerprint,
+            now.views,
+            now.exceptions,
+            now.state,
         )
         if state.deleted or state.decided:
             raise SignOffNotAllowed(

@@ -22,6 +22,7 @@ from registry_app.review.policy import (
     REJECT,
     REJECTED,
     GateResult,
+    MetricObservation,
     PolicyResult,
     PolicySpec,
     SignOffNotAllowed,
@@ -31,6 +32,7 @@ from registry_app.review.policy import (
 )
 from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.state import (
+    Verdict,
     check_signoff,
     effective_status,
     exception_gates,
@@ -48,6 +50,9 @@ __all__ = [
     "current_exceptions",
     "gate_refusal",
     "policy_decide",
+    "ReviewNow",
+    "lock_package",
+    "review_now",
     "signoff_create",
     "signoff_withdraw",
 ]
@@ -66,11 +71,53 @@ class SignOffResult:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _lock_package(package_id: int) -> ModelPackage:
+def lock_package(package_id: int) -> ModelPackage:
+    """The package row, locked for the caller's transaction; ``SignOffNotAllowed`` when there is none."""
     try:
         return ModelPackage.objects.select_for_update().get(pk=package_id)
     except (ModelPackage.DoesNotExist, ValueError, TypeError) as exc:
         raise SignOffNotAllowed("There is no such model package.", code="not_found") from exc
+
+
+@dataclass
+class ReviewNow:
+    """A locked package's review as the sign-off services decide on it: read once, under the lock."""
+
+    policy: PolicySpec
+    fingerprint: str
+    detail: dict[str, Any]
+    existing: list[SignOff]  # the current (not withdrawn) sign-offs, oldest first
+    views: list[SignOffView]
+    metrics: list[MetricObservation]
+    exceptions: list[PolicyException]
+    waived: frozenset[str]
+    state: Verdict
+
+
+def review_now(package: ModelPackage) -> ReviewNow:
+    """The policy, fingerprint, sign-offs, metrics, exceptions and verdict of ``package`` (locked by
+    the caller): the same computation as the review page's."""
+    policy = policy_for_group(package.group)
+    fingerprint, detail = package_fingerprint(package, policy=policy)
+    existing = list(
+        SignOff.objects.filter(package=package, withdrawn_at__isnull=True)
+        .select_related("user")
+        .order_by("created_at", "pk")
+    )
+    views = signoff_views(existing)
+    metrics = metric_observations(package)
+    exceptions = current_exceptions(package, fingerprint)
+    waived = exception_gates(exceptions, fingerprint)
+    state = verdict(
+        package,
+        policy=policy,
+        signoffs=views,
+        metrics=metrics,
+        fingerprint=fingerprint,
+        status=effective_status(package),
+        waived=waived,
+    )
+    return ReviewNow(policy, fingerprint, detail, existing, views, metrics, exceptions, waived, state)
 
 
 # --------------------------------------------------------------------------------------------- services
@@ -103,28 +150,10 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             f"The comment is {len(comment)} characters long; keep it under {MAX_COMMENT}.", code="comment_too_long"
         )
     with transaction.atomic():
-        package = _lock_package(package_id)
-        group = package.group
-        policy = policy_for_group(group)
-        fingerprint, detail = package_fingerprint(package, policy=policy)
-        existing = list(
-            SignOff.objects.filter(package=package, withdrawn_at__isnull=True)
-            .select_related("user")
-            .order_by("created_at", "pk")
-        )
-        views = signoff_views(existing)
-        metrics = metric_observations(package)
-        exceptions = current_exceptions(package, fingerprint)
-        waived = exception_gates(exceptions, fingerprint)
-        before = verdict(
-            package,
-            policy=policy,
-            signoffs=views,
-            metrics=metrics,
-            fingerprint=fingerprint,
-            status=effective_status(package),
-            waived=waived,
-        )
+        package = lock_package(package_id)
+        now = review_now(package)
+        policy, fingerprint, detail, existing = now.policy, now.fingerprint, now.detail, now.existing
+        views, metrics, exceptions, waived, before = now.views, now.metrics, now.exceptions, now.waived, now.state
         check_signoff(before, user, user_roles(user), role, registrant=is_registrant(package, user))
         if decision == APPROVE and before.blocking:
             raise SignOffNotAllowed(gate_refusal(before.blocking), code="gate_blocked")
@@ -272,7 +301,7 @@ def signoff_withdraw(*, user: Any, package_id: int, signoff_id: int) -> SignOff:
     if not is_active_user(user):
         raise SignOffNotAllowed("Sign in with an active account to withdraw a sign-off.", code="not_authenticated")
     with transaction.atomic():
-        package = _lock_package(package_id)
+        package = lock_package(package_id)
         signoff = SignOff.objects.filter(pk=signoff_id, package=package).select_related("user").first()
         if signoff is None:
             raise SignOffNotAllowed("There is no such sign-off on this model package.", code="not_found")
@@ -280,24 +309,8 @@ def signoff_withdraw(*, user: Any, package_id: int, signoff_id: int) -> SignOff:
             raise SignOffNotAllowed("You can withdraw only your own sign-off.", code="forbidden")
         if signoff.withdrawn_at is not None:
             raise SignOffNotAllowed("This sign-off was already withdrawn.", code="already_withdrawn")
-        policy = policy_for_group(package.group)
-        fingerprint, _ = package_fingerprint(package, policy=policy)
-        existing = list(
-            SignOff.objects.filter(package=package, withdrawn_at__isnull=True)
-            .select_related("user")
-            .order_by("created_at", "pk")
-        )
-        views = signoff_views(existing)
-        exceptions = current_exceptions(package, fingerprint)
-        state = verdict(
-            package,
-            policy=policy,
-            signoffs=views,
-            metrics=metric_observations(package),
-            fingerprint=fingerprint,
-            status=effective_status(package),
-            waived=exception_gates(exceptions, fingerprint),
-        )
+        now = review_now(package)
+        policy, fingerprint, views, state = now.policy, now.fingerprint, now.views, now.state
         if state.deleted or state.decided:
             raise SignOffNotAllowed(
                 f"This model package is already decided ({state.outcome}); sign-offs can no longer be withdrawn.",
