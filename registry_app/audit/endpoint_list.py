@@ -17,6 +17,7 @@ import base64
 import binascii
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower
@@ -60,6 +61,7 @@ class ServingRow:
     package: ModelPackage | None
     since: dt.datetime | None  # start of the open deployment window of this variant, if ingested
     rollback: ModelPackage | None
+    status: Any = None  # the serving version's one display status (review.status), set by the view
 
 
 @dataclass

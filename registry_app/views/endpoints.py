@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from registry_app.audit.endpoint_list import EndpointCursor, endpoint_list
+from registry_app.review.statuses import version_statuses
 from registry_app.views.params import cleaned
 
 
@@ -42,4 +43,8 @@ class EndpointListForm(forms.Form):
 def endpoint_list_view(request: HttpRequest) -> HttpResponse:
     data = cleaned(EndpointListForm(request.GET), title="Endpoints")
     page = endpoint_list(after=data["after"])
+    serving = [s for row in page.rows for s in row.serving if s.package is not None]
+    statuses = version_statuses([s.package for s in serving])  # the words of the banner and the queue
+    for item in serving:
+        item.status = statuses[item.package.pk]  # type: ignore[union-attr]
     return render(request, "registry_app/endpoint_list.html", {"page": page})

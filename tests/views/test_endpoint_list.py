@@ -62,6 +62,8 @@ def test_list_shows_serving_version_since_approval_and_rollback(reviewer_client:
     assert row.endpoint == endpoint
     assert row.serving[0].package == packages[-1]
     assert row.serving[0].since == since
+    # Approved in the registry with no dashboard decision: the list says so, in the banner's words.
+    assert row.serving[0].status.label == "Approved" and "set outside the dashboard" in html
     # v1 served this endpoint before v3 and is Approved: the endpoint page's rollback plan says the same
     assert row.serving[0].rollback == packages[0]
     plan = rollback_plan(endpoint_overview("Credit-Risk-Prod"))  # type: ignore[arg-type]
@@ -141,7 +143,7 @@ def test_query_count_is_constant(reviewer_client: Client, django_assert_num_quer
     source = RegistrySourceFactory(name="prod-eu")
     _serving("ep-0", source=source)
     reviewer_client.get(URL)  # warm the session and the user
-    with django_assert_num_queries(6) as few:  # session, user, nav badge + 3
+    with django_assert_num_queries(8) as few:  # session, user, nav badge + 3 + the versions' status (2)
         reviewer_client.get(URL)
     for i in range(1, 12):
         endpoint, _, packages = _serving(f"ep-{i}", source=source)
@@ -149,3 +151,5 @@ def test_query_count_is_constant(reviewer_client: Client, django_assert_num_quer
     with django_assert_num_queries(len(few.captured_queries)):
         response = reviewer_client.get(URL)
     assert len(response.context["page"].rows) == 12
+    # The approval column says what the review page's banner says, not the bare registry status.
+    assert all(s.status is not None for row in response.context["page"].rows for s in row.serving if s.package)
