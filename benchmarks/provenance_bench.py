@@ -182,12 +182,13 @@ def phase_sync(mode: str, threads: int, provenance: str) -> dict[str, Any]:
     from django.core.management import call_command
     from django.db import connection
 
-    from registry_app.mirror import reconcile
+    from registry_app.mirror import apply
     from registry_app.mirror.execute import sync_source
     from registry_app.models import ModelPackage, PackageTraining, RegistrySource, TrainingJob
 
     if provenance == "off":
-        reconcile.mirror_provenance = lambda ctx, arns: None  # type: ignore[assignment]
+        # The package pass calls it through mirror/apply.py's own name (since the mirror split).
+        apply.mirror_provenance = lambda ctx, arns: None  # type: ignore[assignment]
     call_command("migrate", verbosity=0)
     source, _ = RegistrySource.objects.get_or_create(name="bench", defaults={"region": REGION})
     queries = 0
