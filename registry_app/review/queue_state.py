@@ -234,12 +234,16 @@ def _apply(derived: dict[int, ReviewRow], stored: dict[int, ReviewRow]) -> Refre
         review_state_forget(extra)
     now = timezone.now()
     if changed:
-        ReviewStateRole.objects.filter(state_id__in=[r.package_id for r in changed]).delete()
-        ReviewState.objects.bulk_update(
-            [ReviewState(**row.state_fields(), computed_at=now) for row in changed], [*_FIELDS, "computed_at"]
+        # Replaced rather than updated: Django's bulk_update writes one CASE WHEN per field and row,
+        # which costs ~2 ms of Python a row (a policy edit touching 2,000 rows spent 4 s building it).
+        # The row is keyed by its package and only its roles point at it; same transaction.
+        changed_ids = [r.package_id for r in changed]
+        ReviewStateRole.objects.filter(state_id__in=changed_ids).delete()
+        ReviewState.objects.filter(package_id__in=changed_ids).delete()
+    if changed or missing:
+        ReviewState.objects.bulk_create(
+            [ReviewState(**row.state_fields(), computed_at=now) for row in (*changed, *missing)]
         )
-    if missing:
-        ReviewState.objects.bulk_create([ReviewState(**row.state_fields(), computed_at=now) for row in missing])
     if changed or missing:
         ReviewStateRole.objects.bulk_create(
             ReviewStateRole(
