@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import urllib.request
@@ -125,15 +124,10 @@ def celery_worker_live(transactional_db) -> Iterator[object]:  # type: ignore[no
     from celery.contrib.testing.worker import start_worker
 
     from governance.celery import app
+    from tests.broker import purge_queues
 
     queues = sorted(app.amqp.queues)
-    # Messages earlier tests of this process left on its queues (a task sent after commit that no
-    # worker was running for) are not this test's: drop them, or the worker runs them here.
-    with app.connection_for_write() as connection:
-        channel = connection.default_channel
-        for name in queues:
-            with contextlib.suppress(Exception):  # a queue never declared has nothing to purge
-                channel.queue_purge(name)
+    purge_queues(app, queues)
     with start_worker(
         app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30, queues=queues
     ) as worker:

@@ -34,6 +34,7 @@ from registry_app.mirror.runs import request_sync
 from registry_app.models import ModelPackage, PushOutbox, RegistrySource, SyncRun
 from registry_app.review.signoffs import signoff_create
 from tests import aws_helpers as h
+from tests.broker import purge_queues
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -98,6 +99,7 @@ def worker(name: str, kinds: list[str], *, concurrency: int = 1, own_app: bool =
         governance_app.conf.task_default_queue if kind == "default" else settings.TASK_QUEUE_NAMES[kind]
         for kind in kinds
     ]
+    purge_queues(app, queues)
     try:
         with start_worker(
             app,
