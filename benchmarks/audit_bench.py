@@ -50,7 +50,19 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from benchlib import ROOT, free_port, pct, peak_rss_mb, pg_drop, pg_scratch, run_phase, setup_django, stop
+from benchlib import (
+    ROOT,
+    QueryCounter,
+    free_port,
+    pct,
+    peak_rss_mb,
+    pg_drop,
+    pg_scratch,
+    run_phase,
+    setup_django,
+    start_fake,
+    stop,
+)
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -391,12 +403,7 @@ def phase_ingest(validate: bool = True) -> dict[str, Any]:
     from registry_app.models import CloudTrailEvent, EndpointDeployment, TrailDigest, TrailLogFile
 
     source = seed_mirror()
-    queries = 0
-
-    def counter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        nonlocal queries
-        queries += 1
-        return execute(sql, params, many, context)
+    counter = QueryCounter()
 
     started = time.perf_counter()
     marks: dict[str, float] = {}
@@ -446,7 +453,7 @@ def phase_ingest(validate: bool = True) -> dict[str, Any]:
         "after_ingest_s": round(wall - s3_seconds, 2),
         "deployments_rebuilt": len(result.deployments_rebuilt),
         "deployment_rows": EndpointDeployment.objects.count(),
-        "sql_queries": queries,
+        "sql_queries": counter.count,
         "rss_mb": round(peak_rss_mb(), 1),
         "aws_calls": result.aws_calls,
         "validation": validate,
@@ -798,26 +805,6 @@ def phase_backfill(slice_seconds: int) -> dict[str, Any]:
         "sync_idle": _stats(idle_sync),
         "sync_during_backfill": _stats(busy_sync),
     }
-
-
-def start_fake(port: int) -> subprocess.Popen[bytes]:
-    """The AWS-faithful fake (moto + ListPublicKeys) on loopback, in its own process."""
-    import socket
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "registry_app.devtools.aws_fake", "-H", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(150):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the AWS fake did not start on port {port}")
 
 
 # --------------------------------------------------------------------------------------------- driver

@@ -52,24 +52,37 @@ def run_phase(script: str, env: dict[str, str], *args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def start_moto(port: int) -> subprocess.Popen[bytes]:
-    """The AWS-faithful fake (moto's server with AWS's UpdateModelPackage merge, Search paging and the
-    rest, docs/aws-fake.md) on loopback in its own process, answering before this returns. Plain moto
-    blanks what an update leaves out, so a push's fingerprint re-check would see changed content."""
+def start_fake(port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """The AWS-faithful fake (moto's server with AWS's UpdateModelPackage merge, Search paging, lineage,
+    ListPublicKeys and the rest, docs/aws-fake.md) on loopback in its own process, answering before this
+    returns. Plain moto blanks what an update leaves out, so a push's fingerprint re-check would see
+    changed content."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "registry_app.devtools.aws_fake", "-H", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(150):
+    for _ in range(300):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return proc
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit(f"moto server did not start on port {port}")
+    raise SystemExit(f"the AWS fake did not start on port {port}")
+
+
+class QueryCounter:
+    """``with connection.execute_wrapper(counter):`` counts the SQL statements run inside."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.count += 1
+        return execute(sql, params, many, context)
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:

@@ -50,8 +50,8 @@ from benchlib import (
     run_phase,
     setup_django,
     stack_env,
+    start_fake,
     start_gunicorn,
-    start_moto,
     start_redis,
     start_worker,
     stop,
@@ -421,7 +421,7 @@ def main() -> None:
     start_redis(args.redis_port, str(tmp))
     moto = web = worker = None
     try:
-        moto = start_moto(moto_port)
+        moto = start_fake(moto_port)
         seed_env = dict(env, DEBUG="true")  # seeding runs migrations and bulk writes in one process
         seed = run_phase(
             __file__,

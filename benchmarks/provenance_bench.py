@@ -24,13 +24,12 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
-from benchlib import ROOT, free_port, peak_rss_mb, run_phase, stop
+from benchlib import ROOT, QueryCounter, free_port, peak_rss_mb, run_phase, start_fake, stop
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -191,12 +190,7 @@ def phase_sync(mode: str, threads: int, provenance: str) -> dict[str, Any]:
         apply.mirror_provenance = lambda ctx, arns: None  # type: ignore[assignment]
     call_command("migrate", verbosity=0)
     source, _ = RegistrySource.objects.get_or_create(name="bench", defaults={"region": REGION})
-    queries = 0
-
-    def counter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        nonlocal queries
-        queries += 1
-        return execute(sql, params, many, context)
+    counter = QueryCounter()
 
     start = time.perf_counter()
     with connection.execute_wrapper(counter):
@@ -215,33 +209,13 @@ def phase_sync(mode: str, threads: int, provenance: str) -> dict[str, Any]:
         "calls": calls,
         "provenance_calls": {op: calls[op] for op in PROVENANCE_OPS if op in calls},
         "total_calls": sum(calls.values()),
-        "sql_queries": queries,
+        "sql_queries": counter.count,
         "rss_mb": round(peak_rss_mb(), 1),
         "counts": run.counts,
     }
 
 
 # --- driver ------------------------------------------------------------------------------
-
-
-def start_fake(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    import socket
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "registry_app.devtools.aws_fake", "-H", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the AWS-faithful fake did not start on port {port}")
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import ROOT, free_port, pct, run_phase, setup_django, start_moto, stop
+from benchlib import ROOT, free_port, pct, run_phase, setup_django, start_fake, stop
 
 REGION = "eu-west-1"
 ROLES = ("ml-lead", "fairness", "compliance")
@@ -812,7 +812,7 @@ def latency_run(base: dict[str, str], samples: int) -> dict[str, Any]:
     env = dict(base, VAR_DIR=tempfile.mkdtemp(), AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
     env.pop("DATABASE_URL", None)
     bin_dir = Path(sys.executable).parent
-    moto = start_moto(port)
+    moto = start_fake(port)
     worker = None
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)

@@ -72,8 +72,8 @@ from benchlib import (
     setup_django,
     signoff_form_data,
     stack_env,
+    start_fake,
     start_gunicorn,
-    start_moto,
     start_redis,
     start_worker,
     stop,
@@ -574,7 +574,7 @@ def main() -> None:
     moto = proxy = web = None
     soak: Soak | None = None
     try:
-        moto = start_moto(moto_port)
+        moto = start_fake(moto_port)
         seed = run_phase(
             __file__,
             dict(env, DEBUG="true", AWS_ENDPOINT_URL=moto_url),

@@ -22,38 +22,17 @@ import datetime as dt
 import json
 import os
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import free_port, peak_rss_mb, run_phase, stop
+from benchlib import QueryCounter, free_port, peak_rss_mb, run_phase, start_fake, stop
 
 REGION = "eu-west-1"
 BUCKET = "bench-artifacts"
 TOUCHED = 10  # packages given a content-only change before the last incremental
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_fake(port: int) -> subprocess.Popen[bytes]:
-    """The AWS-faithful fake's server on loopback in its own process, answering before this returns."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "registry_app.devtools.aws_fake", "-H", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the AWS fake did not start on port {port}")
 
 
 def boto(service: str) -> Any:
@@ -251,12 +230,7 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
     if mode == "full":
         call_command("migrate", verbosity=0)
     source, _ = RegistrySource.objects.get_or_create(name="bench", defaults={"region": REGION})
-    queries = 0
-
-    def counter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        nonlocal queries
-        queries += 1
-        return execute(sql, params, many, context)
+    counter = QueryCounter()
 
     start = time.perf_counter()
     with connection.execute_wrapper(counter):
@@ -270,7 +244,7 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
         "aws_s_summed": round(run.aws_seconds or 0, 2),
         "calls": run.aws_calls,
         "total_calls": run.total_calls,
-        "sql_queries": queries,
+        "sql_queries": counter.count,
         "rss_mb": round(peak_rss_mb(), 1),
         "counts": run.counts,
         "errors": len(run.errors),
