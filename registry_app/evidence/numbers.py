@@ -4,6 +4,7 @@ which way they went and whether that is better. Never scientific notation. Pure.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,15 @@ DIRECTION_WORDS = {
     "zero": "closer to 0 is better",
     "one": "closer to 1 is better",
 }
+
+
+def value_text(value: Any) -> str:
+    """A registry value as comparable text: "" for None, a string as it is, anything else as sorted JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def as_float(value: Any) -> float | None:

@@ -10,13 +10,12 @@ metrics come from the review selector's prefetch).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Prefetch
 
-from registry_app.evidence.numbers import EMPTY, DeltaView, delta_view, plain
+from registry_app.evidence.numbers import EMPTY, DeltaView, delta_view, plain, value_text
 from registry_app.evidence.trend import Trend, trends
 from registry_app.mirror.cards import card_status_of
 from registry_app.mirror.selectors import METADATA_PROPERTY_LABELS, card_view
@@ -173,14 +172,6 @@ def gate_rows(policy: PolicySpec, packages: list[ModelPackage], metrics: list[li
     return rows
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
-
-
 def _rows(labels: list[str], per_version: list[dict[str, str]]) -> list[TextRow]:
     """A row per label some version has a value for (a field empty everywhere is left out)."""
     rows = [TextRow(label, [values.get(label, "") for values in per_version]) for label in labels]
@@ -212,7 +203,7 @@ def _card_field_text(field_: Any) -> str:
     if field_.table:
         return "; ".join(f"{k}: {v}" for k, v in field_.table)
     if field_.matrix is not None or field_.curve is not None:
-        return _text(field_.matrix if field_.matrix is not None else field_.curve)
+        return value_text(field_.matrix if field_.matrix is not None else field_.curve)
     return field_.value or ""
 
 
@@ -235,12 +226,12 @@ def reproducibility_rows(packages: list[ModelPackage]) -> list[TextRow]:
     for p in packages:
         customer = p.customer_metadata if isinstance(p.customer_metadata, dict) else {}
         props = p.metadata_properties if isinstance(p.metadata_properties, dict) else {}
-        values = {key: _text(customer.get(key)) for key in REPRODUCIBILITY_KEYS}
+        values = {key: value_text(customer.get(key)) for key in REPRODUCIBILITY_KEYS}
         for key, label in METADATA_PROPERTY_LABELS.items():
-            values[label] = _text(props.get(key))
+            values[label] = value_text(props.get(key))
         for key, value in props.items():
             if key not in METADATA_PROPERTY_LABELS:
-                values[f"Metadata property {key}"] = _text(value)
+                values[f"Metadata property {key}"] = value_text(value)
         per_version.append(values)
     return _rows(_union(per_version), per_version)
 
@@ -263,15 +254,15 @@ def inference_rows(packages: list[ModelPackage]) -> list[TextRow]:
             prefix = f"Container {i}: " if len(containers) > 1 else ""
             source = c.get("ModelDataSource") if isinstance(c.get("ModelDataSource"), dict) else {}
             s3 = source.get("S3DataSource") if isinstance(source.get("S3DataSource"), dict) else {}
-            values[f"{prefix}Image"] = _text(c.get("Image"))
-            values[f"{prefix}Image digest"] = _text(c.get("ImageDigest"))
-            values[f"{prefix}Model data"] = _text(c.get("ModelDataUrl") or s3.get("S3Uri"))
+            values[f"{prefix}Image"] = value_text(c.get("Image"))
+            values[f"{prefix}Image digest"] = value_text(c.get("ImageDigest"))
+            values[f"{prefix}Model data"] = value_text(c.get("ModelDataUrl") or s3.get("S3Uri"))
             values[f"{prefix}Framework"] = " ".join(
-                _text(c.get(k)) for k in ("Framework", "FrameworkVersion") if c.get(k)
+                value_text(c.get(k)) for k in ("Framework", "FrameworkVersion") if c.get(k)
             )
         for key, label in _SPEC_LISTS:
             items = spec.get(key)
-            values[label] = ", ".join(_text(v) for v in items) if isinstance(items, list) else ""
+            values[label] = ", ".join(value_text(v) for v in items) if isinstance(items, list) else ""
         per_version.append(values)
     return _rows(_union(per_version), per_version)
 

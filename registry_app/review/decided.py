@@ -14,22 +14,11 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from registry_app.models import Decision, ModelPackage, PushOutbox
-from registry_app.review.queue_base import QueueFilters, QueuePage, page_url, source_query
+from registry_app.review.queue_base import LIST_DEFERRED, QueueFilters, QueuePage, page_url, source_query
 
 __all__ = ["DECIDED_DAYS", "DecidedItem", "decided_page"]
 
 DECIDED_DAYS = 30
-
-# The decided list needs none of the large JSON columns of a package.
-_DEFERRED = (
-    "raw",
-    "inference_specification",
-    "model_metrics",
-    "embedded_card_content",
-    "metadata_properties",
-    "customer_metadata",
-    "last_modified_by",
-)
 
 
 @dataclass(frozen=True)
@@ -77,7 +66,7 @@ def decided_page(filters: QueueFilters, after: str, limit: int, count: bool) -> 
     decisions = (
         Decision.objects.filter(created_at__gte=since)
         .select_related("package__group__source", "decided_by")
-        .defer(*(f"package__{name}" for name in _DEFERRED))
+        .defer(*(f"package__{name}" for name in LIST_DEFERRED))
         .annotate(
             push_state=Subquery(newest.values("state")[:1]), push_attempts=Subquery(newest.values("attempts")[:1])
         )

@@ -9,13 +9,13 @@ its metrics, and the previous version.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Prefetch
 
+from registry_app.evidence.numbers import value_text
 from registry_app.mirror.cards import card_content
 from registry_app.mirror.reports.directions import better
 from registry_app.models import (
@@ -230,14 +230,6 @@ def _compare_metrics(metrics: Iterable[Metric], baseline_metrics: Iterable[Metri
     return rows
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
-
-
 def hyperparameters(package: ModelPackage) -> dict[str, str]:
     """``training_details.training_job_details.hyper_parameters`` (and the user-provided ones) of the card."""
     details = (card_content(package).get("training_details") or {}).get("training_job_details") or {}
@@ -249,14 +241,14 @@ def hyperparameters(package: ModelPackage) -> dict[str, str]:
         if isinstance(items, list):
             for item in items:
                 if isinstance(item, dict) and item.get("name") is not None:
-                    found.setdefault(str(item["name"]), _text(item.get("value")))
+                    found.setdefault(str(item["name"]), value_text(item.get("value")))
     return found
 
 
 def _rows(prefix: str, before: dict[str, Any], after: dict[str, Any]) -> list[DiffRow]:
     rows = []
     for key in sorted(set(before) | set(after), key=str):
-        old, new = _text(before.get(key)), _text(after.get(key))
+        old, new = value_text(before.get(key)), value_text(after.get(key))
         if old != new:
             rows.append(DiffRow(f"{prefix}{key}", old, new))
     return rows

@@ -36,7 +36,7 @@ from registry_app.models import (
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import SIGNOFF_ROLES, VIEWER_ROLE, user_roles
 from registry_app.review.decided import DECIDED_DAYS, DecidedItem, decided_page
-from registry_app.review.queue_base import QueueFilters, QueuePage, TagFilter, page_url, source_query
+from registry_app.review.queue_base import LIST_DEFERRED, QueueFilters, QueuePage, TagFilter, page_url, source_query
 from registry_app.review.review_rows import registrant_token, signer_token
 from registry_app.review.state import PENDING_OUTCOME, effective_status
 from registry_app.review.status import VersionStatus, status_of_row
@@ -67,16 +67,6 @@ SLA_STATES: tuple[str, ...] = tuple(SLA_LABELS)
 PAGE_SIZE = 50
 log = logging.getLogger(__name__)
 
-# The archive preview needs none of the large JSON columns of a package.
-_ARCHIVE_DEFERRED = (
-    "raw",
-    "inference_specification",
-    "model_metrics",
-    "embedded_card_content",
-    "metadata_properties",
-    "customer_metadata",
-    "last_modified_by",
-)
 _ROW_COLUMNS = (
     "package_id",
     "source_name",
@@ -332,7 +322,7 @@ def archive_preview(group: ModelPackageGroup) -> list[ModelPackage]:
     """
     packages = (
         ModelPackage.objects.filter(group=group, deleted_at__isnull=True)
-        .defer(*_ARCHIVE_DEFERRED)
+        .defer(*LIST_DEFERRED)
         .prefetch_related(
             Prefetch(
                 "pushes",

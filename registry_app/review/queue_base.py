@@ -15,7 +15,18 @@ from django.db.models.fields.json import KeyTransform
 from django.urls import reverse
 from django.utils.http import RFC3986_SUBDELIMS
 
-__all__ = ["QueueFilters", "QueuePage", "TagFilter", "page_url", "source_query"]
+__all__ = ["LIST_DEFERRED", "QueueFilters", "QueuePage", "TagFilter", "page_url", "source_query"]
+
+# A package's large JSON columns, which no queue list (decided, archive preview) shows.
+LIST_DEFERRED = (
+    "raw",
+    "inference_specification",
+    "model_metrics",
+    "embedded_card_content",
+    "metadata_properties",
+    "customer_metadata",
+    "last_modified_by",
+)
 
 
 @dataclass(frozen=True)

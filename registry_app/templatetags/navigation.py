@@ -28,7 +28,11 @@ EMPTY = "—"
 
 
 def endpoint_url(name: Any) -> str:
-    """The endpoint page's URL, or "" for a name no endpoint page can have (empty, or with "/")."""
+    """The endpoint page's URL, or "" for a name no endpoint page can have.
+
+    CloudTrail keeps the request parameters of refused calls verbatim, so an endpoint name from an
+    event may hold "/" or be empty; such a name is shown as text instead of taking the page down.
+    """
     text = str(name or "")
     if not text:
         return ""

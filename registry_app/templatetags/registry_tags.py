@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from django import template
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
@@ -21,6 +20,7 @@ from django.utils.safestring import SafeString
 from registry_app.evidence.curves import curve_svg, series
 from registry_app.evidence.matrix import confusion_view
 from registry_app.evidence.numbers import as_float, plain
+from registry_app.templatetags import navigation as _navigation
 
 register = template.Library()
 
@@ -102,20 +102,8 @@ def status_badge(status: Any, label: Any = None) -> SafeString:
     return format_html('<span class="{}">{}</span>', badge_class(status), label or status_label(status))
 
 
-@register.filter
-def endpoint_url(name: Any) -> str:
-    """The endpoint page's URL, or "" for a name no endpoint page can have.
-
-    CloudTrail keeps the request parameters of refused calls verbatim, so an endpoint name from an
-    event may hold "/" or be empty; such a name is shown as text instead of taking the page down.
-    """
-    text = str(name or "")
-    if not text:
-        return ""
-    try:
-        return reverse("registry:endpoint_detail", args=[text])
-    except NoReverseMatch:
-        return ""
+# The endpoint page's URL, or "" for a name no endpoint page can have (navigation.endpoint_url).
+register.filter("endpoint_url", _navigation.endpoint_url)
 
 
 @register.filter
@@ -289,8 +277,6 @@ def curve_chart(
 # links out (console, repository, commit) live in templatetags/navigation.py; they are loaded with
 # this library so every template that loads registry_tags has them. Keep other additions above.
 # ============================================================================================
-
-from registry_app.templatetags import navigation as _navigation  # noqa: E402
 
 register.tags.update(_navigation.register.tags)
 register.filters.update(_navigation.register.filters)
