@@ -74,6 +74,22 @@ def start_fake(port: int, env: dict[str, str] | None = None) -> subprocess.Popen
     raise SystemExit(f"the AWS fake did not start on port {port}")
 
 
+def timed_sync(mode: str, *, name: str = "bench", region: str = "eu-west-1") -> tuple[Any, Any, float, int]:
+    """Run ``sync_source`` on the benchmark's source (made on first use) in this process:
+    ``(source, run, wall seconds, SQL statements)``."""
+    from django.db import connection
+
+    from registry_app.mirror.execute import sync_source
+    from registry_app.models import RegistrySource
+
+    source, _ = RegistrySource.objects.get_or_create(name=name, defaults={"region": region})
+    counter = QueryCounter()
+    start = time.perf_counter()
+    with connection.execute_wrapper(counter):
+        run = sync_source(source, mode=mode)
+    return source, run, time.perf_counter() - start, counter.count
+
+
 class QueryCounter:
     """``with connection.execute_wrapper(counter):`` counts the SQL statements run inside."""
 

@@ -29,7 +29,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchlib import ROOT, QueryCounter, free_port, peak_rss_mb, run_phase, start_fake, stop
+from benchlib import ROOT, free_port, peak_rss_mb, run_phase, start_fake, stop, timed_sync
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -179,23 +179,15 @@ def phase_sync(mode: str, threads: int, provenance: str) -> dict[str, Any]:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection
 
     from registry_app.mirror import apply
-    from registry_app.mirror.execute import sync_source
-    from registry_app.models import ModelPackage, PackageTraining, RegistrySource, TrainingJob
+    from registry_app.models import ModelPackage, PackageTraining, TrainingJob
 
     if provenance == "off":
         # The package pass calls it through mirror/apply.py's own name (since the mirror split).
         apply.mirror_provenance = lambda ctx, arns: None  # type: ignore[assignment]
     call_command("migrate", verbosity=0)
-    source, _ = RegistrySource.objects.get_or_create(name="bench", defaults={"region": REGION})
-    counter = QueryCounter()
-
-    start = time.perf_counter()
-    with connection.execute_wrapper(counter):
-        run = sync_source(source, mode=mode)
-    wall = time.perf_counter() - start
+    source, run, wall, queries = timed_sync(mode, region=REGION)
     calls = dict(run.aws_calls or {})
     return {
         "status": run.status,
@@ -209,7 +201,7 @@ def phase_sync(mode: str, threads: int, provenance: str) -> dict[str, Any]:
         "calls": calls,
         "provenance_calls": {op: calls[op] for op in PROVENANCE_OPS if op in calls},
         "total_calls": sum(calls.values()),
-        "sql_queries": counter.count,
+        "sql_queries": queries,
         "rss_mb": round(peak_rss_mb(), 1),
         "counts": run.counts,
     }

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import QueryCounter, free_port, peak_rss_mb, run_phase, start_fake, stop
+from benchlib import free_port, peak_rss_mb, run_phase, start_fake, stop, timed_sync
 
 REGION = "eu-west-1"
 BUCKET = "bench-artifacts"
@@ -212,10 +212,8 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection
 
-    from registry_app.mirror.execute import sync_source
-    from registry_app.models import ModelPackage, RegistrySource
+    from registry_app.models import ModelPackage
 
     if mode == "full-fallback":
         # As where IAM denies sagemaker:Search: the sync falls back to List + Describe.
@@ -229,13 +227,7 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
         mode = "full"
     if mode == "full":
         call_command("migrate", verbosity=0)
-    source, _ = RegistrySource.objects.get_or_create(name="bench", defaults={"region": REGION})
-    counter = QueryCounter()
-
-    start = time.perf_counter()
-    with connection.execute_wrapper(counter):
-        run = sync_source(source, mode=mode)
-    wall = time.perf_counter() - start
+    source, run, wall, queries = timed_sync(mode, region=REGION)
     return {
         "status": run.status,
         "error": run.error,
@@ -244,7 +236,7 @@ def phase_sync(mode: str, threads: int) -> dict[str, Any]:
         "aws_s_summed": round(run.aws_seconds or 0, 2),
         "calls": run.aws_calls,
         "total_calls": run.total_calls,
-        "sql_queries": counter.count,
+        "sql_queries": queries,
         "rss_mb": round(peak_rss_mb(), 1),
         "counts": run.counts,
         "errors": len(run.errors),
