@@ -222,6 +222,18 @@ def phase_sync(mode: str) -> dict[str, Any]:
     }
 
 
+def _earlier_decision_stood(package_id: int) -> bool:
+    """Whether a policy decision of the package other than its newest did not end in a conflict."""
+    from registry_app.models import Decision, PushOutbox
+
+    decisions = list(Decision.objects.filter(package_id=package_id, kind=Decision.Kind.POLICY).order_by("created_at"))
+    for decision in decisions[:-1]:
+        states = set(decision.pushes.filter(kind=PushOutbox.Kind.DECISION).values_list("state", flat=True))
+        if states != {PushOutbox.State.CONFLICT}:
+            return True
+    return False
+
+
 def phase_check(proxy_path: str, outside_path: str) -> dict[str, Any]:
     setup_django()
     from django.db.models import Count
@@ -267,13 +279,17 @@ def phase_check(proxy_path: str, outside_path: str) -> dict[str, Any]:
         else:
             outcome[f"undelivered ({push.state})"] += 1
             problems.append({"decision": decision.pk, "problem": f"left {push.state}: {push.last_error[:120]}"})
-    doubled = list(
+    repeated = list(
         Decision.objects.filter(kind=Decision.Kind.POLICY)
         .values("package_id")
         .annotate(n=Count("pk"))
         .filter(n__gt=1)
         .values_list("package_id", flat=True)
     )
+    # A second policy decision is legitimate after the first one's push conflicted (the registry was
+    # changed elsewhere, the sign-offs went stale and the reviewers signed again); a double is one
+    # where an earlier decision of the package did not end in a conflict.
+    doubled = [pid for pid in repeated if _earlier_decision_stood(pid)]
     phantom = sorted(t for t in all_tokens if t not in pushes)
     audit = subprocess.run(
         [sys.executable, "manage.py", "verify_audit"], cwd=ROOT, capture_output=True, text=True, check=False
@@ -300,6 +316,8 @@ def phase_check(proxy_path: str, outside_path: str) -> dict[str, Any]:
         "sent_pushes_written": sum(1 for t, p in pushes.items() if p.state == "sent" and ok_tokens.get(t)),
         "tokens_without_push": len(phantom),
         "doubled_decisions": len(doubled),
+        "repeated_after_conflict": len(repeated) - len(doubled),
+        "doubled_examples": doubled[:5],
         "problems": len(problems),
         "problem_examples": problems[:10],
         "verify_audit_rc": audit.returncode,
@@ -674,6 +692,7 @@ def main() -> None:
             f"| doubled decisions / tokens without a push / problems | {check['doubled_decisions']} / "
             f"{check['tokens_without_push']} / {check['problems']} |"
         )
+        print(f"| second policy decision after a conflicted first | {check['repeated_after_conflict']} |")
         print(
             f"| mirror ≠ registry after incremental / full sync | {after_incremental['mismatches']} / "
             f"{after_full['mismatches']} (of {after_full['registry_packages']} packages) |"
