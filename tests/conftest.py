@@ -10,6 +10,22 @@ from typing import Any
 
 import pytest
 
+
+def _bounded_lock_waits() -> None:
+    """On PostgreSQL, no test connection waits for a lock forever, and none stays idle in a transaction
+    forever: a worker thread a failed test left inside a transaction would otherwise block the next
+    test's flush (TRUNCATE) until CI's own time limit. A test never legitimately waits this long."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if "postgresql" in database["ENGINE"]:
+        options = database.setdefault("OPTIONS", {})
+        bounds = "-c lock_timeout=120000 -c idle_in_transaction_session_timeout=300000"
+        options["options"] = f"{options.get('options', '')} {bounds}".strip()
+
+
+_bounded_lock_waits()
+
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

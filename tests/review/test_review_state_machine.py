@@ -384,6 +384,7 @@ class ReviewStateMachine(RuleBasedStateMachine):
             assert all(i.age_hours >= 0 for i in every.items)
 
 
+@pytest.mark.timeout(1200)  # 900 steps, each re-deriving every row: 60-200 s on a busy 2-core box
 def test_the_stored_review_state_stays_exact(aws: None, notifications: Any) -> None:
     SEEN.clear()
     run_state_machine_as_test(
