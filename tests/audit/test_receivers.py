@@ -61,7 +61,7 @@ def test_guards_hold_after_django_setup_without_the_admin() -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}}
     env.update({"DEBUG": "1", "DATABASE_URL": "sqlite://:memory:", "SECRET_KEY": "k" * 50})  # no fallback key
     result = subprocess.run(
-        [sys.executable, "-c", _SETUP_ONLY], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-c", _SETUP_ONLY], env=env, cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [

@@ -95,7 +95,7 @@ def test_production_queue_names(prefix: str, expected: list[str]) -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "PYTEST"))}
     env.update(DEBUG="true", SECRET_KEY="a-development-key", VAR_DIR=str(settings.VAR_DIR), CELERY_QUEUE_PREFIX=prefix)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == expected
 
 

@@ -257,6 +257,10 @@ def test_the_default_backend_without_smtp_is_the_eml_one(tmp_path: Any) -> None:
         "PATH": "/usr/bin:/bin",
     }
     out = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"], env=env, capture_output=True, text=True
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.stdout.strip() == "registry_app.notifications.mail_files.EmailBackend", out.stderr

@@ -73,7 +73,13 @@ def _setting(expr: str, extra: dict[str, str], tmp_path: Path) -> subprocess.Com
         f"from django.conf import settings as s; print(repr({expr}))"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], env=_env(extra, tmp_path), cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        env=_env(extra, tmp_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 

@@ -127,7 +127,13 @@ def _log_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
     base = {"PATH": "/usr/bin:/bin", "VAR_DIR": str(ROOT / "var"), **AWS_ENV}
     return subprocess.run(
-        [sys.executable, "-c", code], env={**base, **env}, cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        env={**base, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 

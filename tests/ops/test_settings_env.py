@@ -59,7 +59,7 @@ def _settings_in_subprocess(env: dict[str, str], expr: str) -> subprocess.Comple
         f"from django.conf import settings as s; print({expr})"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], env=clean, cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code], env=clean, cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
     )
 
 
