@@ -832,6 +832,11 @@ def main() -> None:
     parser.add_argument("--slice-seconds", type=int, default=60, help="Backfill slice length in (d).")
     parser.add_argument("--repeat", type=int, default=2, help="Pairs of S3 passes without / with validation.")
     parser.add_argument("--days", type=int, default=DAYS, help="The trail's span in days (one digest an hour).")
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="Serve the AWS fake with keep-alive connections, as AWS does (moto's server closes each one).",
+    )
     args = parser.parse_args()
 
     if args.phase:
@@ -877,10 +882,12 @@ def main() -> None:
             extra.append(other["DATABASE_URL"])
         return other
 
-    fake = start_fake(port)
+    fake = start_fake(port, keep_alive=args.keep_alive)
     try:
         db = "PostgreSQL (scratch database)" if scratch else "SQLite"
-        print(f"# audit benchmark: {args.records} records, {args.per_file} per file, db={db}")
+        server = "gunicorn, keep-alive" if args.keep_alive else "werkzeug, a connection per call"
+        print(f"# audit benchmark: {args.records} records, {args.per_file} per file, {args.days} days, db={db}")
+        print(f"# AWS fake: {server}")
         gen = run_phase(__file__, env, "generate", str(args.records), str(args.per_file))
         print(
             f"generated {gen['files']} log files ({gen['gz_mb']} MB gzip) in {gen['seconds']} s, "
