@@ -13,12 +13,13 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from registry_app.models import ApprovalPolicy, ModelPackageGroup, PolicyVersion
+from registry_app.models import ApprovalPolicy, Decision, ModelPackageGroup, PolicyVersion
 from registry_app.review.policies import policy_from_row, resolve_policy_row
 from registry_app.review.policy import PolicySpec
 
 __all__ = [
     "BUILT_IN_LABEL",
+    "decided_under",
     "policy_and_version",
     "policy_diff",
     "policy_rows",
@@ -95,6 +96,16 @@ def version_in_force(group: ModelPackageGroup) -> PolicyVersion | None:
 def version_label(version: PolicyVersion | None) -> str:
     """``high-risk v3``, or ``built-in default`` when no stored policy applied."""
     return version.label if version is not None else BUILT_IN_LABEL
+
+
+def decided_under(decision: Decision) -> str:
+    """``approved under high-risk v3`` (rejected, revoked, archived): what was decided, under which version."""
+    verb = {
+        Decision.Kind.REVOCATION: "revoked",
+        Decision.Kind.ARCHIVE: "archived",
+        Decision.Kind.REJECTION: "rejected",
+    }.get(decision.kind, "approved" if decision.status == "Approved" else "rejected")
+    return f"{verb} under {version_label(decision.policy_version)}"
 
 
 # --------------------------------------------------------------------------------------------- diff
