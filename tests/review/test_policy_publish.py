@@ -149,7 +149,9 @@ def test_a_changed_flag_stales_the_role_approvals_but_a_gate_or_sla_change_stale
     fair.refresh_from_db()
     mlead.refresh_from_db()
     assert mlead.stale_at is None
-    assert fair.stale_reason == "high-risk v3 records fairness approvals as FairnessOK (was FairnessApproved): approve again"
+    assert fair.stale_reason == (
+        "high-risk v3 records fairness approvals as FairnessOK (was FairnessApproved): approve again"
+    )
 
 
 def test_stale_reasons_is_pure_and_spares_what_still_counts() -> None:
