@@ -132,9 +132,12 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
     )
     for s in signoffs:
         s.is_stale = s.stale_at is not None or s.fingerprint != fingerprint  # type: ignore[attr-defined]
-        # "signed under v2": made under another version than the one in force now
+        # "signed under v2": made under another version than the one in force now (a sign-off without
+        # one was made under the built-in default, or before versions were recorded: nothing is claimed)
         s.signed_under = (  # type: ignore[attr-defined]
-            version_label(s.policy_version) if s.policy_version_id != (version.pk if version else None) else ""
+            s.policy_version.label
+            if s.policy_version is not None and s.policy_version_id != (version.pk if version else None)
+            else ""
         )
     pushes = list(
         PushOutbox.objects.filter(package=package)
