@@ -77,6 +77,8 @@ def policy_publish(
         return None
     digest, scope = spec_digest(spec), _scope(policy)
     with transaction.atomic():
+        # Two publications of one policy take turns (the save's own UPDATE may have committed already).
+        list(ApprovalPolicy.objects.select_for_update().filter(pk=policy.pk).values_list("pk", flat=True))
         latest = PolicyVersion.objects.filter(policy=policy).order_by("-number").first()
         if latest is not None and (latest.digest, latest.scope, latest.name) == (digest, scope, policy.name):
             if policy.current_version_id != latest.pk:

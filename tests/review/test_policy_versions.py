@@ -102,3 +102,27 @@ def test_version_diff_covers_the_scope() -> None:
     v1, v2 = PolicyVersion.objects.filter(policy=policy).order_by("number")
     assert version_diff(v1, v2) == [("sla_hours", 10, 20), ("group_name", "a", "b")]
     assert ("name", None, "p") in version_diff(None, v1)
+
+
+@pytest.mark.django_db
+def test_the_migration_publishes_a_v1_for_every_existing_policy() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("registry_app.migrations.0013_policyver_versions")
+    # Rows as they were before versions existed (bulk_create sends no signal, so nothing is published).
+    ApprovalPolicy.objects.bulk_create(
+        [
+            ApprovalPolicy(name="base", is_default=True, spec={"sla_hours": 50}),
+            ApprovalPolicy(name="broken", group_name="g", spec={"required_roles": {}}),
+        ]
+    )
+    migration.publish_existing(apps, None)
+    base = ApprovalPolicy.objects.select_related("current_version").get(name="base")
+    assert base.current_version is not None and base.current_version.label == "base v1"
+    assert base.current_version.spec["sla_hours"] == 50 and base.current_version.spec["name"] == "base"
+    assert base.current_version.digest == spec_digest(base.current_version.spec)
+    assert not PolicyVersion.objects.filter(policy__name="broken").exists()  # invalid: not published
+    base.save()  # the same content: no v2
+    assert base.versions.count() == 1
