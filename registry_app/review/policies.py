@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from registry_app.models import ApprovalPolicy, ModelPackageGroup
 from registry_app.review.policy import (
@@ -24,7 +24,20 @@ __all__ = [
     "resolve_policy_row",
 ]
 
-Row = TypeVar("Row")
+
+class PolicyFields(Protocol):
+    """What resolution reads of a policy: an ``ApprovalPolicy`` row, or a ``PolicyVersion`` (as published)."""
+
+    name: str
+    spec: Any
+    is_default: bool
+    group_name: str
+    tag_key: str
+    tag_value: str
+    priority: int
+
+
+Row = TypeVar("Row", bound=PolicyFields)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +45,7 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------- policies
 
 
-def policy_from_row(row: ApprovalPolicy) -> PolicySpec:
+def policy_from_row(row: PolicyFields) -> PolicySpec:
     """The row's spec as a ``PolicySpec``; the row name stands in when the spec has none."""
     data: dict[str, Any] = dict(row.spec) if isinstance(row.spec, dict) else {}
     data.setdefault("name", row.name)
@@ -58,19 +71,19 @@ def resolve_policy_row(rows: Iterable[Row], group: ModelPackageGroup) -> tuple[P
     chosen: dict[int, Row] = {}
     for row in rows:
         try:
-            spec = policy_from_row(row)  # type: ignore[arg-type]
-            if row.is_default:  # type: ignore[attr-defined]
+            spec = policy_from_row(row)
+            if row.is_default:
                 default, default_row = spec, row
-            elif row.tag_key:  # type: ignore[attr-defined]
+            elif row.tag_key:
                 overrides.append(
-                    PolicyOverride(spec, tag_key=row.tag_key, tag_value=row.tag_value, priority=row.priority)  # type: ignore[attr-defined]
+                    PolicyOverride(spec, tag_key=row.tag_key, tag_value=row.tag_value, priority=row.priority)
                 )
                 chosen[id(spec)] = row
-            elif row.group_name:  # type: ignore[attr-defined]
-                overrides.append(PolicyOverride(spec, group_name=row.group_name, priority=row.priority))  # type: ignore[attr-defined]
+            elif row.group_name:
+                overrides.append(PolicyOverride(spec, group_name=row.group_name, priority=row.priority))
                 chosen[id(spec)] = row
         except PolicyError:
-            log.warning("ignoring invalid approval policy %r", getattr(row, "name", row), exc_info=True)
+            log.warning("ignoring invalid approval policy %r", row.name, exc_info=True)
     spec = select_policy(group.name, _tags(group.tags), overrides, default)
     return spec, chosen.get(id(spec), default_row if spec is default else None)
 

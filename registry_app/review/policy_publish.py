@@ -149,7 +149,7 @@ def _move_open_reviews(
         key = (name, repr(sorted(tags.items())) if isinstance(tags, dict) else "")
         if key not in resolved:
             group = _GroupLike(name, tags)
-            resolved[key] = (resolve_policy_row(before, group), resolve_policy_row(after, group))  # type: ignore[arg-type]
+            resolved[key] = (resolve_policy_row(before, group), resolve_policy_row(after, group))
         (old_spec, old_version), (new_spec, new_version) = resolved[key]
         if (old_version and old_version.pk) != (new_version and new_version.pk):
             moved[package_id] = (old_spec, new_spec, version_label(new_version), fingerprint)
