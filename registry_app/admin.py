@@ -196,18 +196,18 @@ class PolicyVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(models.SignOff)
 class SignOffAdmin(ReadOnlyAdmin):
-    list_display = ("package", "user", "role", "decision", "created_at", "stale_at")
+    list_display = ("package", "user", "role", "decision", "created_at", "policy_version", "stale_at", "stale_reason")
     list_filter = ("role", "decision")
     search_fields = ("package__arn", "user__username")
-    list_select_related = ("package__group", "user")
+    list_select_related = ("package__group", "user", "policy_version")
 
 
 @admin.register(models.Decision)
 class DecisionAdmin(ReadOnlyAdmin):
-    list_display = ("package", "kind", "status", "decided_by", "created_at")
+    list_display = ("package", "kind", "status", "decided_by", "created_at", "policy_version")
     list_filter = ("kind", "status")
     search_fields = ("package__arn", "description")
-    list_select_related = ("package__group", "decided_by")
+    list_select_related = ("package__group", "decided_by", "policy_version")
 
 
 @admin.register(models.PushOutbox)

@@ -97,6 +97,9 @@ def test_admin_shows_versions_and_diff_to_staff_only(story: dict[str, Any]) -> N
     assert "high-risk v1" in change and "high-risk v2" in change and v2.digest[:12] in change
     assert "<code>sla_hours</code>: 48 &rarr; 36" in change
     assert body(admin, reverse("admin:registry_app_approvalpolicy_changelist")).count("high-risk v2") >= 1
+    assert "high-risk v1" in body(admin, reverse("admin:registry_app_decision_changelist"))
+    assert "high-risk v1" in body(admin, reverse("admin:registry_app_signoff_changelist"))
+    assert "high-risk v2" in body(admin, reverse("admin:registry_app_policyversion_changelist"))
     version_page = body(admin, reverse("admin:registry_app_policyversion_change", args=[v2.pk]))
     assert "<code>sla_hours</code>: 48 &rarr; 36" in version_page and 'name="_save"' not in version_page
     client = client_for(admin)
