@@ -179,3 +179,18 @@ def test_decided_packages_keep_their_version(people: dict[str, Any]) -> None:
     # A policy that governed something cannot be deleted: its versions are history.
     with pytest.raises(ProtectedError):
         row.delete()
+
+
+def test_a_new_policy_taking_over_a_group_moves_its_open_reviews(people: dict[str, Any]) -> None:
+    package = ModelPackageFactory(group=ModelPackageGroupFactory(tags={"RiskTier": "High"}))
+    signoff = sign(people["mlead"], package, "ml-lead").signoff  # under the built-in default
+    assert signoff.policy_version is None
+    other = ModelPackageFactory(group=ModelPackageGroupFactory(tags={}))  # stays under the built-in default
+    untouched = sign(people["mlead"], other, "ml-lead").signoff
+    ApprovalPolicy.objects.create(
+        name="high-risk", tag_key="RiskTier", tag_value="High", spec={"required_roles": {"compliance": 1}}
+    )
+    signoff.refresh_from_db()
+    assert signoff.stale_reason == "high-risk v1 no longer requires the ml-lead role"
+    untouched.refresh_from_db()
+    assert untouched.stale_at is None and untouched.stale_reason == ""
