@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from registry_app import models
 from registry_app.review.policy import PolicyError, PolicySpec
+from registry_app.review.policy_versions import version_diff
 
 
 @admin.register(models.RegistrySource)
@@ -103,28 +108,106 @@ class ApprovalPolicyForm(forms.ModelForm):
         return cleaned
 
 
+def _diff_html(diff: list[tuple[str, Any, Any]]) -> SafeString:
+    if not diff:
+        return format_html('<span class="muted">{}</span>', "no change")
+    return format_html(
+        "<ul>{}</ul>",
+        format_html_join(
+            "",
+            "<li><code>{}</code>: {} &rarr; {}</li>",
+            ((field, _shown(old), _shown(new)) for field, old, new in diff),
+        ),
+    )
+
+
+def _shown(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
 @admin.register(models.ApprovalPolicy)
 class ApprovalPolicyAdmin(admin.ModelAdmin):
+    """Every save that changes the spec or scope publishes the next immutable version
+    (``review.policy_publish``, from the post_save receiver); versions are listed read-only."""
+
     form = ApprovalPolicyForm
-    list_display = ("name", "is_default", "group_name", "tag_key", "tag_value", "priority", "updated_at")
+    list_display = ("name", "version", "is_default", "group_name", "tag_key", "tag_value", "priority", "updated_at")
     list_filter = ("is_default",)
+    list_select_related = ("current_version",)
     search_fields = ("name", "group_name", "tag_key", "tag_value")
+    readonly_fields = ("version", "published_versions")
+
+    @admin.display(description="Version in force")
+    def version(self, obj: models.ApprovalPolicy) -> str:
+        return obj.current_version.label if obj.current_version_id else "not published"
+
+    @admin.display(description="Published versions (newest first; what each changed from the one before)")
+    def published_versions(self, obj: models.ApprovalPolicy) -> SafeString:
+        if obj.pk is None:
+            return format_html('<span class="muted">{}</span>', "published when saved")
+        versions = list(obj.versions.select_related("published_by").order_by("number"))
+        rows = []
+        for previous, version in zip([None, *versions], versions, strict=False):
+            who = version.published_by.get_username() if version.published_by else "(system)"
+            url = reverse("admin:registry_app_policyversion_change", args=[version.pk])
+            rows.append(
+                (
+                    url,
+                    version.label,
+                    version.published_at.isoformat(),
+                    who,
+                    version.digest[:12],
+                    _diff_html(version_diff(previous, version)),
+                )
+            )
+        return format_html(
+            "<table><thead><tr><th>Version</th><th>Published at</th><th>By</th><th>Digest</th><th>Changes</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
+            format_html_join(
+                "",
+                '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>',
+                reversed(rows),
+            ),
+        )
+
+
+@admin.register(models.PolicyVersion)
+class PolicyVersionAdmin(ReadOnlyAdmin):
+    """Published versions are immutable: shown, never added, changed or deleted here."""
+
+    list_display = ("__str__", "policy", "published_at", "published_by", "short_digest")
+    list_filter = ("policy",)
+    list_select_related = ("policy", "published_by")
+    fields = (
+        "policy", "number", "name", "spec", "digest", "is_default", "group_name", "tag_key", "tag_value",
+        "priority", "published_at", "published_by", "changes",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="Digest")
+    def short_digest(self, obj: models.PolicyVersion) -> str:
+        return obj.digest[:12]
+
+    @admin.display(description="Changes from the previous version")
+    def changes(self, obj: models.PolicyVersion) -> SafeString:
+        previous = obj.policy.versions.filter(number__lt=obj.number).order_by("-number").first()
+        return _diff_html(version_diff(previous, obj))
 
 
 @admin.register(models.SignOff)
 class SignOffAdmin(ReadOnlyAdmin):
-    list_display = ("package", "user", "role", "decision", "created_at", "stale_at")
+    list_display = ("package", "user", "role", "decision", "created_at", "policy_version", "stale_at", "stale_reason")
     list_filter = ("role", "decision")
     search_fields = ("package__arn", "user__username")
-    list_select_related = ("package__group", "user")
+    list_select_related = ("package__group", "user", "policy_version")
 
 
 @admin.register(models.Decision)
 class DecisionAdmin(ReadOnlyAdmin):
-    list_display = ("package", "kind", "status", "decided_by", "created_at")
+    list_display = ("package", "kind", "status", "decided_by", "created_at", "policy_version")
     list_filter = ("kind", "status")
     search_fields = ("package__arn", "description")
-    list_select_related = ("package__group", "decided_by")
+    list_select_related = ("package__group", "decided_by", "policy_version")
 
 
 @admin.register(models.PushOutbox)

@@ -22,7 +22,7 @@ from registry_app.audit.as_of_status import (
     status_transitions,
 )
 from registry_app.audit.bypasses import outside_decision_row
-from registry_app.audit.timeline_items import signoff_raw
+from registry_app.audit.timeline_items import policy_version_fields, signoff_raw
 from registry_app.audit.values import iso, username
 from registry_app.models import (
     CloudTrailEvent,
@@ -76,6 +76,7 @@ class PackageAt:
                     "created_at": iso(d.created_at),
                     "description": d.description,
                     "evidence": f"decision:{d.pk}",
+                    **policy_version_fields(d),
                 }
                 for d in self.decisions
             ],
@@ -285,12 +286,12 @@ def package_at(package: ModelPackage | None, arn: str, at: dt.datetime) -> Packa
     signoffs = [
         SignOffAt(s, s.stale_at is not None and s.stale_at <= at)
         for s in SignOff.objects.filter(package=package, created_at__lte=at)
-        .select_related("user")
+        .select_related("user", "policy_version")
         .order_by("created_at", "pk")
     ]
     decisions = list(
         Decision.objects.filter(package=package, created_at__lte=at)
-        .select_related("decided_by")
+        .select_related("decided_by", "policy_version")
         .order_by("created_at", "pk")
     )
     pushes = list(PushOutbox.objects.filter(package=package, created_at__lte=at).order_by("created_at"))

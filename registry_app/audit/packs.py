@@ -24,7 +24,7 @@ from registry_app.audit.exports import TIMELINE_COLUMNS, csv_chunks, export_file
 from registry_app.audit.pack_evidence import VALIDATION_NOTE, chain_state, validation_rows
 from registry_app.audit.search import SearchFilters, audit_search_stream
 from registry_app.audit.timeline import TimelineFilters, package_scope, timeline_stream
-from registry_app.audit.timeline_items import audit_raw, deployment_raw, push_raw
+from registry_app.audit.timeline_items import audit_raw, deployment_raw, policy_version_fields, push_raw
 from registry_app.audit.values import to_json
 from registry_app.models import (
     AuditLogEntry,
@@ -98,6 +98,8 @@ def _signoff_dict(signoff: SignOff) -> dict[str, Any]:
         "fingerprint_detail": signoff.fingerprint_detail,
         "created_at": signoff.created_at,
         "stale_at": signoff.stale_at,
+        "stale_reason": signoff.stale_reason,
+        **policy_version_fields(signoff),
     }
 
 
@@ -111,6 +113,7 @@ def _decision_dict(decision: Decision) -> dict[str, Any]:
         "description": decision.description,
         "decided_by": decision.decided_by.get_username() if decision.decided_by else None,
         "created_at": decision.created_at,
+        **policy_version_fields(decision),
     }
 
 
@@ -206,7 +209,9 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
     pack = _Pack()
     pack.write_json("package.json", _package_dict(package))
 
-    signoffs = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
+    signoffs = list(
+        SignOff.objects.filter(package=package).select_related("user", "policy_version").order_by("created_at", "pk")
+    )
     pack.write_json("model_card.json", _card_dict(package, signoffs))
 
     reports = list(EvaluationReport.objects.filter(package=package).order_by("slot"))
@@ -260,11 +265,23 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
     pack.write(
         "signoffs.csv",
         csv_chunks(
-            ("evidence_id", "user", "role", "decision", "created_at", "stale_at", "fingerprint", "comment"),
+            (
+                "evidence_id",
+                "user",
+                "role",
+                "decision",
+                "created_at",
+                "stale_at",
+                "fingerprint",
+                "comment",
+                "policy_version",
+                "policy_version_number",
+                "stale_reason",
+            ),
             signoff_rows,
         ),
     )
-    decisions = Decision.objects.filter(package=package).select_related("decided_by", "package")
+    decisions = Decision.objects.filter(package=package).select_related("decided_by", "package", "policy_version")
     pack.write_json("decisions.json", [_decision_dict(d) for d in decisions.order_by("created_at", "pk")])
     pushes = PushOutbox.objects.filter(package=package).select_related("package").order_by("created_at")
     pack.write_json("pushes.json", [_push_dict(p) for p in pushes])
@@ -295,8 +312,8 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
             "package.json            the package record as mirrored (raw DescribeModelPackage included)",
             "model_card.json         the model card (content + version) and which sign-offs reviewed this card",
             "evaluation_reports/     each report document as fetched, index.json (digests), metrics.csv (parsed)",
-            "signoffs.json/.csv      sign-offs with roles, fingerprints and fingerprint details",
-            "decisions.json          dashboard decisions;  pushes.json  their UpdateModelPackage outbox rows",
+            "signoffs.json/.csv      sign-offs with roles, fingerprints, fingerprint details and policy version",
+            "decisions.json          dashboard decisions (with policy version);  pushes.json  their outbox rows",
             "outside_decisions.json  status changes made outside the dashboard",
             "deployments.json        endpoint deployment windows of this version",
             "timeline.csv/.json      the merged audit timeline (evidence ids per row)",

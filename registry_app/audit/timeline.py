@@ -111,7 +111,7 @@ def _sources() -> dict[str, Source]:
         Source("cloudtrail", "cloudtrail", CloudTrailEvent, "event_time", cloudtrail_item, "actor_name",
                select=("trail_file",)),  # each call's validation state, in the same query
         Source("decision", "decision", Decision, "created_at", decision_item, _user_lookup("decided_by"),
-               select=("decided_by",)),
+               select=("decided_by", "policy_version")),
         Source("deployment.end", "deployment", EndpointDeployment, "ended_at",
                lambda r: deployment_item(r, "deployment.end"), base=lambda qs: qs.filter(ended_at__isnull=False)),
         Source("deployment.start", "deployment", EndpointDeployment, "started_at",
@@ -124,9 +124,10 @@ def _sources() -> dict[str, Source]:
                "acting_username", base=lambda qs: qs.filter(state__in=[pushes.FAILED, pushes.CONFLICT])),
         Source("push.sent", "push", PushOutbox, "sent_at", lambda r: push_item(r, "push.sent"), "acting_username",
                base=lambda qs: qs.filter(state=pushes.SENT, sent_at__isnull=False)),
-        Source("signoff", "signoff", SignOff, "created_at", signoff_item, _user_lookup("user"), select=("user",)),
+        Source("signoff", "signoff", SignOff, "created_at", signoff_item, _user_lookup("user"),
+               select=("user", "policy_version")),
         Source("signoff.stale", "signoff", SignOff, "stale_at", signoff_stale_item, None,
-               base=lambda qs: qs.filter(stale_at__isnull=False), select=("user",)),
+               base=lambda qs: qs.filter(stale_at__isnull=False), select=("user", "policy_version")),
     ]  # fmt: skip
     return {source.key: source for source in sources}
 

@@ -26,6 +26,7 @@ from registry_app.models import (
     PushOutbox,
     SignOff,
 )
+from registry_app.review.policy_versions import version_label
 
 __all__ = [
     "KINDS",
@@ -187,6 +188,15 @@ def cloudtrail_item(row: CloudTrailEvent) -> TimelineItem:
     )
 
 
+def policy_version_fields(row: SignOff | Decision) -> dict[str, Any]:
+    """The policy version a sign-off or decision was made under (``policy_version`` selected with it)."""
+    return {"policy_version": version_label(row.policy_version), "policy_version_number": row_version_number(row)}
+
+
+def row_version_number(row: SignOff | Decision) -> int | None:
+    return row.policy_version.number if row.policy_version is not None else None
+
+
 def signoff_raw(row: SignOff) -> dict[str, Any]:
     return {
         "id": row.pk,
@@ -198,6 +208,8 @@ def signoff_raw(row: SignOff) -> dict[str, Any]:
         "fingerprint_detail": row.fingerprint_detail,
         "created_at": iso(row.created_at),
         "stale_at": iso(row.stale_at),
+        "stale_reason": row.stale_reason,
+        **policy_version_fields(row),
     }
 
 
@@ -229,7 +241,7 @@ def signoff_stale_item(row: SignOff) -> TimelineItem:
             ident=int_ident(row.pk),
             actor="",
             title=f"Sign-off by {username(row.user)} ({row.role}) became stale",
-            detail="the reviewed content changed after the sign-off",
+            detail=row.stale_reason or "the reviewed content changed after the sign-off",
             evidence_id=f"signoff:{row.pk}",
             raw=signoff_raw(row),
             tone="pending",
@@ -256,6 +268,7 @@ def decision_item(row: Decision) -> TimelineItem:
                 "description": row.description,
                 "decided_by": username(row.decided_by),
                 "created_at": iso(row.created_at),
+                **policy_version_fields(row),
             },
             tone=_status_tone(row.status),
         ),

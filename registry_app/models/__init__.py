@@ -4,6 +4,7 @@ from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
 from .evidence import AuditAnchor, AuditVerification, TrailDigest, TrailLogFile
 from .notifications import WebhookEndpoint
+from .policy_versions import PolicyVersion, PolicyVersionImmutable
 from .provenance import (
     JobData,
     LineageEdge,
@@ -56,6 +57,8 @@ __all__ = [
     "NotificationKind",
     "NotificationPreference",
     "PolicyException",
+    "PolicyVersion",
+    "PolicyVersionImmutable",
     "PushOutbox",
     "SignOff",
     "Endpoint",

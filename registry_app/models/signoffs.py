@@ -25,6 +25,15 @@ class ApprovalPolicy(models.Model):
     tag_value = models.CharField(max_length=256, blank=True)
     priority = models.IntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    current_version = models.ForeignKey(
+        "registry_app.PolicyVersion",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The latest published version (set by review.policy_publish)",
+    )
 
     class Meta:
         ordering = ["-is_default", "name"]
@@ -54,6 +63,10 @@ class SignOff(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     stale_at = models.DateTimeField(null=True, blank=True, help_text="Set when reviewed content changed")
     withdrawn_at = models.DateTimeField(null=True, blank=True, help_text="Set when the signer withdrew it")
+    stale_reason = models.TextField(blank=True, help_text="Why it went stale, when not a content change")
+    policy_version = models.ForeignKey(
+        "registry_app.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="signoffs"
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -78,6 +91,9 @@ class Decision(models.Model):
     description = models.TextField(blank=True, help_text="ApprovalDescription sent")
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
+    policy_version = models.ForeignKey(
+        "registry_app.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

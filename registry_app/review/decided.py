@@ -1,7 +1,7 @@
 """The "Recently decided" tab: the dashboard's decisions of the last ``DECIDED_DAYS`` days, newest
 first, a page at a time (keyset on ``(created_at, id)``, the ``decision_recent`` index).
 
-One query per page: the decisions with package, group, source and user, and their newest push's
+One query per page: the decisions with package, group, source, user and policy version, and their newest push's
 state and attempts selected with them; plus one COUNT for the total.
 """
 
@@ -65,7 +65,7 @@ def decided_page(filters: QueueFilters, after: str, limit: int, count: bool) -> 
     newest = PushOutbox.objects.filter(decision=OuterRef("pk")).order_by("-created_at")
     decisions = (
         Decision.objects.filter(created_at__gte=since)
-        .select_related("package__group__source", "decided_by")
+        .select_related("package__group__source", "decided_by", "policy_version")
         .defer(*(f"package__{name}" for name in LIST_DEFERRED))
         .annotate(
             push_state=Subquery(newest.values("state")[:1]), push_attempts=Subquery(newest.values("attempts")[:1])

@@ -18,8 +18,8 @@ from registry_app.models import Decision, ModelPackage, ModelPackageGroup, Polic
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
 from registry_app.review.outbox import flags_to_withdraw, push_enqueue
-from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import SignOffNotAllowed
+from registry_app.review.policy_versions import policy_and_version, version_in_force
 from registry_app.review.push import ACTIVE_STATES
 from registry_app.review.push_intent import MAX_DESCRIPTION
 from registry_app.review.queue_state import review_state_refresh
@@ -113,15 +113,17 @@ def package_revoke(*, user: Any, package_id: int, justification: str) -> Decisio
             raise SignOffNotAllowed(
                 "A decision rejecting this model package is already on its way to SageMaker.", code="not_approved"
             )
+        policy, version = policy_and_version(package.group)
         decision = Decision.objects.create(
             package=package,
             kind=Decision.Kind.REVOCATION,
             status=ApprovalStatus.REJECTED,
             description=_description(f"Approval revoked via governance dashboard by {user.get_username()}: {reason}"),
             decided_by=user,
+            policy_version=version,
         )
         # The approval no longer stands: its role flags are withdrawn with the status (issue 9).
-        withdrawn = flags_to_withdraw(package, policy_for_group(package.group))
+        withdrawn = flags_to_withdraw(package, policy)
         _push_decision(package, decision, expected_status=ApprovalStatus.APPROVED, user=user, flags=withdrawn)
         audit_log.audit_decision(decision)
         from registry_app.notifications.enqueue import enqueue_decided
@@ -165,6 +167,7 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
             on_their_way.setdefault(push.package_id, []).append(push)
         description = _description(f"Archived via governance dashboard by {user.get_username()}: {reason}")
         decisions: list[Decision] = []
+        version = version_in_force(group)
         from registry_app.notifications.enqueue import enqueue_decided
 
         for package in packages:
@@ -177,6 +180,7 @@ def group_archive(*, user: Any, group_id: int, justification: str) -> list[Decis
                 status=ApprovalStatus.REJECTED,
                 description=description,
                 decided_by=user,
+                policy_version=version,
             )
             _push_decision(package, decision, expected_status=status, user=user)
             audit_log.audit_decision(decision)
@@ -257,6 +261,7 @@ def policy_exception_record(*, user: Any, package_id: int, justification: str) -
                 user=user,
                 signoff=None,
                 exceptions=exceptions,
+                version=now.version,
             )
             audit_log.audit_decision(decision)
             push_enqueue(push.pk)

@@ -19,18 +19,19 @@ from registry_app.evidence.numbers import value_text
 from registry_app.mirror.cards import card_content
 from registry_app.mirror.reports.directions import better
 from registry_app.models import (
-    ApprovalPolicy,
+    Decision,
     EvaluationReport,
     Metric,
     ModelPackage,
     PolicyException,
+    PolicyVersion,
     PushOutbox,
     SignOff,
 )
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, can_retry_push, can_revoke, is_active_user, user_roles
-from registry_app.review.policies import resolve_policy
 from registry_app.review.policy import DEFAULT_ROLE_FLAGS, GateResult, MetricObservation, PolicyResult, PolicySpec
+from registry_app.review.policy_versions import decided_under, policy_rows, resolve_version, version_label
 from registry_app.review.state import (
     effective_status,
     exception_gates,
@@ -89,6 +90,17 @@ class ReviewState:
     can_record_exception: bool = False  # compliance, on a version blocked by a gate
     approvals_blocked: bool = False  # an approval would be refused: the form offers Reject only
     withdrawable: list[int] = field(default_factory=list)  # ids of my own sign-offs I may withdraw
+    version: PolicyVersion | None = None  # the policy's version in force (None: the built-in default)
+    decision: Decision | None = None  # the newest decision the dashboard pushed, with its policy version
+
+    @property
+    def version_label(self) -> str:
+        return version_label(self.version)
+
+    @property
+    def decided_under(self) -> str:
+        """``approved under high-risk v3`` for the newest decision, else empty."""
+        return decided_under(self.decision) if self.decision is not None else ""
 
     @property
     def is_open(self) -> bool:
@@ -110,16 +122,27 @@ class ReviewState:
 def review_state(package: ModelPackage, user: Any) -> ReviewState:
     """Everything the review panel shows for ``package`` and ``user`` (read only)."""
     group = package.group
-    policy = resolve_policy(ApprovalPolicy.objects.all(), group)
+    policy, version = resolve_version(policy_rows(), group)
     reports = EvaluationReport.objects.filter(package=package).only("pk", "slot", "sha256", "content_digest", "s3_uri")
     metrics = list(Metric.objects.filter(package=package).order_by("kind", "stage", "name", "facet"))
     fingerprint, _ = package_fingerprint(package, policy=policy, reports=list(reports))
 
-    signoffs = list(SignOff.objects.filter(package=package).select_related("user").order_by("created_at", "pk"))
+    signoffs = list(
+        SignOff.objects.filter(package=package).select_related("user", "policy_version").order_by("created_at", "pk")
+    )
     for s in signoffs:
         s.is_stale = s.stale_at is not None or s.fingerprint != fingerprint  # type: ignore[attr-defined]
+        # "signed under v2": made under another version than the one in force now (a sign-off without
+        # one was made under the built-in default, or before versions were recorded: nothing is claimed)
+        s.signed_under = (  # type: ignore[attr-defined]
+            s.policy_version.label
+            if s.policy_version is not None and s.policy_version_id != (version.pk if version else None)
+            else ""
+        )
     pushes = list(
-        PushOutbox.objects.filter(package=package).select_related("decision__decided_by").order_by("-created_at")
+        PushOutbox.objects.filter(package=package)
+        .select_related("decision__decided_by", "decision__policy_version")
+        .order_by("-created_at")
     )
     for push in pushes:
         push.can_retry = can_retry_push(user, push)  # type: ignore[attr-defined]
@@ -173,6 +196,8 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         can_record_exception=is_compliance and status.open and bool(state.blocking),
         approvals_blocked=bool(state.blocking),
         withdrawable=withdrawable_ids(signoffs, user, open_=status.open and not state.deleted),
+        version=version,
+        decision=next((p.decision for p in pushes if p.decision is not None), None),
     )
 
 

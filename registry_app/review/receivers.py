@@ -1,8 +1,10 @@
 """Signal receivers of the review domain (connected in ``RegistryAppConfig.ready``).
 
-* A policy saved or deleted, wherever (the admin, ``create_demo_policies``, a shell): the stored
-  review state of the packages whose policy changed is refreshed in the same transaction. A
-  receiver rather than a call in each place, because the admin saves the model itself.
+* A policy saved or deleted, wherever (the admin, ``create_demo_policies``, a shell): a save whose
+  spec or scope changed publishes the next ``PolicyVersion`` (``policy_publish``: open reviews move
+  to it), and the stored review state of the packages whose policy changed is refreshed, in the
+  same transaction. A receiver rather than a call in each place, because the admin saves the
+  model itself; who published comes from ``audit_context`` (the admin sets it).
 * A registry source renamed in the admin: its rows carry the name for their links.
 * After ``migrate`` applied ``0005_review_state``: the new table is filled from the existing rows
   (a migration's historical models cannot run today's verdict, the migrated database can).
@@ -26,12 +28,17 @@ STATE_MIGRATION = ("registry_app", "0005_review_state")
 
 @receiver(post_save, sender=ApprovalPolicy, dispatch_uid="review_state_policy_saved")
 @receiver(post_delete, sender=ApprovalPolicy, dispatch_uid="review_state_policy_deleted")
-def _policy_changed(sender: Any, instance: ApprovalPolicy, raw: bool = False, **_: Any) -> None:
+def _policy_changed(sender: Any, instance: ApprovalPolicy, raw: bool = False, **kwargs: Any) -> None:
     if raw:  # loaddata: the rows it loads are checked by the nightly verification
         return
+    from registry_app.audit.log import current_audit_context
+    from registry_app.review.policy_publish import policy_publish
     from registry_app.review.queue_state import review_state_refresh_policies
 
     with transaction.atomic():
+        if kwargs.get("signal") is post_save:
+            ctx = current_audit_context()
+            policy_publish(instance, actor=ctx.actor, via=ctx.via, correlation_id=ctx.correlation_id)
         review_state_refresh_policies()
 
 

@@ -10,11 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry_app.audit import log as audit_log
-from registry_app.models import Decision, ModelPackage, PolicyException, PushOutbox, SignOff
+from registry_app.models import Decision, ModelPackage, PolicyException, PolicyVersion, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import is_active_user, user_roles
 from registry_app.review.outbox import push_enqueue
-from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import (
     APPROVE,
     APPROVED,
@@ -30,6 +29,7 @@ from registry_app.review.policy import (
     approval_description,
     role_flags_for,
 )
+from registry_app.review.policy_versions import policy_and_version
 from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.state import (
     Verdict,
@@ -92,12 +92,13 @@ class ReviewNow:
     exceptions: list[PolicyException]
     waived: frozenset[str]
     state: Verdict
+    version: PolicyVersion | None = None  # the policy's version in force (None: the built-in default)
 
 
 def review_now(package: ModelPackage) -> ReviewNow:
     """The policy, fingerprint, sign-offs, metrics, exceptions and verdict of ``package`` (locked by
     the caller): the same computation as the review page's."""
-    policy = policy_for_group(package.group)
+    policy, version = policy_and_version(package.group)
     fingerprint, detail = package_fingerprint(package, policy=policy)
     existing = list(
         SignOff.objects.filter(package=package, withdrawn_at__isnull=True)
@@ -117,7 +118,7 @@ def review_now(package: ModelPackage) -> ReviewNow:
         status=effective_status(package),
         waived=waived,
     )
-    return ReviewNow(policy, fingerprint, detail, existing, views, metrics, exceptions, waived, state)
+    return ReviewNow(policy, fingerprint, detail, existing, views, metrics, exceptions, waived, state, version)
 
 
 # --------------------------------------------------------------------------------------------- services
@@ -170,6 +171,7 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             comment=comment,
             fingerprint=fingerprint,
             fingerprint_detail=detail,
+            policy_version=now.version,
         )
         audit_log.audit_signoff(signoff)
         views += signoff_views([signoff])
@@ -199,7 +201,15 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
         decision_row = None
         if result.decision in (APPROVED, REJECTED):
             decision_row, decision_push = policy_decide(
-                package, policy, views, fingerprint, result.decision, user=user, signoff=signoff, exceptions=exceptions
+                package,
+                policy,
+                views,
+                fingerprint,
+                result.decision,
+                user=user,
+                signoff=signoff,
+                exceptions=exceptions,
+                version=now.version,
             )
             audit_log.audit_decision(decision_row)
             pushes.append(decision_push)
@@ -244,8 +254,10 @@ def policy_decide(
     user: Any,
     signoff: SignOff | None,
     exceptions: Sequence[PolicyException] = (),
+    version: PolicyVersion | None = None,
 ) -> tuple[Decision, PushOutbox]:
-    """The Decision the policy reached and its push (caller's transaction). An approval under a
+    """The Decision the policy reached (recording ``version``, the policy's version in force) and its
+    push (caller's transaction). An approval under a
     policy exception says so in its description, which stays within ``DESCRIPTION_LIMIT``
     (AWS's 1,024 characters): the exception part is shortened first to half of it."""
     current = [v for v in views if v.fingerprint == fingerprint]
@@ -262,6 +274,7 @@ def policy_decide(
         status=status,
         description=description,
         decided_by=user,
+        policy_version=version,
     )
     push = PushOutbox.objects.create(
         package=package,

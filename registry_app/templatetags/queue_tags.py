@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from registry_app.review.policy_versions import decided_under
 from registry_app.review.queue import DecidedItem, QueueItem
 from registry_app.templatetags.registry_tags import EMPTY, status_badge
 
@@ -113,7 +114,8 @@ def decided_row(item: DecidedItem) -> SafeString:
     return format_html(
         '<tr>\n  <td class="nowrap">{at}</td>\n'
         '  <td><a href="{group_url}">{group}</a> / <a class="strong" href="{package_url}">v{version}</a></td>\n'
-        "  <td>{status}</td>\n  <td>{kind}</td>\n  <td>{who}</td>\n  <td>{push}</td>\n</tr>\n",
+        '  <td>{status}</td>\n  <td>{kind} <span class="subtle decided-under">{under}</span></td>\n'
+        "  <td>{who}</td>\n  <td>{push}</td>\n</tr>\n",
         at=_when(decision.created_at),
         group_url=item.group_url,
         group=item.package.group.name,
@@ -121,6 +123,7 @@ def decided_row(item: DecidedItem) -> SafeString:
         version=item.package.version,
         status=status_badge(decision.status),
         kind=decision.get_kind_display(),
+        under=decided_under(decision),
         who=who,
         push=_push(item),
     )

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry_app.audit.ingest import ingest_source
+from registry_app.devtools.demo_policy_versions import stage_policy_versions
 from registry_app.devtools.demo_scenes import stage_demo_scenes
 from registry_app.mirror.execute import sync_source
 from registry_app.models import RegistrySource, SyncRun
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         summary = stage_demo_scenes()
         played, skipped = len(summary.done), len(summary.skipped)
         self.stdout.write(self.style.SUCCESS(f"Demo scenes: {played} played, {skipped} skipped"))
-        for line in summary.lines():
+        for line in [*summary.lines(), f"  policy versions: {stage_policy_versions() or 'already published'}"]:
             self.stdout.write(line)
         if opts["no_sync"]:
             return
