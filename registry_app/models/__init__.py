@@ -23,6 +23,7 @@ from .registry import (
     ModelPackageGroup,
     PackageObservation,
 )
+from .revalidation import Revalidation, RevalidationSignOff
 from .review_state import ReviewState, ReviewStateCheck, ReviewStateRole
 from .runs import SyncRun
 from .signoffs import (
@@ -67,6 +68,8 @@ __all__ = [
     "ModelPackageGroup",
     "PackageObservation",
     "RegistrySource",
+    "Revalidation",
+    "RevalidationSignOff",
     "ReviewState",
     "ReviewStateCheck",
     "ReviewStateRole",
