@@ -11,7 +11,6 @@ approval (``decisions.package_revoke``).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -34,22 +33,19 @@ from registry_app.review.policy import (
     REJECTED,
     PolicySpec,
     SignOffNotAllowed,
-    SignOffView,
     check_can_sign,
-    evaluate,
 )
+from registry_app.review.revalidation_card import revalidation_outcome, revalidation_views
 from registry_app.review.revalidation_read import revalidation_clocks
 from registry_app.review.signoffs import MAX_COMMENT, lock_package
-from registry_app.review.state import effective_status, is_registrant, package_fingerprint, signoff_view
+from registry_app.review.state import effective_status, is_registrant, package_fingerprint
 
 __all__ = [
     "LAST_REVALIDATED_KEY",
     "RevalidationResult",
-    "revalidation_outcome",
     "revalidation_signoff_create",
     "revalidation_signoffs_mark_stale",
     "revalidation_start",
-    "revalidation_views",
 ]
 
 LAST_REVALIDATED_KEY = "LastRevalidated"
@@ -60,24 +56,6 @@ class RevalidationResult:
     revalidation: Revalidation
     signoff: RevalidationSignOff
     push: PushOutbox | None
-
-
-def revalidation_views(signoffs: list[RevalidationSignOff]) -> list[SignOffView]:
-    """Policy-engine views of revalidation sign-offs (``user`` selected with them); a stale one never counts."""
-    return [
-        signoff_view(
-            s.user_id, s.user.get_username(), s.role, s.decision, s.fingerprint, s.stale_at, s.created_at, s.comment
-        )
-        for s in signoffs
-    ]
-
-
-def revalidation_outcome(policy: PolicySpec, views: list[SignOffView], fingerprint: str) -> str:
-    """``Approved`` (every role has its current approvals), ``Rejected`` (a current rejection) or
-    ``Pending``. Only the sign-offs count: gates and the card were the first review's evidence and are
-    shown on the page again, but a revalidation is the reviewers' judgement of them."""
-    roles_only = dataclasses.replace(policy, gates=(), require_card_approved=False, accept_automated_approvals=None)
-    return evaluate(roles_only, signoffs=views, metrics=[], card_status=None, current_fingerprint=fingerprint).decision
 
 
 def _check_input(user: Any, decision: str, comment: str) -> None:
