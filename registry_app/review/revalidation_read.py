@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
 
 from registry_app.models import (
@@ -38,6 +38,7 @@ from registry_app.review.revalidation_clock import (
 __all__ = [
     "approval_times",
     "due_clocks",
+    "group_policies",
     "last_passed_times",
     "overdue_count",
     "revalidation_clock_at",
@@ -93,7 +94,8 @@ def last_passed_times(package_ids: Iterable[int], *, at: dt.datetime | None = No
     return dict(rows.values("package_id").annotate(at=Max("completed_at")).values_list("package_id", "at"))
 
 
-def _policies(groups: dict[int, ModelPackageGroup]) -> dict[int, PolicySpec]:
+def group_policies(groups: dict[int, ModelPackageGroup]) -> dict[int, PolicySpec]:
+    """The policy of each group (``{group id: group}``), 1 query."""
     rows = list(ApprovalPolicy.objects.all())
     return {gid: resolve_policy(rows, group) for gid, group in groups.items()}
 
@@ -103,19 +105,19 @@ def revalidation_clocks(
 ) -> dict[int, RevalidationClock]:
     """The clock of each package (``group`` selected with it) at ``now`` (default: the present).
 
-    Queries: the groups' versions with their deployments, the policies, decisions, observations
-    and passed revalidations (5, whatever the number of packages and groups).
+    Queries: the groups, their versions with their deployments, the policies, decisions,
+    observations and passed revalidations (6, whatever the number of packages and groups).
     """
     packages = list(packages)
     if not packages:
         return {}
     now = now or timezone.now()
-    groups = {p.group_id: p.group for p in packages}
+    groups = ModelPackageGroup.objects.in_bulk({p.group_id for p in packages})
     subject, _facts = subject_versions(groups)
-    policies = _policies(groups)
+    policies = group_policies(groups)
     ids = [p.pk for p in packages if p.pk in subject]
-    approved = approval_times(ids) if ids else {}
-    passed = last_passed_times(ids) if ids else {}
+    approved = approval_times(ids)  # run even when empty: a page's query count must not depend on its data
+    passed = last_passed_times(ids)
     clocks: dict[int, RevalidationClock] = {}
     for p in packages:
         policy = policies[p.group_id]
@@ -130,17 +132,19 @@ def revalidation_clocks(
     return clocks
 
 
-def due_clocks(*, now: dt.datetime | None = None) -> list[tuple[ModelPackage, RevalidationClock]]:
-    """Every live version due or overdue for revalidation, most overdue first (6 queries)."""
-    candidates = list(
-        ModelPackage.objects.filter(
-            approval_status=ApprovalStatus.APPROVED, deleted_at__isnull=True, group__deleted_at__isnull=True
-        )
+def due_clocks(
+    *, now: dt.datetime | None = None, candidates: QuerySet[ModelPackage] | None = None
+) -> list[tuple[ModelPackage, RevalidationClock]]:
+    """Every live version due or overdue for revalidation (among ``candidates``, default all), most
+    overdue first. 7 queries."""
+    rows = ModelPackage.objects.all() if candidates is None else candidates
+    approved = list(
+        rows.filter(approval_status=ApprovalStatus.APPROVED, deleted_at__isnull=True, group__deleted_at__isnull=True)
         .select_related("group", "source")
         .only("pk", "version", "group__name", "group__tags", "group__deleted_at", "source__name", "approval_status")
     )
-    clocks = revalidation_clocks(candidates, now=now)
-    due = [(p, clocks[p.pk]) for p in candidates if clocks[p.pk].state in (DUE, OVERDUE)]
+    clocks = revalidation_clocks(approved, now=now)
+    due = [(p, clocks[p.pk]) for p in approved if clocks[p.pk].state in (DUE, OVERDUE)]
     return sorted(due, key=lambda pc: (pc[1].due_at, pc[0].pk))
 
 
@@ -154,7 +158,7 @@ def revalidation_clock_at(package: ModelPackage, at: dt.datetime, *, serving: bo
     approvals and passed revalidations recorded by ``at``. ``serving``: the version served at ``at``
     (the as-of answer's question), so it was subject. The policy is today's (versioned policies
     record the one in force). 3 queries."""
-    policy = _policies({package.group_id: package.group})[package.group_id]
+    policy = group_policies({package.group_id: package.group})[package.group_id]
     return clock_state(
         subject=serving,
         every_days=policy.revalidate_every_days,
