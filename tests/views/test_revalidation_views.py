@@ -120,3 +120,84 @@ def test_a_failed_revalidation_offers_compliance_the_revocation_and_escapes_the_
     assert XSS not in page and "&lt;script&gt;" in page
     other = client_for(persona_user("mlead")).get(url("package_detail", package)).content.decode()
     assert 'id="revalidation-failed"' not in other
+
+
+# --------------------------------------------------------------------------------------------- lists and counts
+
+
+def _due_versions(count: int, prefix: str, days_ago: int = 380) -> list[ModelPackage]:
+    return [_due(days_ago, group_name=f"{prefix}-{i}") for i in range(count)]
+
+
+def _queries(client: Client, path: str, **params: str) -> tuple[int, str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path, params)
+    assert response.status_code == 200
+    return len(ctx.captured_queries), response.content.decode()
+
+
+def test_queue_tab_lists_due_and_overdue_for_my_roles_with_constant_queries() -> None:
+    from django.urls import reverse
+
+    client = client_for(persona_user("fair"))
+    _due_versions(2, "a")
+    small, page = _queries(client, reverse("registry:queue"), tab="revalidation")
+    assert page.count('class="revalidation-row"') == 2 and "badge-pending sla-due" in page
+    _due_versions(5, "b")
+    _due_versions(3, "c", days_ago=400)  # past the 30 days' grace
+    large, page = _queries(client, reverse("registry:queue"), tab="revalidation")
+    assert page.count('class="revalidation-row"') == 10 and page.count("badge-rejected sla-overdue") == 3
+    assert "10 approved versions due or overdue for revalidation" in page
+    assert small == large, (small, large)
+    # The group filter applies; a viewer (no signing role) sees none.
+    _, filtered = _queries(client, reverse("registry:queue"), tab="revalidation", group="c-0")
+    assert filtered.count('class="revalidation-row"') == 1
+    _, viewer = _queries(client_for(persona_user("viewer")), reverse("registry:queue"), tab="revalidation")
+    assert 'class="revalidation-row"' not in viewer and "No approved version is due" in viewer
+
+
+def test_group_page_column_shows_state_and_due_date_with_constant_queries() -> None:
+    from django.urls import reverse
+
+    client = client_for(persona_user("viewer"))
+    package = _due(group_name="small")
+    small, page = _queries(client, reverse("registry:group_detail", args=["small"]))
+    assert '<th scope="col">Revalidation</th>' in page and "revalidation-due" in page
+    for version in range(2, 12):
+        package_in_state("approved", group_name="large", version=version)
+    _due(group_name="large", version=12)
+    large, page = _queries(client, reverse("registry:group_detail", args=["large"]))
+    assert page.count("revalidation-due") == 1  # only the latest approved version is subject
+    assert small == large, (small, large)
+    assert package.pk
+
+
+def test_review_page_queries_do_not_grow_with_revalidation_history() -> None:
+    package = _due()
+    for day in (300, 200, 100):
+        Revalidation.objects.create(
+            package=package,
+            policy_name="high-risk",
+            outcome=Revalidation.Outcome.PASSED,
+            completed_at=timezone.now() - dt.timedelta(days=day + 400),
+        )
+    client = client_for(persona_user("fair"))
+    small, _ = _queries(client, url("package_detail", package))
+    with mock.patch("registry_app.tasks.push_task.apply_async"):
+        client_for(persona_user("comp")).post(url("revalidation_start", package))
+        client_for(persona_user("mlead")).post(
+            url("revalidation_signoff", package), {"decision": "approve", "role": "ml-lead", "comment": "ok"}
+        )
+    for day in (90, 80, 70):  # more history rows (the card shows the last ten)
+        Revalidation.objects.create(
+            package=package,
+            policy_name="high-risk",
+            outcome=Revalidation.Outcome.PASSED,
+            completed_at=timezone.now() - dt.timedelta(days=day + 700),
+        )
+    large, page = _queries(client, url("package_detail", package))
+    assert "mlead (ml-lead, approve" in page
+    assert large == small, (small, large)
