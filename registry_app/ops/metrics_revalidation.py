@@ -1,5 +1,5 @@
 """The periodic revalidation's metrics (issue 15): how many approved models are past their
-revalidation grace, and how many are due. Part of ``metrics.GovernanceCollector`` (7 queries:
+revalidation grace, and how many are due. Part of ``metrics.GovernanceCollector`` (6 queries:
 ``review.revalidation_read.due_clocks``)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from registry_app.review.revalidation_read import due_clocks
 
 __all__ = ["QUERIES", "revalidation_families"]
 
-QUERIES = 7
+QUERIES = 6
 
 
 def revalidation_families(now: dt.datetime) -> Iterator[Metric]:

@@ -23,7 +23,7 @@ from registry_app.review.policy import (
     check_can_sign,
     evaluate,
 )
-from registry_app.review.revalidation_clock import RevalidationClock
+from registry_app.review.revalidation_clock import NOT_SUBJECT, RevalidationClock
 from registry_app.review.revalidation_read import revalidation_clocks
 from registry_app.review.state import is_registrant, package_fingerprint, signoff_view
 
@@ -108,11 +108,17 @@ def _signable(
     return [], refusals[0] if refusals else f"You hold none of the roles policy {policy.name!r} requires."
 
 
-def revalidation_card(package: ModelPackage, user: Any, *, now: dt.datetime | None = None) -> RevalidationCard:
-    """The card for ``package`` as ``user`` sees it at ``now``. Queries: the policy, the clock (5), the
-    revalidations with their sign-offs (2), and, while one is open or due, the fingerprint's reports."""
-    policy = policy_for_group(package.group)
-    clock = revalidation_clocks([package], now=now)[package.pk]
+def revalidation_card(
+    package: ModelPackage, user: Any, *, now: dt.datetime | None = None, policy: PolicySpec | None = None
+) -> RevalidationCard:
+    """The card for ``package`` as ``user`` sees it at ``now``. Queries: the policy (unless given), the
+    revalidations (and their sign-offs when there are any); for an Approved version also the clock (5)
+    and, while a revalidation is open or due, the fingerprint's reports."""
+    policy = policy or policy_for_group(package.group)
+    if package.approval_status == ApprovalStatus.APPROVED and package.deleted_at is None:
+        clock = revalidation_clocks([package], now=now, policies={package.group_id: policy})[package.pk]
+    else:
+        clock = RevalidationClock(NOT_SUBJECT, policy.revalidate_every_days, policy.revalidation_grace_days)
     signoffs = RevalidationSignOff.objects.select_related("user").order_by("created_at", "pk")
     history = list(
         Revalidation.objects.filter(package=package)

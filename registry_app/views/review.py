@@ -105,11 +105,12 @@ def _package_url(package: ModelPackage) -> str:
 
 
 def _panel_context(request: HttpRequest, package: ModelPackage, **extra: Any) -> dict[str, Any]:
+    review = review_state(package, request.user)
     return {
         "package": package,
-        "review": review_state(package, request.user),
+        "review": review,
         "can_archive_group": can_archive(request.user, package.group),
-        "revalidation": revalidation_card(package, request.user),
+        "revalidation": revalidation_card(package, request.user, policy=review.policy),
         **extra,
     }
 

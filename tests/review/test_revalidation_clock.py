@@ -157,7 +157,7 @@ def test_clocks_cost_constant_queries(django_assert_num_queries: Any) -> None:
         packages.append(_approved(group, 1, T0))
         EndpointVariantFactory(package=packages[-1], endpoint__source=group.source)
     packages = list(type(packages[0]).objects.filter(pk__in=[p.pk for p in packages]).select_related("group"))
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         clocks = revalidation_clocks(packages, now=_at(400))
     assert {c.state for c in clocks.values()} == {OVERDUE}
 
