@@ -85,6 +85,10 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "task": "registry_app.tasks.send_sla_reminders",
             "schedule": crontab(minute=7),  # hourly; the Notification key limits it to one per day
         },
+        "revalidation-reminders": {
+            "task": "registry_app.tasks.send_revalidation_reminders",
+            "schedule": crontab(minute=17, hour=6),  # daily; the Notification key (the due date) makes it idempotent
+        },
         "verify-review-state": {
             "task": "registry_app.tasks.verify_review_state",
             "schedule": crontab(minute=47, hour=settings.FULL_SYNC_HOUR_UTC),  # after the nightly reconciliation

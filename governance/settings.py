@@ -416,6 +416,7 @@ _ROUTED_TASKS = {
         "notify_decided",
         "notify_conflict",
         "send_sla_reminders",
+        "send_revalidation_reminders",
         "sweep_notifications",
         "notify_outside_decisions",
     ),

@@ -210,6 +210,22 @@ class DecisionAdmin(ReadOnlyAdmin):
     list_select_related = ("package__group", "decided_by", "policy_version")
 
 
+@admin.register(models.Revalidation)
+class RevalidationAdmin(ReadOnlyAdmin):
+    list_display = ("package", "outcome", "policy_name", "started_at", "due_at", "completed_at")
+    list_filter = ("outcome", "policy_name")
+    search_fields = ("package__arn",)
+    list_select_related = ("package__group",)
+
+
+@admin.register(models.RevalidationSignOff)
+class RevalidationSignOffAdmin(ReadOnlyAdmin):
+    list_display = ("revalidation", "user", "role", "decision", "created_at", "stale_at")
+    list_filter = ("role", "decision")
+    search_fields = ("revalidation__package__arn", "user__username")
+    list_select_related = ("user",)
+
+
 @admin.register(models.PushOutbox)
 class PushOutboxAdmin(ReadOnlyAdmin):
     list_display = ("id", "package", "kind", "state", "target_status", "attempts", "created_at", "sent_at")

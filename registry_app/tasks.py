@@ -135,6 +135,15 @@ def send_sla_reminders_task() -> int:
     return _send_due()
 
 
+@shared_task(name="registry_app.tasks.send_revalidation_reminders", ignore_result=True)
+def send_revalidation_reminders_task() -> int:
+    """Beat (daily): remind who may sign of versions due or overdue for revalidation (once per due date), then send."""
+    from registry_app.notifications.revalidation import send_revalidation_reminders
+
+    send_revalidation_reminders()
+    return _send_due()
+
+
 @shared_task(name="registry_app.tasks.sweep_notifications", ignore_result=True)
 def sweep_notifications_task() -> int:
     """Beat (every NOTIFY_SWEEP_SECONDS): send what is due: collected batches and digests, retries after

@@ -7,6 +7,7 @@ from registry_app.views import audit as audit_views
 from registry_app.views import compare, groups, lineage, profile, sync
 from registry_app.views import endpoints as endpoint_views
 from registry_app.views import queue as queue_views
+from registry_app.views import revalidation as revalidation_views
 from registry_app.views import review as review_views
 
 app_name = "registry"
@@ -27,6 +28,16 @@ urlpatterns = [
         "packages/<str:group_name>/<int:version>/signoffs/<int:signoff_id>/withdraw/",
         review_views.withdraw,
         name="signoff_withdraw",
+    ),
+    path(
+        "packages/<str:group_name>/<int:version>/revalidation/signoff/",
+        revalidation_views.revalidation_signoff,
+        name="revalidation_signoff",
+    ),
+    path(
+        "packages/<str:group_name>/<int:version>/revalidation/start/",
+        revalidation_views.revalidation_start_view,
+        name="revalidation_start",
     ),
     path("pushes/<uuid:push_id>/retry/", review_views.push_retry, name="push_retry"),
     path("queue/", queue_views.queue, name="queue"),

@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import Q
 
 from registry_app.audit.as_of_evidence import Evidence, Fact
+from registry_app.audit.as_of_revalidation import revalidation_fact
 from registry_app.audit.as_of_status import (
     approval_fact,
     event_name_in,
@@ -310,6 +311,7 @@ def package_at(package: ModelPackage | None, arn: str, at: dt.datetime) -> Packa
         approval_fact(transitions, at, decisions, pushes, outside, package),
         *_reproducibility_facts(package, observations, at),
         _card_fact(package, observations, at),
+        revalidation_fact(package, at),  # issue 15
     ]
     coverage = _coverage_fact(package, at)
     if coverage is not None:

@@ -24,6 +24,7 @@ from .registry import (
     ModelPackageGroup,
     PackageObservation,
 )
+from .revalidation import Revalidation, RevalidationSignOff
 from .review_state import ReviewState, ReviewStateCheck, ReviewStateRole
 from .runs import SyncRun
 from .signoffs import (
@@ -70,6 +71,8 @@ __all__ = [
     "ModelPackageGroup",
     "PackageObservation",
     "RegistrySource",
+    "Revalidation",
+    "RevalidationSignOff",
     "ReviewState",
     "ReviewStateCheck",
     "ReviewStateRole",

@@ -209,6 +209,7 @@ EMAIL_KINDS: tuple[str, ...] = (
     NotificationKind.DECIDED,
     NotificationKind.REVOKED,
     NotificationKind.CONFLICT,
+    NotificationKind.REVALIDATION_DUE,
 )
 
 

@@ -35,6 +35,7 @@ TEMPLATES: dict[str, str] = {
     NotificationKind.DECIDED: "decided",
     NotificationKind.REVOKED: "decided",
     NotificationKind.CONFLICT: "conflict",
+    NotificationKind.REVALIDATION_DUE: "revalidation_due",
 }
 NOTIFICATION_HEADER = "X-Governance-Notification"
 

@@ -38,6 +38,7 @@ __all__ = [
     "notify_conflict",
     "notify_decided",
     "notify_package_event",
+    "notify_revalidation_due",
     "notify_review_requested",
     "send_sla_reminders",
 ]
@@ -215,5 +216,27 @@ def notify_package_event(
         Event(kind, package, key, facts),
         recipients=audience([*users, *signers_and_watchers(package)], kind),
         webhooks=webhooks_for(kind, package, policy_for(package.group).required_roles),
+        now=now,
+    )
+
+
+def notify_revalidation_due(
+    package_id: int, *, due: str, facts: dict[str, Any], now: dt.datetime | None = None
+) -> Added:
+    """Rows for one due version: the holders of its policy's required roles (not the registrant, who may
+    not sign), plus its signers and its group's watchers. Key ``revalidation:<due>[:overdue]``."""
+    package = _package(package_id)
+    if package is None or package.deleted_at is not None:
+        return Added()
+    policy = policy_for(package.group)
+    registrants = set(registrant_user_ids(package))
+    holders = [u for u in role_holders(policy.required_roles) if u.pk not in registrants]
+    key = f"revalidation:{due}" + (":overdue" if facts.get("state") == "overdue" else "")
+    return notify_package_event(
+        NotificationKind.REVALIDATION_DUE,
+        package,
+        key=key,
+        facts={**facts, "due": due, "policy_name": policy.name, "roles": list(policy.required_roles)},
+        users=holders,
         now=now,
     )

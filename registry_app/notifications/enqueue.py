@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from django.db import transaction
@@ -59,3 +60,17 @@ def enqueue_conflict(push_id: UUID | str) -> None:
     push = str(push_id)
     if _written(lambda: notify_conflict(push), f"conflict (push {push})").rows:
         transaction.on_commit(lambda: notify_conflict_task.delay(push), robust=True)
+
+
+def enqueue_revalidation_due(package_id: int, *, due: str, facts: dict[str, Any]) -> None:
+    """The holders of the policy's required roles (but the registrant), the signers and the group's watchers
+    (and matching endpoints) are told that ``package_id`` is due for revalidation on ``due`` (an ISO date:
+    the notification key, so one reminder per due date however often the beat runs)."""
+    from registry_app.notifications.emails import notify_revalidation_due
+    from registry_app.tasks import sweep_notifications_task
+
+    added = _written(
+        lambda: notify_revalidation_due(package_id, due=due, facts=facts), f"revalidation_due ({package_id})"
+    )
+    if added.due_now:
+        transaction.on_commit(lambda: sweep_notifications_task.delay(), robust=True)

@@ -54,6 +54,8 @@ from registry_app.models import (
 from registry_app.models.signoffs import NotificationKind
 from registry_app.ops.freshness import source_freshness
 from registry_app.ops.metrics_evidence import evidence_families
+from registry_app.ops.metrics_revalidation import QUERIES as REVALIDATION_QUERIES
+from registry_app.ops.metrics_revalidation import revalidation_families
 from registry_app.permissions import SIGNOFF_ROLES
 from registry_app.review.queue import SLA_STATES, review_figures
 
@@ -65,7 +67,7 @@ LAST_RUN_HORIZON = dt.timedelta(hours=26)  # the nightly full reconciliation, wi
 DURATION_BUCKETS: tuple[float, ...] = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 THROTTLE_PREFIX = "throttled_"  # SyncRun.counts keys "throttled_<Operation>"
 THROTTLE_TOTAL = "throttled_attempts"  # SyncRun.counts: all operations together
-QUERIES_PER_SCRAPE = 14  # at most; see the module docstring
+QUERIES_PER_SCRAPE = 14 + REVALIDATION_QUERIES  # at most; see the module docstring
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -198,6 +200,7 @@ class GovernanceCollector(Collector):
             ("audit", self._audit),
             ("evidence", self._evidence),
             ("reviews", self._reviews),
+            ("revalidation", revalidation_families),
         ]
         for part, produce in parts:
             try:

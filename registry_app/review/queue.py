@@ -37,6 +37,7 @@ from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import SIGNOFF_ROLES, VIEWER_ROLE, user_roles
 from registry_app.review.decided import DECIDED_DAYS, DecidedItem, decided_page
 from registry_app.review.queue_base import LIST_DEFERRED, QueueFilters, QueuePage, TagFilter, page_url, source_query
+from registry_app.review.revalidation_queue import revalidation_items
 from registry_app.review.review_rows import registrant_token, signer_token
 from registry_app.review.state import PENDING_OUTCOME, effective_status
 from registry_app.review.status import VersionStatus, status_of_row
@@ -61,7 +62,12 @@ __all__ = [
     "review_figures",
 ]
 
-TABS: dict[str, str] = {"mine": "My queue", "all": "All pending", "decided": "Recently decided"}
+TABS: dict[str, str] = {
+    "mine": "My queue",
+    "all": "All pending",
+    "decided": "Recently decided",
+    "revalidation": "Revalidation",  # issue 15: due and overdue versions (review/revalidation_queue.py)
+}
 SLA_LABELS: dict[str, str] = {"ok": "OK", "due_soon": "Due soon", "overdue": "Overdue"}
 SLA_STATES: tuple[str, ...] = tuple(SLA_LABELS)
 PAGE_SIZE = 50
@@ -237,6 +243,9 @@ def queue_page(
     limit = max(1, min(int(limit), 500))
     if tab == "decided":
         return decided_page(filters, after, limit, count)
+    if tab == "revalidation":
+        due = revalidation_items(user, filters)
+        return QueuePage(due[:limit], len(due) if count else None, "")
     roles = _signing_roles(user)
     if tab != "all" and not roles:
         return QueuePage([], 0 if count else None, "")

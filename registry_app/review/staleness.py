@@ -13,6 +13,7 @@ from registry_app.models import ModelPackage, SignOff
 from registry_app.review.outbox import flags_withdraw_push
 from registry_app.review.policies import policy_for_group
 from registry_app.review.queue_state import review_state_refresh
+from registry_app.review.revalidation import revalidation_signoffs_mark_stale
 from registry_app.review.state import package_fingerprint
 
 __all__ = ["signoffs_mark_stale"]
@@ -41,6 +42,7 @@ def signoffs_mark_stale(
         .values_list("pk", flat=True)
     )
     count = SignOff.objects.filter(pk__in=ids, stale_at__isnull=True).update(stale_at=timezone.now()) if ids else 0
+    revalidation_signoffs_mark_stale(package, fingerprint)  # an open revalidation's sign-offs too (issue 15)
     if count:
         audit_log.audit_signoffs_stale(package, ids, fingerprint=fingerprint, via=via)
         flags_withdraw_push(package, policy_for_group(package.group), acting_username=acting_username)

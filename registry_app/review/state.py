@@ -75,7 +75,9 @@ REVIEWED_COLUMNS = (
     "embedded_card_content",
 )
 # Keys the dashboard itself may write next to the role flags; never part of what is reviewed.
-APPROVAL_METADATA_KEYS = frozenset({"ApprovalStatus", "ApprovalDescription", "ModelApprovalStatus"})
+# ``LastRevalidated`` (issue 15): written by a passed revalidation; with it hashed, the push would stale
+# every sign-off of the version it revalidated.
+APPROVAL_METADATA_KEYS = frozenset({"ApprovalStatus", "ApprovalDescription", "ModelApprovalStatus", "LastRevalidated"})
 PENDING_OUTCOME = "Pending"
 
 

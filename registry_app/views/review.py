@@ -37,6 +37,7 @@ from registry_app.review.decisions import group_archive as group_archive_service
 from registry_app.review.panel import review_state
 from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.push import push_retry as push_retry_service
+from registry_app.review.revalidation_card import revalidation_card
 from registry_app.review.signoffs import MAX_COMMENT, signoff_create, signoff_withdraw
 from registry_app.views.groups import wants_partial
 from registry_app.views.params import source_name
@@ -104,10 +105,12 @@ def _package_url(package: ModelPackage) -> str:
 
 
 def _panel_context(request: HttpRequest, package: ModelPackage, **extra: Any) -> dict[str, Any]:
+    review = review_state(package, request.user)
     return {
         "package": package,
-        "review": review_state(package, request.user),
+        "review": review,
         "can_archive_group": can_archive(request.user, package.group),
+        "revalidation": revalidation_card(package, request.user, policy=review.policy),
         **extra,
     }
 

@@ -23,6 +23,8 @@ DEMO_POLICIES: list[dict[str, Any]] = [
             "required_roles": {"ml-lead": 1, "fairness": 1, "compliance": 1},
             "gates": ["auc >= 0.85", "DI >= 0.8", "abs(DPPL) <= 0.1"],
             "sla_hours": 48,
+            "revalidate_every_days": 30,  # issue 15: monthly, so the demo's history has due and overdue models
+            "revalidation_grace_days": 30,
         },
     },
     {

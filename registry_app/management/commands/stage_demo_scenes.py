@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry_app.audit.ingest import ingest_source
 from registry_app.devtools.demo_policy_versions import stage_policy_versions
+from registry_app.devtools.demo_revalidation import seed_revalidation_demo
 from registry_app.devtools.demo_scenes import stage_demo_scenes
 from registry_app.mirror.execute import sync_source
 from registry_app.models import RegistrySource, SyncRun
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo scenes: {played} played, {skipped} skipped"))
         for line in [*summary.lines(), f"  policy versions: {stage_policy_versions() or 'already published'}"]:
             self.stdout.write(line)
+        self.stdout.write("Revalidation: " + "; ".join(seed_revalidation_demo()))  # issue 15: due and overdue
         if opts["no_sync"]:
             return
         for source in RegistrySource.objects.filter(enabled=True):

@@ -29,6 +29,10 @@ DEFAULT_ROLE_FLAGS: dict[str, str] = {
 DEFAULT_SLA_HOURS = 72
 MAX_SLA_HOURS = 24 * 366
 DUE_SOON_FRACTION = 0.75
+# Periodic revalidation (issue 15): how often an approved version is re-reviewed, and the grace after that.
+MAX_REVALIDATE_EVERY_DAYS = 3660
+DEFAULT_REVALIDATION_GRACE_DAYS = 30
+MAX_REVALIDATION_GRACE_DAYS = 365
 DESCRIPTION_LIMIT = 1024  # SageMaker ApprovalDescription maximum length
 ELLIPSIS = "…"
 
@@ -49,6 +53,8 @@ POLICY_KEYS = frozenset(
         "sla_hours",
         "role_flags",
         "accept_automated_approvals",
+        "revalidate_every_days",
+        "revalidation_grace_days",
     }
 )
 AUTOMATED_APPROVAL_KEYS = frozenset({"principals", "gates_must_pass"})

@@ -9,11 +9,14 @@ from typing import Any
 
 from registry_app.review.policy.basics import (
     AUTOMATED_APPROVAL_KEYS,
+    DEFAULT_REVALIDATION_GRACE_DAYS,
     DEFAULT_ROLE_FLAGS,
     DEFAULT_ROLES,
     DEFAULT_SLA_HOURS,
     MAX_PRINCIPAL_PATTERN_LENGTH,
     MAX_PRINCIPAL_PATTERNS,
+    MAX_REVALIDATE_EVERY_DAYS,
+    MAX_REVALIDATION_GRACE_DAYS,
     MAX_SLA_HOURS,
     POLICY_KEYS,
     ROLE_RE,
@@ -132,6 +135,10 @@ class PolicySpec:
     role_flags: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLE_FLAGS))
     # None: only the dashboard's own approvals count for deployment (the deploy gate, docs/deploy-gate.md).
     accept_automated_approvals: AutomatedApprovals | None = None
+    # Periodic revalidation: None = never; else an approved version is due this many days after its
+    # approval (or last passed revalidation), and overdue ``revalidation_grace_days`` later.
+    revalidate_every_days: int | None = None
+    revalidation_grace_days: int = DEFAULT_REVALIDATION_GRACE_DAYS
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -191,9 +198,33 @@ class PolicySpec:
                     f"policy {self.name!r}: accept_automated_approvals with gates_must_pass needs at least one gate "
                     "(otherwise an automated approval would be accepted on no evidence at all)"
                 )
+        self._check_revalidation()
         object.__setattr__(self, "required_roles", roles)
         object.__setattr__(self, "role_flags", flags)
         object.__setattr__(self, "gates", gates)
+
+    def _check_revalidation(self) -> None:
+        every, grace = self.revalidate_every_days, self.revalidation_grace_days
+        if every is not None:
+            if isinstance(every, bool) or not isinstance(every, int):
+                raise PolicyError(
+                    f"policy {self.name!r}: revalidate_every_days must be a whole number of days or null "
+                    f"(never), got {every!r}"
+                )
+            if not 1 <= every <= MAX_REVALIDATE_EVERY_DAYS:
+                raise PolicyError(
+                    f"policy {self.name!r}: revalidate_every_days must be between 1 and "
+                    f"{MAX_REVALIDATE_EVERY_DAYS} (or null for never), got {every}"
+                )
+        if isinstance(grace, bool) or not isinstance(grace, int):
+            raise PolicyError(
+                f"policy {self.name!r}: revalidation_grace_days must be a whole number of days, got {grace!r}"
+            )
+        if not 0 <= grace <= MAX_REVALIDATION_GRACE_DAYS:
+            raise PolicyError(
+                f"policy {self.name!r}: revalidation_grace_days must be between 0 and "
+                f"{MAX_REVALIDATION_GRACE_DAYS}, got {grace}"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicySpec:
@@ -253,7 +284,7 @@ class PolicySpec:
                     raise PolicyError(f"policy {name!r}: {exc}") from exc
             kwargs["gates"] = tuple(gates)
 
-        for key in ("require_card_approved", "sla_hours"):
+        for key in ("require_card_approved", "sla_hours", "revalidate_every_days", "revalidation_grace_days"):
             if key in data:
                 kwargs[key] = data[key]
         kwargs["accept_automated_approvals"] = AutomatedApprovals.from_dict(
@@ -263,17 +294,29 @@ class PolicySpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-shaped form; ``PolicySpec.from_dict(p.to_dict()) == p``."""
-        return {
-            "name": self.name,
-            "required_roles": dict(self.required_roles),
-            "require_card_approved": self.require_card_approved,
-            "gates": [str(g) for g in self.gates],
-            "sla_hours": self.sla_hours,
-            "role_flags": dict(self.role_flags),
-        } | (
-            {"accept_automated_approvals": self.accept_automated_approvals.to_dict()}
-            if self.accept_automated_approvals is not None
-            else {}
+        return (
+            {
+                "name": self.name,
+                "required_roles": dict(self.required_roles),
+                "require_card_approved": self.require_card_approved,
+                "gates": [str(g) for g in self.gates],
+                "sla_hours": self.sla_hours,
+                "role_flags": dict(self.role_flags),
+            }
+            | (
+                {"accept_automated_approvals": self.accept_automated_approvals.to_dict()}
+                if self.accept_automated_approvals is not None
+                else {}
+            )
+            | (
+                {
+                    "revalidate_every_days": self.revalidate_every_days,
+                    "revalidation_grace_days": self.revalidation_grace_days,
+                }
+                if self.revalidate_every_days is not None
+                or self.revalidation_grace_days != DEFAULT_REVALIDATION_GRACE_DAYS
+                else {}
+            )
         )
 
     def flag_for(self, role: str) -> str:
