@@ -193,6 +193,7 @@ EMAIL_KINDS: tuple[str, ...] = (
     NotificationKind.DECIDED,
     NotificationKind.REVOKED,
     NotificationKind.CONFLICT,
+    NotificationKind.FINDING_RAISED,
 )
 
 

@@ -35,6 +35,7 @@ TEMPLATES: dict[str, str] = {
     NotificationKind.DECIDED: "decided",
     NotificationKind.REVOKED: "decided",
     NotificationKind.CONFLICT: "conflict",
+    NotificationKind.FINDING_RAISED: "finding_raised",
 }
 NOTIFICATION_HEADER = "X-Governance-Notification"
 

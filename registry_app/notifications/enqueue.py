@@ -59,3 +59,12 @@ def enqueue_conflict(push_id: UUID | str) -> None:
     push = str(push_id)
     if _written(lambda: notify_conflict(push), f"conflict (push {push})").rows:
         transaction.on_commit(lambda: notify_conflict_task.delay(push), robust=True)
+
+
+def enqueue_finding_raised(finding_id: int) -> None:
+    """The finding's owner is told it was raised; the sweep sends what is due after commit."""
+    from registry_app.notifications.finding_mails import notify_finding_raised
+    from registry_app.tasks import sweep_notifications_task
+
+    if _written(lambda: notify_finding_raised(finding_id), f"finding_raised (finding {finding_id})").rows:
+        transaction.on_commit(lambda: sweep_notifications_task.delay(), robust=True)

@@ -29,6 +29,7 @@ from registry_app.models import (
 )
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, can_retry_push, can_revoke, is_active_user, user_roles
+from registry_app.review.finding_list import applicable_findings, blocking_of, can_raise, conditions_of
 from registry_app.review.policies import resolve_policy
 from registry_app.review.policy import DEFAULT_ROLE_FLAGS, GateResult, MetricObservation, PolicyResult, PolicySpec
 from registry_app.review.state import (
@@ -89,6 +90,10 @@ class ReviewState:
     can_record_exception: bool = False  # compliance, on a version blocked by a gate
     approvals_blocked: bool = False  # an approval would be refused: the form offers Reject only
     withdrawable: list[int] = field(default_factory=list)  # ids of my own sign-offs I may withdraw
+    findings: list[Any] = field(default_factory=list)  # Finding rows applying (finding_list.applicable_findings)
+    blocking_findings: list[Any] = field(default_factory=list)  # open blocking ones (BlockingFinding)
+    conditions: list[Any] = field(default_factory=list)  # the approval's conditions (Finding rows)
+    can_raise_finding: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -130,6 +135,8 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
     ]
     for s in signoffs:
         s.is_withdrawn = s.withdrawn_at is not None  # type: ignore[attr-defined]
+    findings = applicable_findings(package, user)
+    blocking_found = blocking_of(findings)
     state = verdict(
         package,
         policy=policy,
@@ -138,6 +145,7 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         fingerprint=fingerprint,
         status=effective_status(package, pushes),
         waived=exception_gates(exceptions, fingerprint),
+        findings=blocking_found,
     )
     status = status_of_review(
         package, pushes, outcome=state.outcome, missing=state.missing_roles, blocked=state.blocked_by
@@ -171,8 +179,12 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         blocking=state.blocking,
         exceptions=exceptions,
         can_record_exception=is_compliance and status.open and bool(state.blocking),
-        approvals_blocked=bool(state.blocking),
+        approvals_blocked=bool(state.blocking) or bool(state.blocking_findings),
         withdrawable=withdrawable_ids(signoffs, user, open_=status.open and not state.deleted),
+        findings=findings,
+        blocking_findings=state.blocking_findings,
+        conditions=conditions_of([package.pk]).get(package.pk, []),
+        can_raise_finding=can_raise(user, policy, held) and package.deleted_at is None,
     )
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 from registry_app.review.policy.basics import (
     AUTOMATED_APPROVAL_KEYS,
+    DEFAULT_FINDING_BLOCKING,
     DEFAULT_ROLE_FLAGS,
     DEFAULT_ROLES,
     DEFAULT_SLA_HOURS,
+    FINDING_SEVERITIES,
     MAX_PRINCIPAL_PATTERN_LENGTH,
     MAX_PRINCIPAL_PATTERNS,
     MAX_SLA_HOURS,
@@ -132,6 +134,8 @@ class PolicySpec:
     role_flags: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLE_FLAGS))
     # None: only the dashboard's own approvals count for deployment (the deploy gate, docs/deploy-gate.md).
     accept_automated_approvals: AutomatedApprovals | None = None
+    # Severities whose findings block approval by default when raised (the reviewer may change it).
+    finding_blocking_severities: tuple[str, ...] = DEFAULT_FINDING_BLOCKING
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -191,6 +195,7 @@ class PolicySpec:
                     f"policy {self.name!r}: accept_automated_approvals with gates_must_pass needs at least one gate "
                     "(otherwise an automated approval would be accepted on no evidence at all)"
                 )
+        object.__setattr__(self, "finding_blocking_severities", _blocking_severities(self))
         object.__setattr__(self, "required_roles", roles)
         object.__setattr__(self, "role_flags", flags)
         object.__setattr__(self, "gates", gates)
@@ -253,6 +258,13 @@ class PolicySpec:
                     raise PolicyError(f"policy {name!r}: {exc}") from exc
             kwargs["gates"] = tuple(gates)
 
+        if "finding_blocking_severities" in data:
+            severities = data["finding_blocking_severities"]
+            if isinstance(severities, str) or not isinstance(severities, Sequence):
+                raise PolicyError(
+                    f'policy {name!r}: finding_blocking_severities must be a list like ["high", "critical"]'
+                )
+            kwargs["finding_blocking_severities"] = tuple(severities)
         for key in ("require_card_approved", "sla_hours"):
             if key in data:
                 kwargs[key] = data[key]
@@ -263,21 +275,44 @@ class PolicySpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-shaped form; ``PolicySpec.from_dict(p.to_dict()) == p``."""
-        return {
-            "name": self.name,
-            "required_roles": dict(self.required_roles),
-            "require_card_approved": self.require_card_approved,
-            "gates": [str(g) for g in self.gates],
-            "sla_hours": self.sla_hours,
-            "role_flags": dict(self.role_flags),
-        } | (
-            {"accept_automated_approvals": self.accept_automated_approvals.to_dict()}
-            if self.accept_automated_approvals is not None
-            else {}
+        return (
+            {
+                "name": self.name,
+                "required_roles": dict(self.required_roles),
+                "require_card_approved": self.require_card_approved,
+                "gates": [str(g) for g in self.gates],
+                "sla_hours": self.sla_hours,
+                "role_flags": dict(self.role_flags),
+            }
+            | (
+                {"accept_automated_approvals": self.accept_automated_approvals.to_dict()}
+                if self.accept_automated_approvals is not None
+                else {}
+            )
+            | (
+                # Only when not the default: the stored policies' digests (review_rows.policy_digest) stay put.
+                {"finding_blocking_severities": list(self.finding_blocking_severities)}
+                if self.finding_blocking_severities != DEFAULT_FINDING_BLOCKING
+                else {}
+            )
         )
 
     def flag_for(self, role: str) -> str:
         return self.role_flags.get(role) or default_flag_for_role(role)
+
+
+def _blocking_severities(policy: PolicySpec) -> tuple[str, ...]:
+    """The policy's blocking severities, validated and in severity order (no duplicates)."""
+    raw = policy.finding_blocking_severities
+    if isinstance(raw, str) or not isinstance(raw, Sequence):
+        raise PolicyError(f"policy {policy.name!r}: finding_blocking_severities must be a list of severities")
+    for severity in raw:
+        if severity not in FINDING_SEVERITIES:
+            raise PolicyError(
+                f"policy {policy.name!r}: unknown finding severity {str(severity)[:40]!r} in "
+                f"finding_blocking_severities (one of {', '.join(FINDING_SEVERITIES)})"
+            )
+    return tuple(s for s in FINDING_SEVERITIES if s in raw)
 
 
 DEFAULT_POLICY = PolicySpec(name="default")
