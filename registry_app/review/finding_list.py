@@ -276,3 +276,23 @@ def group_finding_summary(
         overdue = sum(1 for _, due in applying if due is not None and due < today)
         summary[version] = VersionFindings(len(applying), highest, overdue)
     return summary
+
+
+# --------------------------------------------------------------------------------------------- lookups
+
+
+def find_finding(user: Any, finding_id: int) -> Finding | None:
+    """The finding (package, group and source selected) when ``user`` may see it: every active user
+    sees every package (``mirror.lookups.find_package``). One query."""
+    if not is_active_user(user):
+        return None
+    return Finding.objects.select_related("package__group__source").filter(pk=finding_id).first()
+
+
+def user_id_by_username(username: str) -> int | None:
+    """The active user named ``username`` (case-insensitive), for an owner typed into a form."""
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()
+    found = model.objects.filter(**{f"{model.USERNAME_FIELD}__iexact": username.strip(), "is_active": True})
+    return found.values_list("pk", flat=True).first()
