@@ -371,3 +371,31 @@ def test_a_closed_finding_cannot_be_a_condition(package: ModelPackage, personas:
             comment="",
             condition_refs=[finding.pk],
         )
+
+
+def test_stored_rows_load_findings_in_one_query_for_the_batch(personas: dict[str, Any]) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from registry_app.review.review_rows import derive_rows
+
+    group = ModelPackageGroupFactory(name="batch")
+    packages = [ModelPackageFactory(group=group, version=v) for v in (1, 2, 3)]
+    ids = [p.pk for p in packages]
+
+    def derive() -> tuple[int, dict[int, Any]]:
+        with CaptureQueriesContext(connection) as ctx:
+            rows = derive_rows(ids)
+        return len(ctx.captured_queries), rows
+
+    raise_on(packages[0], personas["fair"], "high")
+    few, _ = derive()
+    for i in range(8):
+        raise_on(packages[i % 3], personas["fair"], "critical", title=f"finding {i}")
+    many, rows = derive()
+    assert few == many == 9, (few, many)
+    stored = rows[packages[2].pk].blocked_by  # every one carried over to v3; the column keeps 255 characters
+    assert (
+        stored.startswith('finding F-1 "PSI drift on age" (high, open) blocks approval; finding F-2')
+        and len(stored) <= 255
+    )
