@@ -199,6 +199,8 @@ def test_approve_with_a_condition_from_the_form(pending: ModelPackage, users: di
         client_for(users["viewer"]).get(reverse("registry:group_detail", args=["credit-risk"])).content.decode()
     )
     assert f"Approved with conditions: {condition.ref}" in group_page
+    decided = client_for(users["viewer"]).get(reverse("registry:queue"), {"tab": "decided"}).content.decode()
+    assert f"with conditions {condition.ref}" in decided
 
 
 def test_a_bad_condition_is_a_400_and_nothing_is_signed(pending: ModelPackage, users: dict[str, Any]) -> None:
