@@ -399,3 +399,24 @@ def test_stored_rows_load_findings_in_one_query_for_the_batch(personas: dict[str
         stored.startswith('finding F-1 "PSI drift on age" (high, open) blocks approval; finding F-2')
         and len(stored) <= 255
     )
+
+
+def test_a_policy_exception_does_not_decide_past_an_open_blocking_finding(personas: dict[str, Any]) -> None:
+    from registry_app.review.decisions import policy_exception_record
+    from tests.factories import EvaluationReportFactory, MetricFactory
+
+    package = ModelPackageFactory()
+    MetricFactory(report=EvaluationReportFactory(package=package), name="auc", value=0.80)
+    from registry_app.models import SignOff
+    from registry_app.review.state import package_fingerprint
+
+    fingerprint, _ = package_fingerprint(package)
+    for persona, role in (("mlead", "ml-lead"), ("fair", "fairness"), ("comp", "compliance")):
+        # Approvals recorded before the gate and the finding existed.
+        SignOff.objects.create(
+            package=package, user=personas[persona], role=role, decision="approve", fingerprint=fingerprint
+        )
+    ApprovalPolicy.objects.create(name="g", is_default=True, spec={"name": "g", "gates": ["auc >= 0.85"]})
+    raise_on(package, personas["fair"], "critical")
+    policy_exception_record(user=personas["comp"], package_id=package.pk, justification="board accepted")
+    assert not Decision.objects.filter(package=package).exists()
