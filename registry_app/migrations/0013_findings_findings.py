@@ -8,40 +8,124 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registry_app', '0012_statustruth_status'),
+        ("registry_app", "0012_statustruth_status"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Finding',
+            name="Finding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('severity', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], max_length=16)),
-                ('owner_email', models.EmailField(blank=True, help_text='A team address, when no single person owns it', max_length=254)),
-                ('due_date', models.DateField(blank=True, null=True)),
-                ('blocks_approval', models.BooleanField(default=False)),
-                ('state', models.CharField(choices=[('open', 'Open'), ('in_remediation', 'In remediation'), ('closed', 'Closed'), ('accepted_risk', 'Accepted as risk')], default='open', max_length=16)),
-                ('raised_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('closing_comment', models.TextField(blank=True)),
-                ('evidence_url', models.URLField(blank=True, max_length=2000, validators=[django.core.validators.URLValidator(schemes=['http', 'https'])])),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('risk_justification', models.TextField(blank=True)),
-                ('closed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('condition_of', models.ManyToManyField(blank=True, related_name='conditions', to='registry_app.signoff')),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='findings', to='registry_app.modelpackagegroup')),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='owned_findings', to=settings.AUTH_USER_MODEL)),
-                ('package', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='findings', to='registry_app.modelpackage')),
-                ('raised_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='raised_findings', to=settings.AUTH_USER_MODEL)),
-                ('signoff', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='created_findings', to='registry_app.signoff')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("title", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[("low", "Low"), ("medium", "Medium"), ("high", "High"), ("critical", "Critical")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "owner_email",
+                    models.EmailField(
+                        blank=True, help_text="A team address, when no single person owns it", max_length=254
+                    ),
+                ),
+                ("due_date", models.DateField(blank=True, null=True)),
+                ("blocks_approval", models.BooleanField(default=False)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("in_remediation", "In remediation"),
+                            ("closed", "Closed"),
+                            ("accepted_risk", "Accepted as risk"),
+                        ],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                ("raised_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("closing_comment", models.TextField(blank=True)),
+                (
+                    "evidence_url",
+                    models.URLField(
+                        blank=True,
+                        max_length=2000,
+                        validators=[django.core.validators.URLValidator(schemes=["http", "https"])],
+                    ),
+                ),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("risk_justification", models.TextField(blank=True)),
+                (
+                    "closed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "condition_of",
+                    models.ManyToManyField(blank=True, related_name="conditions", to="registry_app.signoff"),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="findings",
+                        to="registry_app.modelpackagegroup",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="owned_findings",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "package",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="findings",
+                        to="registry_app.modelpackage",
+                    ),
+                ),
+                (
+                    "raised_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="raised_findings",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "signoff",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="created_findings",
+                        to="registry_app.signoff",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-raised_at', '-id'],
-                'indexes': [models.Index(fields=['group', 'state'], name='finding_group_state'), models.Index(fields=['owner', 'due_date'], name='finding_owner_due'), models.Index(fields=['state', 'due_date'], name='finding_state_due')],
+                "ordering": ["-raised_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["group", "state"], name="finding_group_state"),
+                    models.Index(fields=["owner", "due_date"], name="finding_owner_due"),
+                    models.Index(fields=["state", "due_date"], name="finding_state_due"),
+                ],
             },
         ),
     ]
