@@ -117,6 +117,8 @@ def test_the_demo_has_open_overdue_and_closed_findings_and_an_approval_with_cond
     assert Finding.objects.filter(state=Finding.State.CLOSED).exclude(evidence_url="").exists()
     conditioned = SignOff.objects.filter(conditions__isnull=False, decision="approve").distinct()
     assert conditioned.count() == 1
+    approved = Decision.objects.get(package=conditioned.get().package, status="Approved")
+    assert "Conditions: F-" in approved.description and "Monitor DPPL by age band monthly" in approved.description
     blocked = Finding.objects.get(blocks_approval=True).package
     assert "blocks approval" in ReviewState.objects.get(package=blocked).blocked_by
 
