@@ -37,13 +37,13 @@ def _pending() -> list[ModelPackage]:
 
 
 def _approve_with_conditions(candidates: list[ModelPackage], users: dict[str, Any], today: dt.date) -> str:
-    """The first candidate the three roles may approve (no failing gate, no registrant among them):
-    ML lead, then fairness with a monitoring condition, then compliance, which decides it."""
-    mlead = users["mlead"]
+    """On the first candidate fairness may approve (no failing gate, not the registrant): an approval
+    with a monitoring condition. The version stays pending for the other roles (the demo's SLA figures
+    keep their versions), so a compliance officer can decide it live and see the conditions pushed."""
+    owner = users["mlead"]
     for package in candidates:
         try:
-            with transaction.atomic():  # a refusal undoes this candidate's sign-offs
-                signoff_create(user=mlead, package_id=package.pk, role="ml-lead", decision="approve", comment="ok")
+            with transaction.atomic():  # a refusal leaves nothing behind
                 result = signoff_create(
                     user=users["fairness"],
                     package_id=package.pk,
@@ -54,19 +54,38 @@ def _approve_with_conditions(candidates: list[ModelPackage], users: dict[str, An
                         ConditionInput(
                             title="Monitor DPPL by age band monthly",
                             severity="medium",
-                            owner_id=mlead.pk,
+                            owner_id=owner.pk,
                             due_date=today + dt.timedelta(days=90),
                         )
                     ],
                 )
-                signoff_create(
-                    user=users["compliance"], package_id=package.pk, role="compliance", decision="approve", comment=""
-                )
         except SignOffNotAllowed:
             continue
         refs = ", ".join(f.ref for f in result.signoff.conditions.all())
-        return f"approved with conditions: {package.group.name} v{package.version} ({refs})"
+        return f"approve with conditions: {package.group.name} v{package.version} by fairness ({refs})"
     return ""
+
+
+def _on_approved(users: dict[str, Any], today: dt.date) -> str:
+    """An open finding on the newest approved version of a group: "approved, with open findings"."""
+    package = (
+        ModelPackage.objects.select_related("group")
+        .filter(approval_status=ApprovalStatus.APPROVED, deleted_at__isnull=True, group__deleted_at__isnull=True)
+        .exclude(decisions__kind="revocation")
+        .order_by("group__name", "-version")
+        .first()
+    )
+    if package is None:
+        return ""
+    finding = finding_raise(
+        user=users["compliance"],
+        package_id=package.pk,
+        title="Annual fairness re-test not yet scheduled",
+        severity="medium",
+        owner_email="risk-models@example.com",
+        due_date=today + dt.timedelta(days=45),
+    )
+    return f"{finding.ref} open on approved {package.group.name} v{package.version}"
 
 
 def seed_findings(users: dict[str, Any]) -> list[str]:
@@ -121,9 +140,9 @@ def seed_findings(users: dict[str, Any]) -> list[str]:
             f"findings on {blocked.group.name} v{blocked.version}: {high.ref} (high, blocking), "
             f"{overdue.ref} (overdue), {closed.ref} (closed with evidence)"
         )
-        approved = _approve_with_conditions(pending[1:], users, today)
-        if approved:
-            lines.append(approved)
+        lines += [
+            line for line in (_approve_with_conditions(pending[1:], users, today), _on_approved(users, today)) if line
+        ]
     except SignOffNotAllowed as exc:  # a demo registry shaped otherwise: say so, never stop the demo
         log.warning("demo findings skipped: %s", exc.message)
     return [f"findings: {line}" for line in lines]

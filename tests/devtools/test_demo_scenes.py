@@ -109,7 +109,7 @@ def test_the_demo_shows_every_feature(demo: Any) -> None:
 def test_the_demo_has_open_overdue_and_closed_findings_and_an_approval_with_conditions(demo: Any) -> None:
     from registry_app.models import Finding, SignOff
 
-    assert [line for line in demo.done if line.startswith("findings:")] and len(demo.done) == 5, demo.lines()
+    assert len([line for line in demo.done if line.startswith("findings:")]) == 3, demo.lines()
     today = timezone.localdate()
     open_ = Finding.objects.filter(state__in=Finding.OPEN_STATES)
     assert open_.filter(blocks_approval=True).exists()
@@ -117,8 +117,8 @@ def test_the_demo_has_open_overdue_and_closed_findings_and_an_approval_with_cond
     assert Finding.objects.filter(state=Finding.State.CLOSED).exclude(evidence_url="").exists()
     conditioned = SignOff.objects.filter(conditions__isnull=False, decision="approve").distinct()
     assert conditioned.count() == 1
-    approved = Decision.objects.get(package=conditioned.get().package, status="Approved")
-    assert "Conditions: F-" in approved.description and "Monitor DPPL by age band monthly" in approved.description
+    assert conditioned.get().package.approval_status == "PendingManualApproval"  # compliance decides it live
+    assert open_.filter(package__approval_status="Approved").exists()  # an approved model with an open finding
     blocked = Finding.objects.get(blocks_approval=True).package
     assert "blocks approval" in ReviewState.objects.get(package=blocked).blocked_by
 
