@@ -100,5 +100,5 @@ def finding_action(request: HttpRequest, finding_id: int, action: str) -> HttpRe
                 user=request.user, finding_id=finding.pk, justification=form.cleaned_data["justification"]
             )
     except (SignOffNotAllowed, PermissionDenied, ValueError) as exc:
-        return _refused(request, package, exc, form)
+        return _refused(request, package, exc)  # the raise form stays as it was
     return review_views._action_done(request, package, f"Finding {finding.ref} was {ACTIONS[action]}.", "finding")
