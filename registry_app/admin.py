@@ -226,6 +226,16 @@ class RevalidationSignOffAdmin(ReadOnlyAdmin):
     list_select_related = ("user",)
 
 
+@admin.register(models.Finding)
+class FindingAdmin(ReadOnlyAdmin):
+    """Read only: findings change state through the review page's services (audited)."""
+
+    list_display = ("__str__", "package", "severity", "state", "blocks_approval", "owner", "due_date", "raised_at")
+    list_filter = ("state", "severity", "blocks_approval")
+    search_fields = ("title", "package__arn", "owner__username", "owner_email")
+    list_select_related = ("package__group", "owner")
+
+
 @admin.register(models.PushOutbox)
 class PushOutboxAdmin(ReadOnlyAdmin):
     list_display = ("id", "package", "kind", "state", "target_status", "attempts", "created_at", "sent_at")

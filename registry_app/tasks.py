@@ -130,8 +130,10 @@ def notify_conflict_task(push_id: str) -> int:
 def send_sla_reminders_task() -> int:
     """Beat (hourly): remind reviewers of packages past their review SLA (one per day at most), then send."""
     from registry_app.notifications.emails import send_sla_reminders
+    from registry_app.notifications.finding_mails import send_finding_reminders
 
     send_sla_reminders()
+    send_finding_reminders()
     return _send_due()
 
 

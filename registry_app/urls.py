@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from registry_app.views import audit as audit_views
 from registry_app.views import compare, groups, lineage, profile, sync
 from registry_app.views import endpoints as endpoint_views
+from registry_app.views import findings as finding_views
 from registry_app.views import queue as queue_views
 from registry_app.views import revalidation as revalidation_views
 from registry_app.views import review as review_views
@@ -24,6 +25,8 @@ urlpatterns = [
     path("packages/<str:group_name>/<int:version>/signoff/", review_views.signoff, name="signoff"),
     path("packages/<str:group_name>/<int:version>/revoke/", review_views.revoke, name="revoke"),
     path("packages/<str:group_name>/<int:version>/exception/", review_views.policy_exception, name="policy_exception"),
+    path("packages/<str:group_name>/<int:version>/findings/", finding_views.raise_finding, name="finding_raise"),
+    path("findings/<int:finding_id>/<slug:action>/", finding_views.finding_action, name="finding_action"),
     path(
         "packages/<str:group_name>/<int:version>/signoffs/<int:signoff_id>/withdraw/",
         review_views.withdraw,

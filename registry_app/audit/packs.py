@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from registry_app.audit.bypasses import outside_decision_row
 from registry_app.audit.exports import TIMELINE_COLUMNS, csv_chunks, export_file_name, json_array_chunks, timeline_rows
+from registry_app.audit.finding_export import FINDING_COLUMNS, finding_rows, findings_for
 from registry_app.audit.pack_evidence import VALIDATION_NOTE, chain_state, validation_rows
 from registry_app.audit.search import SearchFilters, audit_search_stream
 from registry_app.audit.timeline import TimelineFilters, package_scope, timeline_stream
@@ -32,6 +33,7 @@ from registry_app.models import (
     Decision,
     EndpointDeployment,
     EvaluationReport,
+    Finding,
     Metric,
     ModelPackage,
     OutsideDecision,
@@ -289,6 +291,13 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
     pack.write_json("outside_decisions.json", [outside_decision_row(o) for o in outside.order_by("observed_at")])
     deployments = EndpointDeployment.objects.filter(package=package).order_by("started_at", "pk")
     pack.write_json("deployments.json", [_deployment_dict(d) for d in deployments])
+    finding_list = list(
+        finding_rows(
+            findings_for(Finding.objects.filter(group_id=package.group_id, package__version__lte=package.version))
+        )
+    )
+    pack.write_json("findings.json", finding_list)
+    pack.write("findings.csv", csv_chunks(FINDING_COLUMNS, finding_list))
 
     scope = package_scope(package)
     filters = TimelineFilters()
@@ -316,6 +325,7 @@ def package_pack(package: ModelPackage, *, user: Any) -> tuple[IO[bytes], str]:
             "decisions.json          dashboard decisions (with policy version);  pushes.json  their outbox rows",
             "outside_decisions.json  status changes made outside the dashboard",
             "deployments.json        endpoint deployment windows of this version",
+            "findings.json/.csv      findings raised on this version or earlier ones of its group (all states)",
             "timeline.csv/.json      the merged audit timeline (evidence ids per row)",
             "cloudtrail.json         raw CloudTrail records about this package ({'Records': [...]})",
             VALIDATION_NOTE,
@@ -385,6 +395,8 @@ def period_pack(since: dt.datetime, until: dt.datetime, *, user: Any) -> tuple[I
     pack.write(
         "deployments.json", json_array_chunks(_deployment_dict(d) for d in deployments.iterator(chunk_size=1000))
     )
+    raised = findings_for(Finding.objects.filter(raised_at__gte=since, raised_at__lte=until))
+    pack.write("findings.json", json_array_chunks(finding_rows(raised.iterator(chunk_size=1000))))
     pack.write_json("period.json", window)
 
     now = timezone.now()
@@ -400,6 +412,7 @@ def period_pack(since: dt.datetime, until: dt.datetime, *, user: Any) -> tuple[I
             "audit_search.csv        CloudTrail calls and audit entries merged, newest first (evidence ids)",
             "signoffs.json, decisions.json, pushes.json, outside_decisions.json   created in the period",
             "deployments.json        deployment windows overlapping the period",
+            "findings.json           findings raised in the period, with their current state",
         ]
     )
     filename = export_file_name(f"audit-pack-{since:%Y%m%d}-{until:%Y%m%d}-{now:%Y%m%dT%H%M%SZ}", "zip")

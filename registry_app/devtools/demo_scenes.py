@@ -39,6 +39,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from django.contrib.auth import get_user_model
 
+from registry_app.devtools.demo_findings import seed_findings
 from registry_app.models import ModelPackage, PushOutbox
 from registry_app.models.registry import ApprovalStatus
 from registry_app.review.decisions import package_revoke
@@ -285,5 +286,6 @@ def stage_demo_scenes() -> SceneSummary:
     for name, scene in scenes:
         line = scene(users, summary.calls)
         (summary.done if line else summary.skipped).append(line or name)
+    summary.done += seed_findings(users)  # open, overdue and closed findings, an approve-with-conditions
     summary.trail_files = write_trail(summary.calls)
     return summary

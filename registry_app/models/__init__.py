@@ -3,6 +3,7 @@ from __future__ import annotations
 from .api import ApiToken
 from .audit import AuditCursor, AuditLogEntry, CloudTrailEvent, EndpointDeployment, OutsideDecision
 from .evidence import AuditAnchor, AuditVerification, TrailDigest, TrailLogFile
+from .findings import Finding
 from .notifications import WebhookEndpoint
 from .policy_versions import PolicyVersion, PolicyVersionImmutable
 from .provenance import (
@@ -50,6 +51,7 @@ __all__ = [
     "AuditLogEntry",
     "CloudTrailEvent",
     "EndpointDeployment",
+    "Finding",
     "OutsideDecision",
     "ApprovalPolicy",
     "Decision",

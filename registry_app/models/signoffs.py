@@ -210,6 +210,7 @@ EMAIL_KINDS: tuple[str, ...] = (
     NotificationKind.REVOKED,
     NotificationKind.CONFLICT,
     NotificationKind.REVALIDATION_DUE,
+    NotificationKind.FINDING_RAISED,
 )
 
 

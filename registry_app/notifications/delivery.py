@@ -36,6 +36,7 @@ TEMPLATES: dict[str, str] = {
     NotificationKind.REVOKED: "decided",
     NotificationKind.CONFLICT: "conflict",
     NotificationKind.REVALIDATION_DUE: "revalidation_due",
+    NotificationKind.FINDING_RAISED: "finding_raised",
 }
 NOTIFICATION_HEADER = "X-Governance-Notification"
 

@@ -74,3 +74,12 @@ def enqueue_revalidation_due(package_id: int, *, due: str, facts: dict[str, Any]
     )
     if added.due_now:
         transaction.on_commit(lambda: sweep_notifications_task.delay(), robust=True)
+
+
+def enqueue_finding_raised(finding_id: int) -> None:
+    """The finding's owner is told it was raised; the sweep sends what is due after commit."""
+    from registry_app.notifications.finding_mails import notify_finding_raised
+    from registry_app.tasks import sweep_notifications_task
+
+    if _written(lambda: notify_finding_raised(finding_id), f"finding_raised (finding {finding_id})").rows:
+        transaction.on_commit(lambda: sweep_notifications_task.delay(), robust=True)

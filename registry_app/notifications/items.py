@@ -117,6 +117,9 @@ def _told(kind: str, title: str, facts: Mapping[str, Any]) -> tuple[str, str]:
         )
     if kind == K.FINDING_RAISED:
         what = one_line(f.get("title") or f.get("summary") or "a finding was raised", 160)
+        if f.get("reminder"):
+            due = one_line(f.get("due") or "soon", 40)
+            return f"Finding due {due}: {title}", what
         return f"Finding raised: {title}", what
     if kind == K.REVALIDATION_DUE:
         due = one_line(f.get("due") or f.get("due_at") or "", 40)

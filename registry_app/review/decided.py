@@ -2,7 +2,8 @@
 first, a page at a time (keyset on ``(created_at, id)``, the ``decision_recent`` index).
 
 One query per page: the decisions with package, group, source, user and policy version, and their newest push's
-state and attempts selected with them; plus one COUNT for the total.
+state and attempts selected with them; one for the approvals' conditions (findings); plus one COUNT
+for the total.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from registry_app.models import Decision, ModelPackage, PushOutbox
+from registry_app.review.finding_list import conditions_of
 from registry_app.review.queue_base import LIST_DEFERRED, QueueFilters, QueuePage, page_url, source_query
 
 __all__ = ["DECIDED_DAYS", "DecidedItem", "decided_page"]
@@ -28,6 +30,7 @@ class DecidedItem:
     decision: Decision
     push: PushOutbox | None
     cursor: str
+    conditions: tuple[str, ...] = ()  # an approval's conditions (``F-12`` refs)
 
     @property
     def package(self) -> ModelPackage:
@@ -81,10 +84,17 @@ def decided_page(filters: QueueFilters, after: str, limit: int, count: bool) -> 
         at, before_pk = cursor
         decisions = decisions.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=before_pk))
     rows = list(decisions.order_by("-created_at", "-pk")[: limit + 1])
+    approved = [d.package_id for d in rows[:limit] if d.kind == Decision.Kind.POLICY]
+    conditions = conditions_of(approved)  # one query for the page (none without approvals)
     items = []
     for decision in rows[:limit]:
         state = decision.push_state  # type: ignore[attr-defined]
         push = PushOutbox(state=state, attempts=decision.push_attempts) if state else None  # type: ignore[attr-defined]
         moment = decision.created_at.astimezone(dt.UTC).strftime(_CURSOR_TIME)
-        items.append(DecidedItem(decision, push, f"{moment}-{decision.pk}"))
+        refs = (
+            tuple(f.ref for f in conditions.get(decision.package_id, []))
+            if decision.kind == Decision.Kind.POLICY
+            else ()
+        )
+        items.append(DecidedItem(decision, push, f"{moment}-{decision.pk}", refs))
     return QueuePage(items, total, items[-1].cursor if len(rows) > limit else "")

@@ -251,7 +251,8 @@ def policy_exception_record(*, user: Any, package_id: int, justification: str) -
             status=state.status,
             waived=exception_gates(exceptions, fingerprint),
         )
-        if after.result.decision == ApprovalStatus.APPROVED:
+        # An open blocking finding still holds the approval back (it must be closed or accepted first).
+        if after.result.decision == ApprovalStatus.APPROVED and not state.blocking_findings:
             decision, push = policy_decide(
                 package,
                 policy,

@@ -30,6 +30,7 @@ from registry_app.models import (
 )
 from registry_app.models.registry import REPRODUCIBILITY_KEYS, ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, can_retry_push, can_revoke, is_active_user, user_roles
+from registry_app.review.finding_list import applicable_findings, blocking_of, can_raise, conditions_of
 from registry_app.review.policy import DEFAULT_ROLE_FLAGS, GateResult, MetricObservation, PolicyResult, PolicySpec
 from registry_app.review.policy_versions import decided_under, policy_rows, resolve_version, version_label
 from registry_app.review.state import (
@@ -101,6 +102,10 @@ class ReviewState:
     def decided_under(self) -> str:
         """``approved under high-risk v3`` for the newest decision, else empty."""
         return decided_under(self.decision) if self.decision is not None else ""
+    findings: list[Any] = field(default_factory=list)  # Finding rows applying (finding_list.applicable_findings)
+    blocking_findings: list[Any] = field(default_factory=list)  # open blocking ones (BlockingFinding)
+    conditions: list[Any] = field(default_factory=list)  # the approval's conditions (Finding rows)
+    can_raise_finding: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -153,6 +158,8 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
     ]
     for s in signoffs:
         s.is_withdrawn = s.withdrawn_at is not None  # type: ignore[attr-defined]
+    findings = applicable_findings(package, user)
+    blocking_found = blocking_of(findings)
     state = verdict(
         package,
         policy=policy,
@@ -161,6 +168,7 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         fingerprint=fingerprint,
         status=effective_status(package, pushes),
         waived=exception_gates(exceptions, fingerprint),
+        findings=blocking_found,
     )
     status = status_of_review(
         package, pushes, outcome=state.outcome, missing=state.missing_roles, blocked=state.blocked_by
@@ -194,10 +202,14 @@ def review_state(package: ModelPackage, user: Any) -> ReviewState:
         blocking=state.blocking,
         exceptions=exceptions,
         can_record_exception=is_compliance and status.open and bool(state.blocking),
-        approvals_blocked=bool(state.blocking),
+        approvals_blocked=bool(state.blocking) or bool(state.blocking_findings),
         withdrawable=withdrawable_ids(signoffs, user, open_=status.open and not state.deleted),
         version=version,
         decision=next((p.decision for p in pushes if p.decision is not None), None),
+        findings=findings,
+        blocking_findings=state.blocking_findings,
+        conditions=conditions_of([package.pk]).get(package.pk, []),
+        can_raise_finding=can_raise(user, policy, held) and package.deleted_at is None,
     )
 
 

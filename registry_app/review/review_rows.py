@@ -7,7 +7,8 @@ the dashboard still on its way keeps it there (its outcome says what was decided
 
 Constant queries, whatever the number of packages, sign-offs or reports: the policies, the
 packages (with card), their groups (with source), then sign-offs, report digests, metrics and
-decision pushes and policy exceptions as plain rows (8; 2 when none of the packages is under review). Each
+decision pushes, policy exceptions and open blocking findings as plain rows (9; 2 when none of
+the packages is under review). Each
 row is ``state.package_fingerprint``, ``state.effective_status`` and ``state.verdict`` on those
 rows: the computation of the review page and the sign-off service.
 
@@ -39,6 +40,7 @@ from registry_app.models import (
 )
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import principal_names
+from registry_app.review.finding_list import blocking_by_package
 from registry_app.review.policies import resolve_policy
 from registry_app.review.policy import MetricObservation, PolicySpec, SignOffView
 from registry_app.review.policy.basics import DUE_SOON_FRACTION
@@ -232,11 +234,13 @@ def _load(packages: QuerySet[ModelPackage]) -> list[ModelPackage]:
         "package_id", "fingerprint", "gates"
     ):
         exceptions[package_id].append((fingerprint, gates))
+    findings = blocking_by_package(loaded)
     for package in loaded:
         package.signoff_views = views[package.pk]  # type: ignore[attr-defined]
         package.metric_observations = metrics[package.pk]  # type: ignore[attr-defined]
         package.undelivered_decisions = pushes[package.pk]  # type: ignore[attr-defined]
         package.policy_exceptions = exceptions[package.pk]  # type: ignore[attr-defined]
+        package.blocking_findings = findings.get(package.pk, [])  # type: ignore[attr-defined]
         # package_fingerprint reads ``package.reports.all()``, which serves a filled prefetch cache.
         package.__dict__.setdefault("_prefetched_objects_cache", {})["reports"] = reports[package.pk]
     return loaded
@@ -256,6 +260,7 @@ def _row(package: ModelPackage, policy: PolicySpec, digest: str) -> ReviewRow:
         fingerprint=fingerprint,
         status=effective_status(package, package.undelivered_decisions),  # type: ignore[attr-defined]
         waived=exception_gates(package.policy_exceptions, fingerprint),  # type: ignore[attr-defined]
+        findings=getattr(package, "blocking_findings", ()),
     )
     decisions: list[_DecisionPush] = package.undelivered_decisions  # type: ignore[attr-defined]
     newest = max(decisions, key=lambda p: p.created_at) if decisions else None

@@ -6,13 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from registry_app.audit import log as audit_log
 from registry_app.models import Decision, ModelPackage, PolicyException, PolicyVersion, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import is_active_user, user_roles
+from registry_app.review.finding_list import blocking_by_package, conditions_of, conditions_text, finding_refusal
+from registry_app.review.findings import ConditionInput, conditions_attach
 from registry_app.review.outbox import push_enqueue
 from registry_app.review.policy import (
     APPROVE,
@@ -117,6 +121,7 @@ def review_now(package: ModelPackage) -> ReviewNow:
         fingerprint=fingerprint,
         status=effective_status(package),
         waived=waived,
+        findings=blocking_by_package([package]).get(package.pk, []),
     )
     return ReviewNow(policy, fingerprint, detail, existing, views, metrics, exceptions, waived, state, version)
 
@@ -124,7 +129,16 @@ def review_now(package: ModelPackage) -> ReviewNow:
 # --------------------------------------------------------------------------------------------- services
 
 
-def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comment: str) -> SignOffResult:
+def signoff_create(
+    *,
+    user: Any,
+    package_id: int,
+    role: str,
+    decision: str,
+    comment: str,
+    conditions: Sequence[ConditionInput] = (),
+    condition_refs: Sequence[int] = (),
+) -> SignOffResult:
     """Record ``user``'s sign-off in ``role`` and act on the policy's verdict.
 
     One transaction, under the package row lock: re-read the sign-offs, fingerprint the
@@ -134,6 +148,11 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
     * an approval that completes its role queues a flags push (``{flag: "true"}``);
     * when the policy now says Approved or Rejected: a Decision with the ApprovalDescription and a
       decision push (target status, description, every satisfied role's flag).
+
+    An approval may carry conditions (approve with conditions): new findings (``conditions``,
+    created here and linked to the sign-off) and open findings it references (``condition_refs``);
+    the approval description lists them. An approval is refused while a gate fails or an open
+    blocking finding applies (``finding_list.finding_refusal``).
 
     The package's stored review state is refreshed in the same transaction.
     Side effects after commit only: ``push_task`` per push, ``enqueue_decided`` for a decision.
@@ -146,6 +165,8 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
         raise SignOffNotAllowed(f"Unknown decision {decision!r}: choose approve or reject.", code="invalid_decision")
     if decision == REJECT and not comment:
         raise SignOffNotAllowed("A rejection needs a comment saying what must change.", code="comment_required")
+    if decision != APPROVE and (conditions or condition_refs):
+        raise SignOffNotAllowed("Only an approval can carry conditions.", code="invalid_conditions")
     if len(comment) > MAX_COMMENT:
         raise SignOffNotAllowed(
             f"The comment is {len(comment)} characters long; keep it under {MAX_COMMENT}.", code="comment_too_long"
@@ -158,6 +179,8 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
         check_signoff(before, user, user_roles(user), role, registrant=is_registrant(package, user))
         if decision == APPROVE and before.blocking:
             raise SignOffNotAllowed(gate_refusal(before.blocking), code="gate_blocked")
+        if decision == APPROVE and before.blocking_findings:
+            raise SignOffNotAllowed(finding_refusal(before.blocking_findings), code="finding_blocked")
         newly_stale = [s for s in existing if s.stale_at is None and s.fingerprint != fingerprint]
         if _mark_stale(newly_stale):
             audit_log.audit_signoffs_stale(
@@ -174,6 +197,10 @@ def signoff_create(*, user: Any, package_id: int, role: str, decision: str, comm
             policy_version=now.version,
         )
         audit_log.audit_signoff(signoff)
+        if conditions or condition_refs:
+            conditions_attach(
+                user=user, package=package, policy=policy, signoff=signoff, new=conditions, refs=condition_refs
+            )
         views += signoff_views([signoff])
         result = verdict(
             package,
@@ -262,12 +289,15 @@ def policy_decide(
     (AWS's 1,024 characters): the exception part is shortened first to half of it."""
     current = [v for v in views if v.fingerprint == fingerprint]
     note = exception_note(list(exceptions)) if status == APPROVED else ""
-    if note:
-        note = note if len(note) <= DESCRIPTION_LIMIT // 2 else note[: DESCRIPTION_LIMIT // 2 - 1].rstrip() + "…"
-        description = approval_description(policy, current, decision=status, limit=DESCRIPTION_LIMIT - len(note) - 2)
-        description = f"{description}. {note}"
-    else:
-        description = approval_description(policy, current, decision=status)
+
+    def head(limit: int) -> str:
+        if not note:
+            return approval_description(policy, current, decision=status, limit=limit)
+        short = note if len(note) <= limit // 2 else note[: limit // 2 - 1].rstrip() + "…"
+        return f"{approval_description(policy, current, decision=status, limit=limit - len(short) - 2)}. {short}"
+
+    conditions = conditions_of([package.pk]).get(package.pk, []) if status == APPROVED else []
+    description = _with_conditions(head, conditions, _review_url(package)) if conditions else head(DESCRIPTION_LIMIT)
     decision = Decision.objects.create(
         package=package,
         kind=Decision.Kind.POLICY if status == APPROVED else Decision.Kind.REJECTION,
@@ -291,6 +321,28 @@ def policy_decide(
 
     enqueue_decided(decision.pk)
     return decision, push
+
+
+def _review_url(package: ModelPackage) -> str:
+    path = reverse("registry:package_detail", args=[package.group.name, package.version])
+    return f"{settings.SITE_URL}{path}"
+
+
+CONDITIONS_RESERVE = 300  # the approval text gives way down to this much room for its conditions
+
+
+def _with_conditions(head: Any, conditions: list[Any], url: str) -> str:
+    """``head`` (the approval text, by length limit) then the conditions, within ``DESCRIPTION_LIMIT``:
+    the conditions are shortened first; only when they would get less than ``CONDITIONS_RESERVE``
+    does the approval text give way too."""
+    full = conditions_text(conditions, url, DESCRIPTION_LIMIT)
+    text = head(DESCRIPTION_LIMIT)
+    room = DESCRIPTION_LIMIT - len(text) - 1
+    if room < min(len(full), CONDITIONS_RESERVE):
+        text = head(DESCRIPTION_LIMIT - min(len(full), CONDITIONS_RESERVE) - 1)
+        room = DESCRIPTION_LIMIT - len(text) - 1
+    tail = conditions_text(conditions, url, room)
+    return f"{text} {tail}" if tail else text
 
 
 def _mark_stale(signoffs: list[SignOff]) -> int:

@@ -29,6 +29,7 @@ from registry_app.mirror.cards import card_status_of
 from registry_app.models import EvaluationReport, ModelPackage, PushOutbox, SignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import is_active_user, principal_names
+from registry_app.review.finding_list import BlockingFinding, finding_reason
 from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import (
     DEFAULT_ROLE_FLAGS,
@@ -266,6 +267,7 @@ class Verdict:
     blocking: list[GateResult] = field(default_factory=list)  # failing gates no exception waives (Pending only)
     blocked_by: list[str] = field(default_factory=list)  # what keeps a Pending verdict from approving
     waived: frozenset[str] = frozenset()  # gates a current policy exception waives
+    blocking_findings: list[BlockingFinding] = field(default_factory=list)  # open, blocking (Pending only)
 
     @property
     def decided(self) -> bool:
@@ -281,10 +283,12 @@ def verdict(
     fingerprint: str,
     status: str,
     waived: frozenset[str] = frozenset(),
+    findings: Sequence[BlockingFinding] = (),
 ) -> Verdict:
     """Evaluate ``policy`` for ``package`` on the given inputs (pure: no query beyond the
     package's card, which callers select with it). ``waived``: ``exception_gates`` of the
-    package's policy exceptions."""
+    package's policy exceptions. ``findings``: the open blocking findings applying to the package
+    (``finding_list.blocking_by_package``); while Pending they block approval like a failing gate."""
     result = evaluate(
         policy,
         signoffs=signoffs,
@@ -306,6 +310,8 @@ def verdict(
         blocked_by += [gate_shortfall(g) for g in result.gates if g.status == "missing" and str(g.gate) not in waived]
     if outcome == PENDING_OUTCOME and result.card_check == "fail":
         blocked_by.append("model card not Approved")
+    blocking_findings = list(findings) if outcome == PENDING_OUTCOME else []
+    blocked_by += [finding_reason(f) for f in blocking_findings]
     deleted = package.deleted_at is not None or package.group.deleted_at is not None
     return Verdict(
         policy=policy,
@@ -319,6 +325,7 @@ def verdict(
         blocking=blocking,
         blocked_by=blocked_by,
         waived=waived,
+        blocking_findings=blocking_findings,
     )
 
 

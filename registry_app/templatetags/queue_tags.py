@@ -122,7 +122,13 @@ def decided_row(item: DecidedItem) -> SafeString:
         package_url=item.package_url,
         version=item.package.version,
         status=status_badge(decision.status),
-        kind=decision.get_kind_display(),
+        kind=format_html(
+            "{}{}",
+            decision.get_kind_display(),
+            format_html('<div class="subtle">with conditions {}</div>', ", ".join(item.conditions))
+            if item.conditions
+            else "",
+        ),
         under=decided_under(decision),
         who=who,
         push=_push(item),

@@ -12,6 +12,7 @@ from registry_app.mirror import selectors
 from registry_app.notifications.selectors import is_watching
 from registry_app.permissions import can_archive
 from registry_app.review.compare import group_trends
+from registry_app.review.finding_list import conditions_of, group_finding_summary
 from registry_app.review.revalidation_read import revalidation_clocks
 from registry_app.review.statuses import version_statuses
 from registry_app.views.forms import GroupFilterForm
@@ -47,9 +48,13 @@ def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
     group = detail.group
     statuses = version_statuses([row.package for row in detail.versions])
     clocks = revalidation_clocks([row.package for row in detail.versions])
+    findings = group_finding_summary(group.pk, [row.package.version for row in detail.versions])
+    conditions = conditions_of([row.package.pk for row in detail.versions])
     for row in detail.versions:
         row.status = statuses[row.package.pk]  # type: ignore[attr-defined]
         row.revalidation = clocks[row.package.pk]  # type: ignore[attr-defined]
+        row.findings = findings.get(row.package.version)  # type: ignore[attr-defined]
+        row.conditions = conditions.get(row.package.pk, [])  # type: ignore[attr-defined]
     context = {
         "detail": detail,
         "group": group,

@@ -12,11 +12,14 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from registry_app.permissions import SIGNOFF_ROLES
+from registry_app.review.finding_queue import findings_page
 from registry_app.review.queue import DECIDED_DAYS, SLA_LABELS, TABS, QueueFilters, TagFilter, queue_page
 from registry_app.views.groups import wants_partial
 from registry_app.views.params import cleaned
 
 QUEUE_TEMPLATE = "registry_app/queue.html"
+FINDINGS_TEMPLATE = "registry_app/queue_findings.html"
+QUEUE_TABS = {**TABS, "findings": "Findings"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class QueueQuery:
     not_mine: bool
     after: str
     more: bool
+    mine: bool = False  # findings tab: mine as owner
+    overdue: bool = False  # findings tab: overdue only
 
     @property
     def filters(self) -> QueueFilters:
@@ -38,7 +43,7 @@ class QueueQuery:
 
 
 class QueueFilterForm(forms.Form):
-    tab = forms.ChoiceField(required=False, choices=list(TABS.items()))
+    tab = forms.ChoiceField(required=False, choices=list(QUEUE_TABS.items()))
     group = forms.CharField(required=False, max_length=170, strip=True, label="Group")
     tag = forms.CharField(required=False, max_length=400, strip=True, label="Group tag")
     role = forms.CharField(required=False, max_length=64, strip=True, label="Missing role")
@@ -46,6 +51,8 @@ class QueueFilterForm(forms.Form):
     not_mine = forms.BooleanField(required=False, label="Not registered by me")
     after = forms.CharField(required=False, max_length=80)
     more = forms.BooleanField(required=False)  # htmx "load more": the next rows only, no count
+    mine = forms.BooleanField(required=False)
+    overdue = forms.BooleanField(required=False)
 
     def values(self) -> QueueQuery:
         """The valid parameters; invalid input is refused with a 400 naming the field."""
@@ -59,6 +66,8 @@ class QueueFilterForm(forms.Form):
             not_mine=bool(data.get("not_mine")),
             after=data.get("after") or "",
             more=bool(data.get("more")),
+            mine=bool(data.get("mine")),
+            overdue=bool(data.get("overdue")),
         )
 
 
@@ -66,6 +75,8 @@ class QueueFilterForm(forms.Form):
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
     query = QueueFilterForm(request.GET).values()
+    if query.tab == "findings":
+        return _findings_tab(request, query)
     partial = wants_partial(request)
     more = partial and query.more
     page = queue_page(request.user, tab=query.tab, filters=query.filters, after=query.after, count=not more)
@@ -75,7 +86,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "items": page.items,
         "q": query,
         "tab": query.tab,
-        "tabs": list(TABS.items()),
+        "tabs": list(QUEUE_TABS.items()),
         "filtered": query.filters.active,
         "sla_choices": list(SLA_LABELS.items()),
         "sla_label": SLA_LABELS.get(query.sla, ""),
@@ -83,5 +94,14 @@ def queue(request: HttpRequest) -> HttpResponse:
         "decided_days": DECIDED_DAYS,
     }
     response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _findings_tab(request: HttpRequest, query: QueueQuery) -> HttpResponse:
+    """The "Findings" tab: open findings, mine as owner and/or overdue, a page at a time."""
+    page = findings_page(request.user, mine=query.mine, overdue=query.overdue, after=query.after)
+    context = {"page": page, "q": query, "tab": "findings", "tabs": list(QUEUE_TABS.items())}
+    response = render(request, FINDINGS_TEMPLATE, context)
     patch_vary_headers(response, ("HX-Request",))
     return response

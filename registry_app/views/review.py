@@ -39,6 +39,7 @@ from registry_app.review.policy import SignOffNotAllowed
 from registry_app.review.push import push_retry as push_retry_service
 from registry_app.review.revalidation_card import revalidation_card
 from registry_app.review.signoffs import MAX_COMMENT, signoff_create, signoff_withdraw
+from registry_app.views.finding_forms import conditions_from_post
 from registry_app.views.groups import wants_partial
 from registry_app.views.params import source_name
 
@@ -229,6 +230,9 @@ def signoff(request: HttpRequest, group_name: str, version: int) -> HttpResponse
             return _respond_error(request, package, status=status, signoff_error=message, signoff_form=form)
         role = state.signable_roles[0]
     decision = form.cleaned_data["decision"]
+    conditions, refs, error = conditions_from_post(request.POST)
+    if error:
+        return _respond_error(request, package, status=400, signoff_error=error, signoff_form=form)
     try:
         result = signoff_create(
             user=request.user,
@@ -236,6 +240,8 @@ def signoff(request: HttpRequest, group_name: str, version: int) -> HttpResponse
             role=role,
             decision=decision,
             comment=form.cleaned_data["comment"],
+            conditions=conditions,
+            condition_refs=refs,
         )
     except (SignOffNotAllowed, PermissionDenied, ValueError) as exc:
         return _respond_error(

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from registry_app.audit.log import audit_append
-from registry_app.models import ModelPackage, PushOutbox
+from registry_app.models import Finding, ModelPackage, PushOutbox
 from tests.audit.builders import at, cloudtrail, decision, deployment, observe, push, signoff, status_call
 from tests.audit.conftest import make_user
 from tests.factories import EvaluationReportFactory, MetricFactory, ModelCardFactory
@@ -52,6 +52,9 @@ def reviewed(package: ModelPackage) -> ModelPackage:
     observe(package, at(2.2), {"approval_status": ["PendingManualApproval", "Approved"]})
     deployment("credit-prod", package, at(3))
     audit_append("signoff.recorded", actor=carol, via="web", package=package, message="signed")
+    Finding.objects.create(
+        package=package, group=package.group, title="=HYPERLINK(1)", severity="high", raised_by=carol, raised_at=at(1.5)
+    )
     return package
 
 
@@ -75,6 +78,8 @@ def test_package_pack_contents_and_manifest(reviewed: ModelPackage, compliance_c
         "pushes.json",
         "outside_decisions.json",
         "deployments.json",
+        "findings.json",
+        "findings.csv",
         "timeline.csv",
         "timeline.json",
         "cloudtrail.json",
@@ -104,6 +109,12 @@ def test_package_pack_contents_and_manifest(reviewed: ModelPackage, compliance_c
     assert {item["kind"] for item in timeline} >= {"signoff", "decision", "push", "cloudtrail", "deployment", "audit"}
     chain = json.loads(archive.read("audit_chain.json"))
     assert chain["ok"] is True and chain["head_hash"]
+    findings = json.loads(archive.read("findings.json"))
+    assert [(f["title"], f["severity"], f["state"], f["raised_by"]) for f in findings] == [
+        ("=HYPERLINK(1)", "high", "open", "carol")
+    ]
+    rows = list(csv.DictReader(io.StringIO(archive.read("findings.csv").decode())))
+    assert rows[0]["title"] == "'=HYPERLINK(1)"  # no formula in a spreadsheet
     readme = archive.read("README.txt").decode()
     assert reviewed.arn in readme and "connie" in readme
 
@@ -120,6 +131,7 @@ def test_period_pack(reviewed: ModelPackage, staff_client: Client) -> None:
     assert [r["eventName"] for r in records] == ["UpdateModelPackage"]
     assert len(json.loads(archive.read("signoffs.json"))) == 1
     assert len(json.loads(archive.read("deployments.json"))) == 1
+    assert [f["ref"] for f in json.loads(archive.read("findings.json"))] == [f"F-{Finding.objects.get().pk}"]
     assert json.loads(archive.read("period.json"))["since"].startswith("2025-03-09")
 
 

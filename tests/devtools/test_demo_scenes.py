@@ -56,7 +56,8 @@ def _package(group: str, version: int) -> ModelPackage:
 def test_the_demo_shows_every_feature(demo: Any) -> None:
     from django.contrib.auth import get_user_model
 
-    assert len(demo.done) == 3 and not demo.skipped, demo.lines()
+    scenes = [line for line in demo.done if not line.startswith("findings:")]  # demo_findings' lines
+    assert len(scenes) == 3 and not demo.skipped, demo.lines()
     now = timezone.now()
 
     # SLA: overdue and due-soon versions in the queue (pending, undecided).
@@ -103,6 +104,23 @@ def test_the_demo_shows_every_feature(demo: Any) -> None:
     decision_push = PushOutbox.objects.get(package=demand_v4, kind=PushOutbox.Kind.DECISION)
     assert decision_push.state == PushOutbox.State.CONFLICT and decision_push.target_status == "Approved"
     assert demand_v4.approval_status == "Rejected"
+
+
+def test_the_demo_has_open_overdue_and_closed_findings_and_an_approval_with_conditions(demo: Any) -> None:
+    from registry_app.models import Finding, SignOff
+
+    assert len([line for line in demo.done if line.startswith("findings:")]) == 3, demo.lines()
+    today = timezone.localdate()
+    open_ = Finding.objects.filter(state__in=Finding.OPEN_STATES)
+    assert open_.filter(blocks_approval=True).exists()
+    assert open_.filter(due_date__lt=today).exists()
+    assert Finding.objects.filter(state=Finding.State.CLOSED).exclude(evidence_url="").exists()
+    conditioned = SignOff.objects.filter(conditions__isnull=False, decision="approve").distinct()
+    assert conditioned.count() == 1
+    assert conditioned.get().package.approval_status == "PendingManualApproval"  # compliance decides it live
+    assert open_.filter(package__approval_status="Approved").exists()  # an approved model with an open finding
+    blocked = Finding.objects.get(blocks_approval=True).package
+    assert "blocks approval" in ReviewState.objects.get(package=blocked).blocked_by
 
 
 def test_scenes_run_twice_change_nothing(demo: Any) -> None:

@@ -116,6 +116,8 @@ ROUTES: dict[str, Route] = {
         Route("registry:signoff_withdraw", raw=SOURCE),
         Route("registry:revalidation_signoff", raw=SOURCE),  # POST only: a GET is 405
         Route("registry:revalidation_start", raw=SOURCE),  # POST only: a GET is 405
+        Route("registry:finding_raise", raw=SOURCE),  # POST only: a GET is 405
+        Route("registry:finding_action"),  # POST only: a GET is 405
         Route("registry:push_retry"),
         Route("registry:queue", forms=(queue_views.QueueFilterForm,)),
         Route("registry:profile"),

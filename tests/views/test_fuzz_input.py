@@ -86,6 +86,8 @@ def _real_arguments(site: Any) -> dict[str, Any]:
         "source_name": package.group.source.name,
         "run_id": SyncRun.objects.order_by("pk").values_list("pk", flat=True).first(),
         "signoff_id": SignOff.objects.order_by("pk").values_list("pk", flat=True).first() or 1,
+        "finding_id": 1,
+        "action": "close",
         "uidb64": "MQ",
         "token": "c3j2ab-0123456789abcdef0123456789abcdef",
     }

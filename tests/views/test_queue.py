@@ -380,11 +380,12 @@ def _pile(packages: int, signoffs: int, *, group: str) -> None:
 
 
 # Session, user, the user's roles, the tab's COUNT, its page of rows, the nav's COUNT ... GROUP BY role
-# ("decided": the decisions' COUNT and page, their newest push's state selected with them).
+# ("decided": the decisions' COUNT and page, their newest push's state selected with them, and the
+# approvals' conditions).
 TARGETS = {
     QUEUE: 6,
     QUEUE + "?tab=all": 6,
-    QUEUE + "?tab=decided": 6,
+    QUEUE + "?tab=decided": 7,
     QUEUE + "?tag=RiskTier:High&group=credit-risk": 6,
     QUEUE + "?tab=all&role=compliance&sla=ok&not_mine=1": 6,
 }

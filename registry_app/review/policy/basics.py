@@ -55,8 +55,12 @@ POLICY_KEYS = frozenset(
         "accept_automated_approvals",
         "revalidate_every_days",
         "revalidation_grace_days",
+        "finding_blocking_severities",
     }
 )
+# Finding severities, mildest first; the ones that block approval unless a policy says otherwise.
+FINDING_SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+DEFAULT_FINDING_BLOCKING: tuple[str, ...] = ("high", "critical")
 AUTOMATED_APPROVAL_KEYS = frozenset({"principals", "gates_must_pass"})
 MAX_PRINCIPAL_PATTERNS = 20
 MAX_PRINCIPAL_PATTERN_LENGTH = 2048  # an IAM ARN's maximum length

@@ -10,9 +10,11 @@ from typing import Any
 from registry_app.review.policy.basics import (
     AUTOMATED_APPROVAL_KEYS,
     DEFAULT_REVALIDATION_GRACE_DAYS,
+    DEFAULT_FINDING_BLOCKING,
     DEFAULT_ROLE_FLAGS,
     DEFAULT_ROLES,
     DEFAULT_SLA_HOURS,
+    FINDING_SEVERITIES,
     MAX_PRINCIPAL_PATTERN_LENGTH,
     MAX_PRINCIPAL_PATTERNS,
     MAX_REVALIDATE_EVERY_DAYS,
@@ -139,6 +141,8 @@ class PolicySpec:
     # approval (or last passed revalidation), and overdue ``revalidation_grace_days`` later.
     revalidate_every_days: int | None = None
     revalidation_grace_days: int = DEFAULT_REVALIDATION_GRACE_DAYS
+    # Severities whose findings block approval by default when raised (the reviewer may change it).
+    finding_blocking_severities: tuple[str, ...] = DEFAULT_FINDING_BLOCKING
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -199,6 +203,7 @@ class PolicySpec:
                     "(otherwise an automated approval would be accepted on no evidence at all)"
                 )
         self._check_revalidation()
+        object.__setattr__(self, "finding_blocking_severities", _blocking_severities(self))
         object.__setattr__(self, "required_roles", roles)
         object.__setattr__(self, "role_flags", flags)
         object.__setattr__(self, "gates", gates)
@@ -284,6 +289,13 @@ class PolicySpec:
                     raise PolicyError(f"policy {name!r}: {exc}") from exc
             kwargs["gates"] = tuple(gates)
 
+        if "finding_blocking_severities" in data:
+            severities = data["finding_blocking_severities"]
+            if isinstance(severities, str) or not isinstance(severities, Sequence):
+                raise PolicyError(
+                    f'policy {name!r}: finding_blocking_severities must be a list like ["high", "critical"]'
+                )
+            kwargs["finding_blocking_severities"] = tuple(severities)
         for key in ("require_card_approved", "sla_hours", "revalidate_every_days", "revalidation_grace_days"):
             if key in data:
                 kwargs[key] = data[key]
@@ -317,10 +329,30 @@ class PolicySpec:
                 or self.revalidation_grace_days != DEFAULT_REVALIDATION_GRACE_DAYS
                 else {}
             )
+            | (
+                # Only when not the default: the stored policies' digests (review_rows.policy_digest) stay put.
+                {"finding_blocking_severities": list(self.finding_blocking_severities)}
+                if self.finding_blocking_severities != DEFAULT_FINDING_BLOCKING
+                else {}
+            )
         )
 
     def flag_for(self, role: str) -> str:
         return self.role_flags.get(role) or default_flag_for_role(role)
+
+
+def _blocking_severities(policy: PolicySpec) -> tuple[str, ...]:
+    """The policy's blocking severities, validated and in severity order (no duplicates)."""
+    raw = policy.finding_blocking_severities
+    if isinstance(raw, str) or not isinstance(raw, Sequence):
+        raise PolicyError(f"policy {policy.name!r}: finding_blocking_severities must be a list of severities")
+    for severity in raw:
+        if severity not in FINDING_SEVERITIES:
+            raise PolicyError(
+                f"policy {policy.name!r}: unknown finding severity {str(severity)[:40]!r} in "
+                f"finding_blocking_severities (one of {', '.join(FINDING_SEVERITIES)})"
+            )
+    return tuple(s for s in FINDING_SEVERITIES if s in raw)
 
 
 DEFAULT_POLICY = PolicySpec(name="default")
