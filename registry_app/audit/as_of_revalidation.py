@@ -22,7 +22,7 @@ def _day(at: dt.datetime | None) -> str:
 
 def revalidation_fact(package: ModelPackage, at: dt.datetime) -> Fact:
     """``revalidation``: within its period / due / overdue at ``at``, or why it cannot be said. 5 queries.
-    The policy is the one in force today (the policy version in force at ``at`` comes with versioned policies)."""
+    The policy is the version in force at ``at`` (``policy_versions.policy_at``)."""
     clock = revalidation_clock_at(package, at, serving=True)
     evidence: list[Evidence] = []
     decision = (

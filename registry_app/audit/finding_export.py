@@ -22,6 +22,7 @@ FINDING_COLUMNS = (
     "due_date",
     "raised_by",
     "raised_at",
+    "policy_version",
     "signoff",
     "conditions_of",
     "closed_by",
@@ -40,7 +41,7 @@ def _name(user: Any) -> str:
 def findings_for(queryset: QuerySet[Finding]) -> QuerySet[Finding]:
     """The rows with what ``finding_rows`` reads selected and prefetched (3 queries in all)."""
     return (
-        queryset.select_related("package__group", "owner", "raised_by", "closed_by")
+        queryset.select_related("package__group", "owner", "raised_by", "closed_by", "policy_version")
         .prefetch_related("condition_of")
         .order_by("raised_at", "pk")
     )
@@ -61,6 +62,7 @@ def finding_rows(findings: Iterable[Finding]) -> Iterator[dict[str, Any]]:
             "due_date": f.due_date.isoformat() if f.due_date else "",
             "raised_by": _name(f.raised_by),
             "raised_at": f.raised_at.isoformat(),
+            "policy_version": f.policy_version.label if f.policy_version is not None else "built-in default",
             "signoff": f.signoff_id or "",
             "conditions_of": ",".join(str(s.pk) for s in f.condition_of.all()),
             "closed_by": _name(f.closed_by),

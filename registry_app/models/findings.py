@@ -61,6 +61,14 @@ class Finding(models.Model):
         "registry_app.SignOff", null=True, blank=True, on_delete=models.PROTECT, related_name="created_findings"
     )
     condition_of = models.ManyToManyField("registry_app.SignOff", blank=True, related_name="conditions")
+    policy_version = models.ForeignKey(
+        "registry_app.PolicyVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The published policy version in force when it was raised. Empty: built-in default",
+    )
 
     class Meta:
         ordering = ["-raised_at", "-id"]

@@ -27,7 +27,15 @@ class Revalidation(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.IN_PROGRESS)
     fingerprint = models.CharField(max_length=64, blank=True, help_text="Hash of the content reviewed")
-    policy_name = models.CharField(max_length=128, help_text="The policy in force when it started")
+    policy_name = models.CharField(max_length=128, help_text="The policy in force (when started; when concluded)")
+    policy_version = models.ForeignKey(
+        "registry_app.PolicyVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The published policy version in force (when started; when concluded). Empty: built-in default",
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]

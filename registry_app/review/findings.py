@@ -25,12 +25,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry_app.audit import log as audit_log
-from registry_app.models import Finding, ModelPackage, SignOff
+from registry_app.models import Finding, ModelPackage, PolicyVersion, SignOff
 from registry_app.models.findings import evidence_url_validator
 from registry_app.permissions import is_active_user, user_roles
 from registry_app.review.finding_list import can_accept_risk, can_act, can_raise
-from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import PolicySpec, SignOffNotAllowed
+from registry_app.review.policy_versions import policy_and_version, version_label
 from registry_app.review.queue_state import review_state_refresh
 from registry_app.review.review_rows import under_review
 
@@ -159,6 +159,7 @@ def _create(
     owner_email: str,
     due_date: dt.date | None,
     blocks_approval: bool | None,
+    version: PolicyVersion | None,
     signoff: SignOff | None = None,
 ) -> Finding:
     """Create one finding in the caller's transaction (the package locked), audit it, tell its owner."""
@@ -178,6 +179,7 @@ def _create(
         blocks_approval=blocks,
         raised_by=user,
         signoff=signoff,
+        policy_version=version,
     )
     audit_log.audit_append(
         "finding.raised",
@@ -185,7 +187,9 @@ def _create(
         via=audit_log.Via.WEB,
         subject=finding,
         package=package.pk,
-        after=_snapshot(finding) | ({"signoff": signoff.pk} if signoff is not None else {}),
+        after=_snapshot(finding)
+        | {"policy_version": version_label(version)}
+        | ({"signoff": signoff.pk} if signoff is not None else {}),
         message=f"{user.get_username()} raised {finding.ref} ({severity}) on v{package.version}: {title}",
     )
     from registry_app.notifications.enqueue import enqueue_finding_raised
@@ -218,7 +222,7 @@ def finding_raise(
             package = ModelPackage.objects.select_for_update().select_related("group").get(pk=package_id)
         except (ModelPackage.DoesNotExist, ValueError, TypeError) as exc:
             raise FindingNotAllowed("There is no such model package.", code="not_found") from exc
-        policy = policy_for_group(package.group)
+        policy, version = policy_and_version(package.group)
         if not can_raise(user, policy):
             raise FindingNotAllowed(
                 f"Only reviewers of policy {policy.name!r} ({', '.join(policy.required_roles)}) or staff may "
@@ -238,6 +242,7 @@ def finding_raise(
             owner_email=owner_email,
             due_date=due_date,
             blocks_approval=blocks_approval,
+            version=version,
         )
         _refresh(finding)
     return finding
@@ -276,6 +281,7 @@ def conditions_attach(
                 owner_email=item.owner_email,
                 due_date=item.due_date,
                 blocks_approval=False,
+                version=signoff.policy_version,  # the version the approval was signed under
                 signoff=signoff,
             )
         )

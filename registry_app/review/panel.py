@@ -102,6 +102,7 @@ class ReviewState:
     def decided_under(self) -> str:
         """``approved under high-risk v3`` for the newest decision, else empty."""
         return decided_under(self.decision) if self.decision is not None else ""
+
     findings: list[Any] = field(default_factory=list)  # Finding rows applying (finding_list.applicable_findings)
     blocking_findings: list[Any] = field(default_factory=list)  # open blocking ones (BlockingFinding)
     conditions: list[Any] = field(default_factory=list)  # the approval's conditions (Finding rows)

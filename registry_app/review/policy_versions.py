@@ -8,6 +8,7 @@ record asks once.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ __all__ = [
     "BUILT_IN_LABEL",
     "decided_under",
     "policy_and_version",
+    "policy_at",
     "policy_diff",
     "policy_rows",
     "published_spec",
@@ -84,6 +86,20 @@ def resolve_version(
 def policy_and_version(group: ModelPackageGroup) -> tuple[PolicySpec, PolicyVersion | None]:
     """The policy that applies to ``group`` and its version in force (one query)."""
     return resolve_version(policy_rows(), group)
+
+
+def policy_at(group: ModelPackageGroup, at: dt.datetime) -> tuple[PolicySpec, PolicyVersion | None]:
+    """The policy that applied to ``group`` at the past instant ``at`` and its version: the same
+    resolution as ``policy_and_version`` over each policy's newest version published by ``at``, or
+    its first version when it was published only later (what it said before versioning is not
+    known; v1 is the oldest evidence). One query. The group's tags are today's; a policy deleted
+    since is no longer known."""
+    chosen: dict[int, PolicyVersion] = {}
+    for version in PolicyVersion.objects.order_by("policy_id", "number"):
+        if version.policy_id not in chosen or version.published_at <= at:
+            chosen[version.policy_id] = version
+    spec, row = resolve_policy_row(chosen.values(), group)
+    return spec, row
 
 
 def version_in_force(group: ModelPackageGroup) -> PolicyVersion | None:

@@ -20,11 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry_app.audit import log as audit_log
-from registry_app.models import ModelPackage, PushOutbox, Revalidation, RevalidationSignOff
+from registry_app.models import ModelPackage, PolicyVersion, PushOutbox, Revalidation, RevalidationSignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
 from registry_app.review.outbox import push_enqueue
-from registry_app.review.policies import policy_for_group
 from registry_app.review.policy import (
     APPROVE,
     APPROVED,
@@ -35,6 +34,7 @@ from registry_app.review.policy import (
     SignOffNotAllowed,
     check_can_sign,
 )
+from registry_app.review.policy_versions import policy_and_version, version_label
 from registry_app.review.revalidation_card import revalidation_outcome, revalidation_views
 from registry_app.review.revalidation_read import revalidation_clocks
 from registry_app.review.signoffs import MAX_COMMENT, lock_package
@@ -85,9 +85,21 @@ def _open(package: ModelPackage) -> Revalidation | None:
     return Revalidation.objects.filter(package=package, outcome=Revalidation.Outcome.IN_PROGRESS).first()
 
 
-def _begin(package: ModelPackage, user: Any, policy: PolicySpec, fingerprint: str, due_at: Any) -> Revalidation:
+def _begin(
+    package: ModelPackage,
+    user: Any,
+    policy: PolicySpec,
+    version: PolicyVersion | None,
+    fingerprint: str,
+    due_at: Any,
+) -> Revalidation:
     revalidation = Revalidation.objects.create(
-        package=package, started_by=user, due_at=due_at, fingerprint=fingerprint, policy_name=policy.name
+        package=package,
+        started_by=user,
+        due_at=due_at,
+        fingerprint=fingerprint,
+        policy_name=policy.name,
+        policy_version=version,
     )
     audit_log.audit_append(
         "revalidation.started",
@@ -95,7 +107,12 @@ def _begin(package: ModelPackage, user: Any, policy: PolicySpec, fingerprint: st
         via=audit_log.Via.WEB,
         subject=revalidation,
         package=package.pk,
-        after={"policy": policy.name, "due_at": due_at.isoformat() if due_at else None, "fingerprint": fingerprint},
+        after={
+            "policy": policy.name,
+            "policy_version": version_label(version),
+            "due_at": due_at.isoformat() if due_at else None,
+            "fingerprint": fingerprint,
+        },
         message=f"{user.get_username()} started the revalidation of {package}",
     )
     return revalidation
@@ -116,10 +133,10 @@ def revalidation_start(*, user: Any, package_id: int) -> Revalidation:
         existing = _open(package)
         if existing is not None:
             return existing
-        policy = policy_for_group(package.group)
+        policy, version = policy_and_version(package.group)
         fingerprint, _ = package_fingerprint(package, policy=policy)
         clock = revalidation_clocks([package])[package.pk]
-        return _begin(package, user, policy, fingerprint, clock.due_at)
+        return _begin(package, user, policy, version, fingerprint, clock.due_at)
 
 
 def revalidation_signoffs_mark_stale(package: ModelPackage, fingerprint: str) -> int:
@@ -151,7 +168,7 @@ def revalidation_signoff_create(
     with transaction.atomic():
         package = lock_package(package_id)
         _check_approved(package)
-        policy = policy_for_group(package.group)
+        policy, version = policy_and_version(package.group)
         fingerprint, _ = package_fingerprint(package, policy=policy)
         revalidation = _open(package)
         if revalidation is None:
@@ -161,7 +178,7 @@ def revalidation_signoff_create(
                     "This version is not due for revalidation; a compliance officer may start one early.",
                     code="not_due",
                 )
-            revalidation = _begin(package, user, policy, fingerprint, clock.due_at)
+            revalidation = _begin(package, user, policy, version, fingerprint, clock.due_at)
         revalidation_signoffs_mark_stale(package, fingerprint)
         existing = list(revalidation.signoffs.select_related("user").order_by("created_at", "pk"))
         views = revalidation_views(existing)
@@ -196,14 +213,14 @@ def revalidation_signoff_create(
             message=f"{user.get_username()} signed the revalidation of {package} as {role}: {decision}",
         )
         outcome = revalidation_outcome(policy, [*views, *revalidation_views([signoff])], fingerprint)
-        push = _conclude(package, revalidation, policy, outcome, user, fingerprint, now or timezone.now())
+        push = _conclude(package, revalidation, (policy, version), outcome, user, fingerprint, now or timezone.now())
     return RevalidationResult(revalidation, signoff, push)
 
 
 def _conclude(
     package: ModelPackage,
     revalidation: Revalidation,
-    policy: PolicySpec,
+    in_force: tuple[PolicySpec, PolicyVersion | None],
     outcome: str,
     user: Any,
     fingerprint: str,
@@ -211,19 +228,27 @@ def _conclude(
 ) -> PushOutbox | None:
     if outcome not in (APPROVED, REJECTED):
         return None
+    policy, version = in_force
     passed = outcome == APPROVED
     revalidation.outcome = Revalidation.Outcome.PASSED if passed else Revalidation.Outcome.FAILED
     revalidation.completed_at = when
     revalidation.fingerprint = fingerprint
-    revalidation.save(update_fields=["outcome", "completed_at", "fingerprint"])
+    revalidation.policy_name = policy.name
+    revalidation.policy_version = version  # the version it was concluded under (who, when, which policy)
+    revalidation.save(update_fields=["outcome", "completed_at", "fingerprint", "policy_name", "policy_version"])
     audit_log.audit_append(
         "revalidation.passed" if passed else "revalidation.failed",
         actor=user,
         via=audit_log.Via.WEB,
         subject=revalidation,
         package=package.pk,
-        after={"policy": policy.name, "completed_at": when.isoformat(), "fingerprint": fingerprint},
-        message=f"Revalidation of {package} {'passed' if passed else 'failed'} under policy {policy.name}",
+        after={
+            "policy": policy.name,
+            "policy_version": version_label(version),
+            "completed_at": when.isoformat(),
+            "fingerprint": fingerprint,
+        },
+        message=f"Revalidation of {package} {'passed' if passed else 'failed'} under {version_label(version)}",
     )
     if not passed:
         return None

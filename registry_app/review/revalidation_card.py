@@ -122,7 +122,7 @@ def revalidation_card(
     signoffs = RevalidationSignOff.objects.select_related("user").order_by("created_at", "pk")
     history = list(
         Revalidation.objects.filter(package=package)
-        .select_related("started_by")
+        .select_related("started_by", "policy_version")
         .prefetch_related(Prefetch("signoffs", queryset=signoffs))
         .order_by("-started_at", "-pk")[:HISTORY_SHOWN]
     )

@@ -26,6 +26,7 @@ from registry_app.models import (
 from registry_app.models.registry import ApprovalStatus
 from registry_app.review.policies import resolve_policy
 from registry_app.review.policy import PolicySpec
+from registry_app.review.policy_versions import policy_at
 from registry_app.review.revalidation_clock import (
     DUE,
     OVERDUE,
@@ -166,9 +167,9 @@ def overdue_count(*, now: dt.datetime | None = None) -> int:
 def revalidation_clock_at(package: ModelPackage, at: dt.datetime, *, serving: bool = True) -> RevalidationClock:
     """The clock of ``package`` at the past instant ``at`` from what the dashboard knew then: the
     approvals and passed revalidations recorded by ``at``. ``serving``: the version served at ``at``
-    (the as-of answer's question), so it was subject. The policy is today's (versioned policies
-    record the one in force). 3 queries."""
-    policy = group_policies({package.group_id: package.group})[package.group_id]
+    (the as-of answer's question), so it was subject. The policy is the version in force at ``at``
+    (``policy_versions.policy_at``). 3 queries."""
+    policy, _ = policy_at(package.group, at)
     return clock_state(
         subject=serving,
         every_days=policy.revalidate_every_days,

@@ -22,7 +22,12 @@ pytestmark = pytest.mark.django_db
 # group_detail: 8, plus 2 for the versions' one status (review.statuses: stored review rows, decision pushes),
 # plus 6 for the revalidation column (review.revalidation_read.revalidation_clocks, issue 15).
 # package_detail: its policy exceptions are 1 query (review.panel).
-MAX_QUERIES = {"group_list": 6, "group_detail": 18, "package_detail": 24, "sync_status": 14}  # group: +6 revalidation, +2 findings
+MAX_QUERIES = {
+    "group_list": 6,
+    "group_detail": 18,
+    "package_detail": 24,
+    "sync_status": 14,
+}  # group: +6 revalidation, +2 findings
 
 
 def _count(client: Client, url: str) -> tuple[int, list[str]]:

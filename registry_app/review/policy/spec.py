@@ -9,8 +9,8 @@ from typing import Any
 
 from registry_app.review.policy.basics import (
     AUTOMATED_APPROVAL_KEYS,
-    DEFAULT_REVALIDATION_GRACE_DAYS,
     DEFAULT_FINDING_BLOCKING,
+    DEFAULT_REVALIDATION_GRACE_DAYS,
     DEFAULT_ROLE_FLAGS,
     DEFAULT_ROLES,
     DEFAULT_SLA_HOURS,
