@@ -23,6 +23,7 @@ from registry_app.audit import log as audit_log
 from registry_app.models import ModelPackage, PolicyVersion, PushOutbox, Revalidation, RevalidationSignOff
 from registry_app.models.registry import ApprovalStatus
 from registry_app.permissions import COMPLIANCE_ROLE, is_active_user, user_roles
+from registry_app.review.finding_list import blocking_by_package, finding_refusal
 from registry_app.review.outbox import push_enqueue
 from registry_app.review.policy import (
     APPROVE,
@@ -194,6 +195,11 @@ def revalidation_signoff_create(
             package_status=PENDING_MANUAL_APPROVAL,  # a revalidation is open: the status check is ours above
             package_deleted=False,
         )
+        # Revalidation reviews the current evidence, findings included: an open blocking finding on this
+        # version (or carried over to it) blocks a passing revalidation as it blocks a first approval.
+        blocking = blocking_by_package([package]).get(package.pk, []) if decision == APPROVE else []
+        if blocking:
+            raise SignOffNotAllowed(finding_refusal(blocking), code="finding_blocked")
         signoff = RevalidationSignOff.objects.create(
             revalidation=revalidation,
             user=user,

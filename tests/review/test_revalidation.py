@@ -175,3 +175,39 @@ def test_completion_pushes_last_revalidated_without_changing_the_status(
     assert package_fingerprint(mirrored)[0] == fingerprint_before  # nothing reviewed went stale
     assert not RevalidationSignOff.objects.filter(stale_at__isnull=False).exists()
     assert revalidation_clocks([mirrored])[mirrored.pk].state == "current"
+
+
+def test_an_open_blocking_finding_blocks_a_passing_revalidation(personas: dict[str, Any]) -> None:
+    """Revalidation reviews the current evidence, findings included (issue 15)."""
+    from registry_app.review.findings import finding_close, finding_raise
+
+    package = _approved()
+    revalidation_start(user=personas["comp"], package_id=package.pk)
+    finding = finding_raise(
+        user=personas["fair"],
+        package_id=package.pk,
+        title="PSI drift on age",
+        severity="high",
+        description="d",
+        owner_email="ml-team@example.com",
+    )
+    with pytest.raises(SignOffNotAllowed) as exc:
+        _sign(personas["mlead"], package, "ml-lead")
+    assert exc.value.code == "finding_blocked" and f"F-{finding.pk}" in exc.value.message
+    assert _sign(personas["mlead"], package, "ml-lead", decision="reject", comment="drift").revalidation.outcome == (
+        Revalidation.Outcome.FAILED
+    )  # a rejection is never blocked
+    finding_close(
+        user=personas["comp"], finding_id=finding.pk, comment="retrained", evidence_url="https://example.com/run/1"
+    )
+    revalidation_start(user=personas["comp"], package_id=package.pk)
+    assert _sign(personas["mlead"], package, "ml-lead").revalidation.outcome == Revalidation.Outcome.IN_PROGRESS
+
+
+def test_a_revalidation_records_the_policy_version_it_ran_under(personas: dict[str, Any]) -> None:
+    from registry_app.review.policy_versions import version_in_force
+
+    package = _approved()
+    started = revalidation_start(user=personas["comp"], package_id=package.pk)
+    version = version_in_force(package.group)
+    assert version is not None and started.policy_version == version and version.label == "high v1"
