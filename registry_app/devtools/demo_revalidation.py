@@ -59,5 +59,5 @@ def seed_revalidation_demo(*, now: dt.datetime | None = None) -> list[str]:
             if seen and seen[0].observed_at > approved_at:
                 PackageObservation.objects.filter(pk=seen[0].pk).update(observed_at=approved_at)
             state = revalidation_clocks([package], now=now)[package.pk]
-            lines.append(f"{package.group.name} v{package.version}: revalidation {state.label.lower()}")
+            lines.append(f"{package.group.name} v{package.version}: {state.label.lower()}")
     return lines
