@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from registry_app.audit.as_of import as_of
 from registry_app.audit.as_of_evidence import Fact
@@ -60,9 +61,14 @@ def test_within_then_due_then_overdue_then_within_after_a_revalidation(served: M
     assert _fact(at(43 * DAY)).value.startswith("OVERDUE")
 
 
-def test_a_policy_without_revalidation_says_so(served: ModelPackage) -> None:
-    ApprovalPolicy.objects.update(spec={"name": "high"})
-    assert _fact(at(400 * DAY)).value.startswith("not required")
+def test_the_policy_version_in_force_at_t_decides(served: ModelPackage) -> None:
+    """Versioned policies: an edit published today (no revalidation any more) does not rewrite what
+    the answer for a past T says; an answer for a time after it uses it."""
+    policy = ApprovalPolicy.objects.get(name="high")
+    policy.spec = {"name": "high"}
+    policy.save()  # publishes high v2
+    assert _fact(at(400 * DAY)).value.startswith("OVERDUE")  # v1 was in force then
+    assert _fact(timezone.now()).value.startswith("not required")  # v2 is in force now
 
 
 def test_the_page_and_the_json_state_it(served: ModelPackage) -> None:

@@ -33,6 +33,7 @@ KINDS = {
         "notify_decided",
         "notify_conflict",
         "send_sla_reminders",
+        "send_revalidation_reminders",
         "sweep_notifications",
         "notify_outside_decisions",
     ],

@@ -53,7 +53,8 @@ def test_profile_shows_every_emailed_kind_immediately_by_default(client_for: Cli
         assert f'name="mode_{kind}" value="daily" aria-label' in html
         assert f'name="mode_{kind}" value="off" aria-label' in html
         assert str(labels[kind]) in html
-    assert 'name="mode_revalidation_due"' not in html  # not e-mailed yet
+    # Issue 15's two kinds are e-mailed (and so offered) like the others.
+    assert {"finding_raised", "revalidation_due"} <= set(EMAIL_KINDS)
     assert "ml-lead" in html  # the user's roles
     assert "07:00 UTC" in html
 
