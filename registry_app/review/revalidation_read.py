@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
@@ -52,10 +53,12 @@ def _deployed() -> Exists:
     return Exists(EndpointVariant.objects.filter(package_id=OuterRef("pk"), endpoint__deleted_at__isnull=True))
 
 
-def subject_versions(group_ids: Iterable[int]) -> tuple[set[int], dict[int, VersionFacts]]:
-    """The subject versions of these groups and the facts of each live version (1 query)."""
+def subject_versions(group_ids: Iterable[int] | QuerySet[Any]) -> tuple[set[int], dict[int, VersionFacts]]:
+    """The subject versions of these groups (ids, or a ``values("group_id")`` queryset, which runs as a
+    subquery) and the facts of each live version (1 query)."""
+    groups = group_ids if isinstance(group_ids, QuerySet) else list(group_ids)
     rows = (
-        ModelPackage.objects.filter(group_id__in=list(group_ids), deleted_at__isnull=True)
+        ModelPackage.objects.filter(group_id__in=groups, deleted_at__isnull=True)
         .annotate(is_deployed=_deployed())
         .values_list("pk", "group_id", "version", "approval_status", "is_deployed")
     )
@@ -106,12 +109,14 @@ def revalidation_clocks(
     *,
     now: dt.datetime | None = None,
     policies: dict[int, PolicySpec] | None = None,
+    subject: set[int] | None = None,
 ) -> dict[int, RevalidationClock]:
     """The clock of each package at ``now`` (default: the present).
 
     Queries: the groups (unless selected with the packages), their versions with their deployments,
     the policies (unless given, ``{group id: policy}``), decisions, observations and passed
-    revalidations (at most 6, whatever the number of packages and groups).
+    revalidations (at most 6, whatever the number of packages and groups). ``subject``: the subject
+    versions of the packages' groups when the caller has them (``subject_versions``), saving that query.
     """
     packages = list(packages)
     if not packages:
@@ -119,7 +124,8 @@ def revalidation_clocks(
     now = now or timezone.now()
     cached = all(ModelPackage.group.is_cached(p) for p in packages)  # type: ignore[attr-defined]
     groups = {p.group_id: p.group for p in packages} if cached else _groups(packages)
-    subject, _facts = subject_versions(groups)
+    if subject is None:
+        subject, _facts = subject_versions(groups)
     if policies is None or not set(groups) <= set(policies):
         policies = group_policies(groups)
     ids = [p.pk for p in packages if p.pk in subject]
@@ -147,14 +153,20 @@ def due_clocks(
     *, now: dt.datetime | None = None, candidates: QuerySet[ModelPackage] | None = None
 ) -> list[tuple[ModelPackage, RevalidationClock]]:
     """Every live version due or overdue for revalidation (among ``candidates``, default all), most
-    overdue first. 6 queries."""
+    overdue first. 6 queries.
+
+    Only subject versions can be due (per group, the deployed approved ones, else the latest
+    approved), so they are found first from light rows, and only they are loaded as instances: with
+    10,000 packages in 200 groups that is ~200 instances, not every approved version."""
     rows = ModelPackage.objects.all() if candidates is None else candidates
+    live = rows.filter(approval_status=ApprovalStatus.APPROVED, deleted_at__isnull=True, group__deleted_at__isnull=True)
+    subject, _facts = subject_versions(live.values("group_id"))
     approved = list(
-        rows.filter(approval_status=ApprovalStatus.APPROVED, deleted_at__isnull=True, group__deleted_at__isnull=True)
+        live.filter(pk__in=subject)
         .select_related("group", "source")
         .only("pk", "version", "group__name", "group__tags", "group__deleted_at", "source__name", "approval_status")
     )
-    clocks = revalidation_clocks(approved, now=now)
+    clocks = revalidation_clocks(approved, now=now, subject=subject)
     due = [(p, clocks[p.pk]) for p in approved if clocks[p.pk].state in (DUE, OVERDUE)]
     return sorted(due, key=lambda pc: (pc[1].due_at, pc[0].pk))
 
