@@ -9,6 +9,7 @@ import re
 import resource
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -389,3 +390,27 @@ def exit_on_sigterm() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def measure_pages(client: Any, urls: list[str]) -> dict[str, Any]:
+    """GET each URL with a logged-in test client (after one warm-up request): median and p95 server
+    time, the distinct SQL query counts, the largest response; every answer must be 200."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(urls[0])  # warm templates and caches
+    times, queries, sizes = [], set(), set()
+    for url in urls:
+        with CaptureQueriesContext(connection) as ctx:
+            start = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+        queries.add(len(ctx.captured_queries))
+        sizes.add(len(response.content))
+    return {
+        "median_ms": round(statistics.median(times), 1),
+        "p95_ms": round(pct(times, 0.95), 1),
+        "queries": sorted(queries),
+        "bytes": max(sizes),
+    }

@@ -29,29 +29,9 @@ import tempfile
 import time
 from typing import Any
 
-from benchlib import pct, pg_drop, pg_scratch, run_phase, setup_django
+from benchlib import measure_pages, pct, pg_drop, pg_scratch, run_phase, setup_django
 
 LEVELS = (0, 200, 2000)
-
-
-def _measure(client: Any, urls: list[str]) -> dict[str, Any]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    client.get(urls[0])  # warm templates and caches
-    times, queries = [], set()
-    for url in urls:
-        with CaptureQueriesContext(connection) as ctx:
-            start = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-        queries.add(len(ctx.captured_queries))
-    return {
-        "median_ms": round(statistics.median(times), 1),
-        "p95_ms": round(pct(times, 0.95), 1),
-        "queries": sorted(queries),
-    }
 
 
 def _policy() -> dict[str, float]:
@@ -157,7 +137,7 @@ def phase(packages: int, reps: int) -> dict[str, Any]:
             "review page": reviews,
             "group page": [f"/groups/{g}/" for g in groups],
         }
-        levels[str(level)] = {label: _measure(client, urls) for label, urls in pages.items()}
+        levels[str(level)] = {label: measure_pages(client, urls) for label, urls in pages.items()}
         levels[str(level)]["open findings"] = Finding.objects.count()
         print(json.dumps({"findings": level, "pages": levels[str(level)]}), file=sys.stderr, flush=True)
     return {

@@ -27,7 +27,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchlib import pct, run_phase, setup_django
+from benchlib import measure_pages, run_phase, setup_django
 
 
 def _curve(points: int, power: float, x_label: str, y_label: str, falling: bool = False) -> dict[str, Any]:
@@ -47,28 +47,6 @@ def enrich() -> None:
     EvaluationReport.objects.update(curves={"roc": ROC, "precision_recall": PR}, confusion_matrix=MATRIX)
 
 
-def _measure(client: Any, urls: list[str]) -> dict[str, Any]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    client.get(urls[0])  # warm templates and caches
-    times, queries, sizes = [], set(), set()
-    for url in urls:
-        with CaptureQueriesContext(connection) as ctx:
-            start = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-        queries.add(len(ctx.captured_queries))
-        sizes.add(len(response.content))
-    return {
-        "median_ms": round(statistics.median(times), 1),
-        "p95_ms": round(pct(times, 0.95), 1),
-        "queries": sorted(queries),
-        "bytes": max(sizes),
-    }
-
-
 def time_pages(data: dict[str, Any], reps: int) -> dict[str, Any]:
     from django.contrib.auth.models import User
     from django.test import Client
@@ -82,10 +60,12 @@ def time_pages(data: dict[str, Any], reps: int) -> dict[str, Any]:
     groups = [rng.choice(names) for _ in range(reps)]
     reviews = (data["pending_urls"] * (reps // len(data["pending_urls"]) + 1))[:reps]
     return {
-        "review page": _measure(client, reviews),
-        "compare, 2 versions": _measure(client, [f"/groups/{g}/compare/?versions=1,2" for g in groups]),
-        "compare, 6 versions": _measure(client, [f"/groups/{g}/compare/?versions=1,10,20,30,40,50" for g in groups]),
-        "group page (versions + trend)": _measure(client, [f"/groups/{g}/" for g in groups]),
+        "review page": measure_pages(client, reviews),
+        "compare, 2 versions": measure_pages(client, [f"/groups/{g}/compare/?versions=1,2" for g in groups]),
+        "compare, 6 versions": measure_pages(
+            client, [f"/groups/{g}/compare/?versions=1,10,20,30,40,50" for g in groups]
+        ),
+        "group page (versions + trend)": measure_pages(client, [f"/groups/{g}/" for g in groups]),
     }
 
 
